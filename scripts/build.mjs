@@ -113,6 +113,36 @@ async function quietly(fn) {
   }
 }
 
+/**
+ * Dependencies probe for optional modules with `try { require('x') } catch {}` (node-fetch's
+ * `encoding`, ws's `bufferutil`...). esbuild leaves such a require as it is when x is not installed,
+ * and inside a SEA that require makes node print a warning on stderr at start-up. Those requires
+ * get a stub that throws MODULE_NOT_FOUND, which is exactly what plain node does, minus the warning.
+ * Only require() calls from node_modules are stubbed: an unresolvable import in our code still
+ * fails the build.
+ */
+const optionalRequireStub = {
+  name: 'optional-require-stub',
+  setup(build) {
+    build.onResolve({ filter: /^[^./]/ }, async (args) => {
+      if (args.kind !== 'require-call' || args.pluginData?.probing) return undefined;
+      if (!args.importer.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
+      const found = await build.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: { probing: true },
+      });
+      if (found.errors.length === 0) return undefined;
+      return { path: args.path, namespace: 'optional-require-stub' };
+    });
+    build.onLoad({ filter: /.*/, namespace: 'optional-require-stub' }, (args) => ({
+      contents: `throw Object.assign(new Error(${JSON.stringify(`Cannot find module '${args.path}' (not installed, not bundled)`)}), { code: 'MODULE_NOT_FOUND' });`,
+      loader: 'js',
+    }));
+  },
+};
+
 async function bundle(esbuild, target) {
   const result = await esbuild.build({
     entryPoints: [path.join(ROOT, target.entry)],
@@ -127,6 +157,7 @@ async function bundle(esbuild, target) {
     write: false,
     outfile: path.join(WORK, `${target.name}.cjs`),
     logLevel: 'silent',
+    plugins: [optionalRequireStub],
   });
   for (const w of result.warnings) process.stderr.write(`  ${target.name}: esbuild warning: ${w.text}\n`);
   const file = result.outputFiles[0];
