@@ -15,7 +15,7 @@ for (const line of readFileSync(file, 'utf8').split('\n')) {
     continue;
   }
   // " | 00000  34 00 ... 00  ascii |": the hex area is the 49 characters after the offset.
-  if (current && /^ \| [0-9a-f]{5}  /.test(line)) hex += line.slice(10, 59).replace(/\s+/g, '');
+  if (current && /^ \| [0-9a-f]{5} {2}/.test(line)) hex += line.slice(10, 59).replace(/\s+/g, '');
 }
 if (current && hex) out.push({ syscall: current, hex });
 for (const m of out) if (m.syscall === which) console.log(JSON.stringify(m));
