@@ -106,6 +106,8 @@ vec route-add-v4-onlink route add 10.4.0.0/16 via 10.9.9.9 dev "$A" onlink
 vec route-add-v6-gw    -6 route add 2001:db8:2::/48 via 2001:db8::1 dev "$A"
 vec route-add-v4-default route add default via 10.1.2.1 dev "$A"
 vec route-add-v6-default -6 route add default via 2001:db8::1 dev "$A"
+vec route-add-v4-default-family -4 route add default via 10.1.2.1 dev "$A"
+vec route-add-v4-zero-cidr route add 0.0.0.0/0 via 10.1.2.1 metric 50 dev "$A"
 
 # --- kernel replies for the decoder tests (captured while the state above is live) ---
 reply() {

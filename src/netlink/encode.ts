@@ -316,13 +316,18 @@ export interface RouteSpec {
   onlink?: boolean;
 }
 
-function routeFamily(r: RouteSpec): { family: Family; dst: Buffer | null; prefix: number } {
+/**
+ * Destination bytes as iproute2 sends them: a CIDR always goes as RTA_DST (0.0.0.0/0 included);
+ * 'default' goes without RTA_DST unless the family was given (`ip -6 route add default` sends ::/0).
+ */
+function routeDst(r: RouteSpec): { family: Family; dst: Buffer | null; prefix: number } {
   if (r.dst === 'default') {
-    const family = r.family ?? (r.gw !== undefined ? parseIp(r.gw).family : 4);
+    if (r.family !== undefined) return { family: r.family, dst: Buffer.alloc(r.family === 4 ? 4 : 16), prefix: 0 };
+    const family = r.gw !== undefined ? parseIp(r.gw).family : 4;
     return { family, dst: null, prefix: 0 };
   }
   const c = parseCidr(r.dst);
-  return { family: c.family, dst: c.prefix === 0 ? null : c.bytes, prefix: c.prefix };
+  return { family: c.family, dst: c.bytes, prefix: c.prefix };
 }
 
 /**
@@ -330,7 +335,7 @@ function routeFamily(r: RouteSpec): { family: Family; dst: Buffer | null; prefix
  * [onlink]`: attributes DST, GATEWAY, PRIORITY, TABLE, then OIF.
  */
 export function encodeRoute(op: 'add' | 'del', r: RouteSpec, w = new MsgWriter()): Buffer {
-  const { family, dst, prefix } = routeFamily(r);
+  const { family, dst, prefix } = routeDst(r);
   const gw = r.gw !== undefined ? parseIp(r.gw) : undefined;
   const table = r.table ?? C.RT_TABLE_MAIN;
   const add = op === 'add';
