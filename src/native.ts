@@ -88,30 +88,37 @@ function findInRepo(): string {
   throw new UnderlayError(CniCode.Internal, `sriov native addon not found (run \`npm run build:native\`); looked at ${tried.join(', ')}`);
 }
 
-/** Directory for the extracted addon: /run/sriov-underlay when writable (root), else a tmp dir. */
-function extractDir(): string {
-  for (const dir of [path.join('/run', 'sriov-underlay'), path.join(os.tmpdir(), `sriov-underlay-${process.getuid?.() ?? 'u'}`)]) {
+/** Where the SEA addon is written: /run/sriov-underlay when we can (root), else a tmp dir. */
+export function defaultExtractDirs(): string[] {
+  return [path.join('/run', 'sriov-underlay'), path.join(os.tmpdir(), `sriov-underlay-${process.getuid?.() ?? 'u'}`)];
+}
+
+function privateDir(dirs: readonly string[]): string {
+  const uid = process.getuid?.();
+  for (const dir of dirs) {
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       const st = fs.statSync(dir);
       // Refuse a directory someone else owns or can write to: we are about to dlopen from it.
-      if (st.uid !== (process.getuid?.() ?? st.uid) || (st.mode & 0o022) !== 0) continue;
+      if ((uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) continue;
       return dir;
     } catch {
       continue;
     }
   }
-  throw new UnderlayError(CniCode.Internal, 'sriov native addon: no private directory to extract it into');
+  throw new UnderlayError(CniCode.Internal, `sriov native addon: no private directory to write it to (tried ${dirs.join(', ')})`);
 }
 
-function extractSeaAsset(): string {
-  const sea = require('node:sea') as { getRawAsset(name: string): ArrayBuffer };
-  const bytes = Buffer.from(sea.getRawAsset(ADDON_ASSET));
+/**
+ * Write the addon bytes to <dir>/sriov_native-<sha256 prefix>.node and return the path. An
+ * identical file already there is reused; otherwise a temp file is renamed into place, so a
+ * concurrent loader sees either nothing or the complete file.
+ */
+export function materializeAddon(bytes: Buffer, dirs: readonly string[] = defaultExtractDirs()): string {
   // crypto is loaded only here: the non-SEA path does not pay for it.
   const { createHash } = require('node:crypto') as typeof import('node:crypto');
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-  const dir = extractDir();
-  const file = path.join(dir, `sriov_native-${hash}.node`);
+  const file = path.join(privateDir(dirs), `sriov_native-${hash}.node`);
   try {
     if (fs.readFileSync(file).equals(bytes)) return file;
   } catch {
@@ -119,6 +126,11 @@ function extractSeaAsset(): string {
   }
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, bytes, { mode: 0o700 });
-  fs.renameSync(tmp, file); // atomic: a concurrent loader sees the old file or the complete new one
+  fs.renameSync(tmp, file);
   return file;
+}
+
+function extractSeaAsset(): string {
+  const sea = require('node:sea') as { getRawAsset(name: string): ArrayBuffer };
+  return materializeAddon(Buffer.from(sea.getRawAsset(ADDON_ASSET)));
 }
