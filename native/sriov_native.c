@@ -252,7 +252,7 @@ static void on_readable(uv_poll_t *p, int status, int events) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recv, arg;
   if (napi_get_reference_value(env, w->callback, &cb) == napi_ok && cb != NULL) {
-    napi_get_undefined(env, &recv);
+    napi_get_global(env, &recv); /* napi_make_callback needs an object receiver */
     napi_create_int32(env, status, &arg); /* 0, or a negative libuv error */
     napi_make_callback(env, w->async, recv, cb, 1, &arg, NULL);
   }
