@@ -110,6 +110,7 @@ describe('announcements', () => {
     while (Date.now() < deadline) {
       entry = ip('-n', peer.name, 'neigh', 'show', '2001:db8::45', 'dev', peerIf);
       if (entry.includes(myMac)) break;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
     }
     expect(entry).toContain(myMac);
   });
