@@ -31,11 +31,6 @@
 #define NETLINK_CAP_ACK 10
 #endif
 
-/* One receive buffer for every netlink read: the kernel's dump and reply skbs are far smaller, and
- * the pages are only touched when used. Reads are synchronous on the JS thread, so one suffices. */
-#define RECV_BUF_SIZE (1 << 20)
-static unsigned char recv_buf[RECV_BUF_SIZE];
-
 #define CHECK(call)                                                                                \
   do {                                                                                             \
     if ((call) != napi_ok) {                                                                       \
@@ -206,18 +201,25 @@ static napi_value js_nl_send(napi_env env, napi_callback_info info) {
 }
 
 /* nlRecv(fd, timeoutMs) -> Buffer (one datagram) | null on timeout. rtnetlink answers inside the
- * sender's sendmsg, so the first non-blocking read normally succeeds without a poll. */
+ * sender's sendmsg, so the first non-blocking read normally succeeds without a poll. A peek with
+ * MSG_TRUNC gives the datagram's full size, so the Buffer is exact and nothing is ever cut off
+ * (and no static buffer is shared between worker threads). */
 static napi_value js_nl_recv(napi_env env, napi_callback_info info) {
   napi_value argv[2], out;
   int32_t fd, timeout;
   if (get_args(env, info, 2, argv) || get_i32(env, argv[0], &fd) || get_i32(env, argv[1], &timeout))
     return NULL;
   for (;;) {
-    ssize_t n = recv(fd, recv_buf, sizeof recv_buf, MSG_DONTWAIT | MSG_TRUNC);
+    unsigned char probe;
+    ssize_t n = recv(fd, &probe, 0, MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC);
     if (n >= 0) {
-      if ((size_t)n > sizeof recv_buf) return throw_errno(env, EMSGSIZE, "recv(AF_NETLINK)");
-      void *copy;
-      CHECK(napi_create_buffer_copy(env, (size_t)n, recv_buf, &copy, &out));
+      void *data;
+      CHECK(napi_create_buffer(env, (size_t)n, &data, &out));
+      ssize_t got;
+      do got = recv(fd, data, (size_t)n, MSG_DONTWAIT);
+      while (got < 0 && errno == EINTR);
+      if (got < 0) return throw_errno(env, errno, "recv(AF_NETLINK)");
+      if (got != n) return throw_errno(env, EMSGSIZE, "recv(AF_NETLINK)");
       return out;
     }
     if (errno == EINTR) continue;
@@ -240,7 +242,16 @@ typedef struct watch {
   struct watch *next;
 } watch_t;
 
-static watch_t *watches;
+/* Watches belong to one Node environment (main thread or a worker): kept in its instance data. */
+typedef struct {
+  watch_t *watches;
+} addon_state;
+
+static addon_state *state_of(napi_env env) {
+  void *data = NULL;
+  napi_get_instance_data(env, &data);
+  return data;
+}
 
 static void on_watch_closed(uv_handle_t *h) { free(h->data); }
 
@@ -271,7 +282,9 @@ static napi_value js_nl_watch(napi_env env, napi_callback_info info) {
   napi_value argv[2], name;
   int32_t fd;
   if (get_args(env, info, 2, argv) || get_i32(env, argv[0], &fd)) return NULL;
-  for (watch_t *w = watches; w; w = w->next)
+  addon_state *st = state_of(env);
+  if (!st) return throw_errno(env, EINVAL, "nlWatch");
+  for (watch_t *w = st->watches; w; w = w->next)
     if (w->fd == fd) return throw_errno(env, EEXIST, "nlWatch");
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
@@ -297,8 +310,8 @@ static napi_value js_nl_watch(napi_env env, napi_callback_info info) {
     unwatch(w);
     return throw_errno(env, -r, "uv_poll_start");
   }
-  w->next = watches;
-  watches = w;
+  w->next = st->watches;
+  st->watches = w;
   return undefined(env);
 }
 
@@ -308,7 +321,8 @@ static napi_value js_nl_unwatch(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (get_args(env, info, 1, argv) || get_i32(env, argv[0], &fd)) return NULL;
   bool found = false;
-  for (watch_t **pp = &watches; *pp; pp = &(*pp)->next) {
+  addon_state *st = state_of(env);
+  for (watch_t **pp = st ? &st->watches : NULL; pp && *pp; pp = &(*pp)->next) {
     if ((*pp)->fd == fd) {
       watch_t *w = *pp;
       *pp = w->next;
@@ -401,7 +415,27 @@ static napi_value js_packet_recv(napi_env env, napi_callback_info info) {
   }
 }
 
+/* Environment teardown (process exit, worker exit): stop and close every remaining watch. */
+static void cleanup_env(void *arg) {
+  addon_state *st = arg;
+  while (st->watches) {
+    watch_t *w = st->watches;
+    st->watches = w->next;
+    uv_poll_stop(&w->poll);
+    uv_close((uv_handle_t *)&w->poll, on_watch_closed);
+  }
+}
+
+static void free_state(napi_env env, void *data, void *hint) { free(data); }
+
 static napi_value init(napi_env env, napi_value exports) {
+  addon_state *st = calloc(1, sizeof *st);
+  if (!st) {
+    napi_throw_error(env, NULL, "sriov_native: out of memory");
+    return NULL;
+  }
+  CHECK(napi_set_instance_data(env, st, free_state, NULL));
+  CHECK(napi_add_env_cleanup_hook(env, cleanup_env, st));
   static const struct {
     const char *name;
     napi_callback fn;
