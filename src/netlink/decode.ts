@@ -180,8 +180,9 @@ function decodeVf(buf: Buffer, start: number, end: number, addrLen: number): VfI
   return vf;
 }
 
-/** Decode an RTM_NEWLINK / RTM_DELLINK message. */
-export function decodeLink(buf: Buffer, m: NlMsg): LinkInfo {
+/** Decode an RTM_NEWLINK / RTM_DELLINK message (null when too short to be one). */
+export function decodeLink(buf: Buffer, m: NlMsg): LinkInfo | null {
+  if (m.len < C.NLMSG_HDRLEN + C.IFINFOMSG_LEN) return null;
   const body = m.off + C.NLMSG_HDRLEN;
   const flags = buf.readUInt32LE(body + 8);
   const info: LinkInfo = {
@@ -210,16 +211,16 @@ export function decodeLink(buf: Buffer, m: NlMsg): LinkInfo {
         info.permMac = formatMac(buf, off, len);
         break;
       case C.IFLA_MTU:
-        info.mtu = buf.readUInt32LE(off);
+        if (len >= 4) info.mtu = buf.readUInt32LE(off);
         break;
       case C.IFLA_OPERSTATE:
-        info.operUp = buf[off] === C.IF_OPER_UP;
+        if (len >= 1) info.operUp = buf[off] === C.IF_OPER_UP;
         break;
       case C.IFLA_CARRIER:
-        info.carrier = buf[off] !== 0;
+        if (len >= 1) info.carrier = buf[off] !== 0;
         break;
       case C.IFLA_NUM_VF:
-        info.numVfs = buf.readUInt32LE(off);
+        if (len >= 4) info.numVfs = buf.readUInt32LE(off);
         break;
       case C.IFLA_LINKINFO:
         forEachAttr(buf, off, off + len, (t, o, l) => {
@@ -249,6 +250,7 @@ export function decodeLink(buf: Buffer, m: NlMsg): LinkInfo {
 }
 
 export function decodeAddr(buf: Buffer, m: NlMsg): AddrInfo | null {
+  if (m.len < C.NLMSG_HDRLEN + C.IFADDRMSG_LEN) return null;
   const body = m.off + C.NLMSG_HDRLEN;
   const fam = buf[body];
   if (fam !== C.AF_INET && fam !== C.AF_INET6) return null;
@@ -256,18 +258,19 @@ export function decodeAddr(buf: Buffer, m: NlMsg): AddrInfo | null {
   let flags = buf[body + 2] as number;
   const scope = buf[body + 3] as number;
   const index = buf.readUInt32LE(body + 4);
+  const family: Family = fam === C.AF_INET ? 4 : 6;
+  const alen = family === 4 ? 4 : 16;
   let local = -1;
   let address = -1;
   forEachAttr(buf, body + C.IFADDRMSG_LEN, m.off + m.len, (type, off, len) => {
-    if (type === C.IFA_LOCAL && len >= 4) local = off;
-    else if (type === C.IFA_ADDRESS && len >= 4) address = off;
+    if (type === C.IFA_LOCAL && len >= alen) local = off;
+    else if (type === C.IFA_ADDRESS && len >= alen) address = off;
     else if (type === C.IFA_FLAGS && len >= 4) flags = buf.readUInt32LE(off);
   });
   // IPv4 reports its own address in IFA_LOCAL (IFA_ADDRESS is the peer on point-to-point links).
   const at = local >= 0 ? local : address;
   if (at < 0) return null;
-  const family: Family = fam === C.AF_INET ? 4 : 6;
-  const ip = formatIp(buf, at, family === 4 ? 4 : 16);
+  const ip = formatIp(buf, at, alen);
   return {
     index,
     family,
@@ -282,6 +285,7 @@ export function decodeAddr(buf: Buffer, m: NlMsg): AddrInfo | null {
 }
 
 export function decodeRoute(buf: Buffer, m: NlMsg): RouteInfo | null {
+  if (m.len < C.NLMSG_HDRLEN + C.RTMSG_LEN) return null;
   const body = m.off + C.NLMSG_HDRLEN;
   const fam = buf[body];
   if (fam !== C.AF_INET && fam !== C.AF_INET6) return null;
@@ -309,13 +313,13 @@ export function decodeRoute(buf: Buffer, m: NlMsg): RouteInfo | null {
         if (len >= alen) r.prefsrc = formatIp(buf, off, alen);
         break;
       case C.RTA_OIF:
-        r.index = buf.readUInt32LE(off);
+        if (len >= 4) r.index = buf.readUInt32LE(off);
         break;
       case C.RTA_PRIORITY:
-        r.metric = buf.readUInt32LE(off);
+        if (len >= 4) r.metric = buf.readUInt32LE(off);
         break;
       case C.RTA_TABLE:
-        r.table = buf.readUInt32LE(off);
+        if (len >= 4) r.table = buf.readUInt32LE(off);
         break;
     }
   });
@@ -325,11 +329,12 @@ export function decodeRoute(buf: Buffer, m: NlMsg): RouteInfo | null {
 /** NLMSG_ERROR payload: errno (positive; 0 for an ACK) and the extack message when present. */
 export function decodeError(buf: Buffer, m: NlMsg): { errno: number; extack?: string } {
   const body = m.off + C.NLMSG_HDRLEN;
+  if (m.len < C.NLMSG_HDRLEN + 4) return { errno: 0 };
   const errno = -buf.readInt32LE(body);
   const out: { errno: number; extack?: string } = { errno };
   if (m.flags & C.NLM_F_ACK_TLVS) {
     // After the error code comes the request's header (capped) or the whole request.
-    const reqLen = m.flags & C.NLM_F_CAPPED ? C.NLMSG_HDRLEN : buf.readUInt32LE(body + 4);
+    const reqLen = m.flags & C.NLM_F_CAPPED || m.len < C.NLMSG_HDRLEN + 8 ? C.NLMSG_HDRLEN : buf.readUInt32LE(body + 4);
     const tlvs = body + 4 + ((reqLen + 3) & ~3);
     forEachAttr(buf, tlvs, m.off + m.len, (type, off, len) => {
       if (type === C.NLMSGERR_ATTR_MSG) out.extack = cstring(buf, off, len);

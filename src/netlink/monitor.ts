@@ -76,8 +76,9 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       }
       if (buf === null) return;
       for (const m of messages(buf)) {
-        if (m.type === C.RTM_NEWLINK) this.emit('link', decodeLink(buf, m));
-        else if (m.type === C.RTM_DELLINK) this.emit('dellink', decodeLink(buf, m));
+        if (m.type !== C.RTM_NEWLINK && m.type !== C.RTM_DELLINK) continue;
+        const l = decodeLink(buf, m);
+        if (l) this.emit(m.type === C.RTM_NEWLINK ? 'link' : 'dellink', l);
       }
       if (this.fd < 0) return; // a listener closed us
     }

@@ -109,7 +109,8 @@ export class Rtnl {
       () => encodeDumpLinks(opts.vfs === true, this.w),
       'list links',
       (buf, m, out: LinkInfo[]) => {
-        if (m.type === C.RTM_NEWLINK) out.push(decodeLink(buf, m));
+        const l = m.type === C.RTM_NEWLINK ? decodeLink(buf, m) : null;
+        if (l) out.push(l);
       },
     );
   }

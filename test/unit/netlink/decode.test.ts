@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import * as fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as C from '../../../src/netlink/constants';
 import {
@@ -175,7 +176,7 @@ function pfWithVfs(): Buffer {
 
 describe('VF table decoding', () => {
   const buf = pfWithVfs();
-  const link = decodeLink(buf, messages(buf).next().value as NlMsg);
+  const link = decodeLink(buf, messages(buf).next().value as NlMsg) as LinkInfo;
 
   it('decodes every VF field', () => {
     expect(link).toMatchObject({ name: 'ens1f0', mtu: 9000, numVfs: 2, up: true, carrier: true, operUp: true });
@@ -205,5 +206,41 @@ describe('error replies', () => {
     w.attrU32(2, 32); // NLMSGERR_ATTR_OFFS
     const b = w.finish();
     expect(decodeError(b, messages(b).next().value as NlMsg)).toEqual({ errno: 22, extack: 'Invalid prefix for given prefix length' });
+  });
+});
+
+describe('decoders on malformed input', () => {
+  const decoders = [decodeLink, decodeAddr, decodeRoute, decodeError];
+  const decodeAll = (buf: Buffer) => {
+    for (const m of messages(buf)) for (const d of decoders) d(buf, m);
+  };
+
+  it('random bytes never make a decoder throw', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 400 }), (bytes) => {
+        // a plausible header so the body actually reaches the decoders
+        const b = Buffer.alloc(16 + bytes.length);
+        b.writeUInt32LE(b.length, 0);
+        Buffer.from(bytes).copy(b, 16);
+        expect(() => decodeAll(b)).not.toThrow();
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('real kernel replies with corrupted bytes never make a decoder throw', () => {
+    const datagrams = ['link', 'addr', 'route4', 'route6'].flatMap((n) => reply(n).replies.map((h) => Buffer.from(h, 'hex')));
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...datagrams),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+        (orig, flips) => {
+          const b = Buffer.from(orig);
+          for (const [at, v] of flips) b[at % b.length] = v;
+          expect(() => decodeAll(b)).not.toThrow();
+        },
+      ),
+      { numRuns: 1000 },
+    );
   });
 });
