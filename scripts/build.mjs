@@ -22,8 +22,8 @@ const WORK = path.join(ROOT, 'dist', '.build');
 const ADDON_ASSET = 'sriov_native.node';
 const ADDON = path.join(ROOT, 'native', 'build', 'Release', 'sriov_native.node');
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
-/** Bump when the steps below change in a way that must invalidate every stamp. */
-const FORMAT = 1;
+/** Any change to this script (steps, options, asset name) invalidates every stamp. */
+const SELF = fs.readFileSync(fileURLToPath(import.meta.url));
 
 /** testOnly targets are built only when --only names them. */
 const TARGETS = [
@@ -170,7 +170,7 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
   const out = path.join(ROOT, target.out);
   const stampFile = path.join(WORK, `${target.name}.stamp`);
   const stamp = sha256(
-    JSON.stringify({ FORMAT, bundle: sha256(bundled.contents), addon: sha256(addonBytes), node: nodeIdentity() }),
+    JSON.stringify({ script: sha256(SELF), bundle: sha256(bundled.contents), addon: sha256(addonBytes), node: nodeIdentity() }),
   );
   const outStat = fs.statSync(out, { throwIfNoEntry: false });
   let prev = null;
