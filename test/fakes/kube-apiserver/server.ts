@@ -222,6 +222,22 @@ export class FakeKubeApiServer {
     return this.store.commit(res, 'ADDED', obj);
   }
 
+  /** Removes an object as a controller would (no request is logged); watchers see DELETED. */
+  remove(plural: string, ns: string | undefined, name: string): boolean {
+    const res = this.resource(plural);
+    const o = this.store.get(res, ns, name);
+    if (!o) return false;
+    this.store.commit(res, 'DELETED', o);
+    return true;
+  }
+
+  /** Ends every open watch cleanly, as the apiserver does when a watch's timeout expires. */
+  closeWatches(): number {
+    const n = this.watches.size;
+    for (const w of this.watches) w.end();
+    return n;
+  }
+
   /** The kubelet's part of graceful deletion: remove a terminating pod now. */
   finalizePod(ns: string, name: string): boolean {
     const res = this.resource('pods');
@@ -762,6 +778,7 @@ export class FakeKubeApiServer {
         res.on('finish', () => void this.stop().then(() => sleep(ms)).then(() => this.start()));
         return;
       }
+      case 'POST /close-watches': return send(res, 200, { closed: this.closeWatches() });
       case 'POST /put': return send(res, 200, this.put((await readJson(req)) as KubeObject));
       case 'POST /finalize-pod': return send(res, 200, { removed: this.finalizePod(q.get('namespace') ?? '', q.get('name') ?? '') });
       default: throw failure(404, 'NotFound', `unknown fake control ${op}`);
