@@ -254,8 +254,8 @@ describe('IP claims through CustomObjectsApi', () => {
   it('serves SriovNodeState through discovery-driven KubernetesObjectApi', async () => {
     const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
     const body = { apiVersion: 'sriov-underlay.io/v1alpha1', kind: 'SriovNodeState', metadata: { name: 'node-1' }, spec: {}, status: { pools: [{ resourceName: 'x/vf', capacity: 8 }] } };
-    const made = await objects.create(body);
-    expect(made.metadata?.resourceVersion).toBeDefined();
+    const made: k8s.KubernetesObject = await objects.create(body);
+    expect(Number(made.metadata?.resourceVersion)).toBeGreaterThan(0);
     const read = await objects.read({ apiVersion: body.apiVersion, kind: body.kind, metadata: { name: 'node-1' } });
     expect((read as unknown as typeof body).status.pools[0]?.capacity).toBe(8);
   });
