@@ -662,6 +662,7 @@ export class FakeKubeApiServer {
     const from = rvParam === '' || rvParam === '0' ? undefined : parseRv(rvParam);
     const missed = from === undefined ? [] : this.store.changesSince(from);
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+    res.flushHeaders(); // clients wait for the headers before they treat the watch as open
     const write = (type: WatchEventType, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
     if (missed === undefined) {
       // What the real server does: 200, then one ERROR event carrying a 410 Status, then close.
