@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectStatus } from '../fakes/kube-apiserver/client-errors';
+import { isUnreachable } from '../../src/kube/client';
 import { type FakeKube, startFakeKube } from '../fakes/kube-apiserver';
+import { waitFor } from '../fakes/kube-apiserver/wait';
 
 let fake: FakeKube;
 let core: k8s.CoreV1Api;
@@ -100,6 +102,27 @@ describe('request log and HTTP controls', () => {
     expect((await expectStatus(() => core.listNamespacedPod({ namespace: 'default' }))).code).toBe(500);
     const unknown = await fetch(`${fake.url}/_fake/nope`, { method: 'POST' });
     expect(unknown.status).toBe(404);
+  });
+});
+
+describe('HTTP controls for the standalone process', () => {
+  it('takes the API down for a while with /_fake/outage', async () => {
+    const res = await fetch(`${fake.url}/_fake/outage?ms=300`, { method: 'POST' });
+    expect(await res.json()).toEqual({ downForMs: 300 });
+    await waitFor('API down', async () => isUnreachable(await core.listNamespace().catch((e: unknown) => e)));
+    await waitFor('API back', async () => (await core.listNamespace().catch(() => undefined)) !== undefined);
+  });
+
+  it('stores objects with status via /_fake/put and finalizes terminating pods via /_fake/finalize-pod', async () => {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'running', namespace: 'default' }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'i' }] }, status: { phase: 'Running' } };
+    const put = await fetch(`${fake.url}/_fake/put`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(pod) });
+    expect(put.status).toBe(200);
+    expect((await core.readNamespacedPod({ name: 'running', namespace: 'default' })).status?.phase).toBe('Running');
+    await core.deleteNamespacedPod({ name: 'running', namespace: 'default' });
+    expect(fake.server.get('pods', 'default', 'running')?.metadata.deletionTimestamp).toBeDefined();
+    const fin = await fetch(`${fake.url}/_fake/finalize-pod?namespace=default&name=running`, { method: 'POST' });
+    expect(await fin.json()).toEqual({ removed: true });
+    expect(fake.server.get('pods', 'default', 'running')).toBeUndefined();
   });
 });
 

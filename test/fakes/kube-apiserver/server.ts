@@ -98,6 +98,7 @@ export class FakeKubeApiServer {
   private readonly watches = new Set<http.ServerResponse>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private latencyMs = 0;
+  private closed = false;
   private failures: (InjectedFailure & { left: number })[] = [];
   private log: RequestLogEntry[] = [];
   private counts: Counters = { requests: {}, writeRequests: 0, writesByResource: {}, commits: 0 };
@@ -124,6 +125,7 @@ export class FakeKubeApiServer {
 
   async start(): Promise<void> {
     if (this.server?.listening) return;
+    this.closed = false;
     const server = http.createServer((req, res) => void this.handle(req, res));
     server.on('connection', (s) => {
       this.sockets.add(s);
@@ -150,6 +152,7 @@ export class FakeKubeApiServer {
 
   /** stop() plus cancelling pending timers: for afterAll. */
   async close(): Promise<void> {
+    this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await this.stop();
@@ -776,7 +779,7 @@ export class FakeKubeApiServer {
         // The reply goes out first; then the API is down for `ms` and comes back on the same port.
         const ms = num('ms');
         send(res, 200, { downForMs: ms });
-        res.on('finish', () => void this.stop().then(() => sleep(ms)).then(() => this.start()));
+        res.on('finish', () => void this.stop().then(() => sleep(ms)).then(() => (this.closed ? undefined : this.start())));
         return;
       }
       case 'POST /close-watches': return send(res, 200, { closed: this.closeWatches() });
