@@ -3,16 +3,19 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { serveAdmin } from './admin';
+import { serveDiscovery } from './discovery';
+import { notFoundPath, parseJson, readJson, readRaw, send, sleep } from './http';
+import { type Route, listObjects, serveWatch } from './listwatch';
 import { PatchError, jsonPatch, mergePatch } from './patch';
 import {
   type ResourceDef, apiVersionOf, decodeFailer, decodeMeta, defaultResources, metaErrors, nameErrors,
 } from './resources';
-import { matchFields, matchLabels, parseFieldSelector, parseLabelSelector } from './selectors';
 import {
-  ApiError, STALE_OBJECT, alreadyExists, badRequest, conflict, expired, failure, invalid, notFound, success,
+  ApiError, STALE_OBJECT, alreadyExists, badRequest, conflict, failure, invalid, notFound, success,
 } from './status';
-import { type Change, Store } from './store';
-import { type FieldError, type KubeObject, type WatchEventType, deepEqual, isRecord } from './types';
+import { Store } from './store';
+import { type FieldError, type KubeObject, deepEqual, isRecord } from './types';
 
 export interface FakeKubeOptions {
   host?: string;
@@ -69,21 +72,12 @@ export interface InjectedFailure {
   count?: number;
 }
 
-interface Route {
-  res: ResourceDef;
-  ns?: string;
-  name?: string;
-  sub?: string;
-}
-
 interface DeleteOptions {
   gracePeriodSeconds?: number;
   preconditions?: { uid?: string; resourceVersion?: string };
   dryRun?: boolean;
 }
 
-const MAX_BODY = 3 * 1024 * 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nowIso = (offsetS = 0) => new Date(Math.floor(Date.now() / 1000) * 1000 + offsetS * 1000).toISOString().replace('.000Z', 'Z');
 const GEN_CHARS = 'bcdfghjklmnpqrstvwxz2456789';
 
@@ -167,6 +161,15 @@ export class FakeKubeApiServer {
 
   setHistoryLimit(n: number): void {
     this.store.setHistoryLimit(n);
+  }
+
+  get latency(): number {
+    return this.latencyMs;
+  }
+
+  /** True after close(): a pending /_fake/outage must not bring the server back. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   setLatency(ms: number): void {
@@ -273,12 +276,12 @@ export class FakeKubeApiServer {
       if (this.log.length > (this.opts.requestLogLimit ?? 10_000)) this.log.shift();
     }
     try {
-      if (url.pathname.startsWith('/_fake/')) return await this.admin(req, res, url);
+      if (url.pathname.startsWith('/_fake/')) return await serveAdmin(this, req, res, url);
       if (this.latencyMs > 0) await sleep(this.latencyMs);
       if (this.token !== null && req.headers.authorization !== `Bearer ${this.token}`) {
         throw failure(401, 'Unauthorized', 'Unauthorized');
       }
-      if (this.discovery(url.pathname, res)) return;
+      if (serveDiscovery(this.resources, `${this.host}:${this.port}`, url.pathname, res)) return;
       const route = this.route(url.pathname);
       const verb = this.verbOf(req.method ?? 'GET', route, url);
       Object.assign(entry, { verb, resource: route.res.plural + (route.sub ? `/${route.sub}` : ''), namespace: route.ns, name: route.name });
@@ -357,8 +360,8 @@ export class FakeKubeApiServer {
         if (!o) throw notFound(r.res.plural, r.res.group, r.name!);
         return send(res, 200, o);
       }
-      case 'list': return send(res, 200, this.list(r, url));
-      case 'watch': return this.watch(r, url, res);
+      case 'list': return send(res, 200, listObjects(this.store, r, url));
+      case 'watch': return serveWatch({ store: this.store, open: this.watches, bookmarkIntervalMs: this.opts.bookmarkIntervalMs ?? 1000 }, r, url, res);
       case 'create': return send(res, 201, this.create(r, await readJson(req), dryRun));
       case 'update': {
         const body = this.decodeBody(r.res, await readJson(req), r.ns);
@@ -377,7 +380,7 @@ export class FakeKubeApiServer {
       case 'deletecollection': {
         const o = await this.deleteOptions(req, url);
         if (o.preconditions) throw badRequest('preconditions are not allowed on a collection delete');
-        const list = this.list(r, url);
+        const list = listObjects(this.store, r, url);
         const items = (list.items as KubeObject[]).map((i) => this.deleteOne(r.res, i.metadata.namespace, i.metadata.name!, o)[1]);
         return send(res, 200, { ...list, items });
       }
@@ -597,256 +600,4 @@ export class FakeKubeApiServer {
     this.timers.add(t);
   }
 
-  // ---- list and watch ------------------------------------------------------------------------
-
-  private matcher(r: Route, url: URL): (o: KubeObject) => boolean {
-    const labels = parseLabelSelector(url.searchParams.get('labelSelector'));
-    const supported = ['metadata.name', ...(r.res.namespaced ? ['metadata.namespace'] : []), ...Object.keys(r.res.fields)];
-    const fields = parseFieldSelector(url.searchParams.get('fieldSelector'), supported);
-    return (o) => {
-      if (r.ns !== undefined && o.metadata.namespace !== r.ns) return false;
-      if (!matchLabels(labels, o.metadata.labels)) return false;
-      if (fields.length === 0) return true;
-      const values: Record<string, string> = { 'metadata.name': o.metadata.name ?? '', 'metadata.namespace': o.metadata.namespace ?? '' };
-      for (const [f, get] of Object.entries(r.res.fields)) values[f] = get(o) ?? '';
-      return matchFields(fields, values);
-    };
-  }
-
-  private list(r: Route, url: URL): Record<string, unknown> {
-    const match = this.matcher(r, url);
-    const rvParam = url.searchParams.get('resourceVersion') ?? '';
-    const rvMatch = url.searchParams.get('resourceVersionMatch') ?? '';
-    const limit = Number(url.searchParams.get('limit') ?? '0') || 0;
-    const cont = url.searchParams.get('continue') ?? '';
-    let snapshotRv = this.store.rv;
-    let items: KubeObject[] | undefined;
-    let startAfter = '';
-    if (cont) {
-      const token = decodeContinue(cont);
-      snapshotRv = token.rv;
-      startAfter = token.start;
-      items = this.store.listAt(r.res, snapshotRv);
-      if (!items) throw expired('The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
-    } else if (rvParam && rvParam !== '0') {
-      const want = parseRv(rvParam);
-      if (rvMatch === 'Exact') {
-        snapshotRv = want;
-        items = want <= this.store.rv ? this.store.listAt(r.res, want) : undefined;
-        if (want > this.store.rv) throw tooLarge(want, this.store.rv);
-        if (!items) throw expired(`The resourceVersion for the provided list is too old.`);
-      } else if (want > this.store.rv) throw tooLarge(want, this.store.rv);
-    } else if (rvMatch) {
-      throw invalid('ListOptions', '', '', [{ reason: 'FieldValueForbidden', field: 'resourceVersionMatch', message: 'Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided' }]);
-    }
-    items = (items ?? this.store.list(r.res)).filter(match);
-    const meta: Record<string, unknown> = { resourceVersion: String(snapshotRv) };
-    if (startAfter) items = items.filter((o) => keyOf(o) > startAfter);
-    if (limit > 0 && items.length > limit) {
-      const remaining = items.length - limit;
-      items = items.slice(0, limit);
-      meta.continue = encodeContinue(snapshotRv, keyOf(items[items.length - 1]!));
-      meta.remainingItemCount = remaining;
-    }
-    return {
-      apiVersion: apiVersionOf(r.res),
-      kind: `${r.res.kind}List`,
-      metadata: meta,
-      // Built-in lists carry kind/apiVersion only on the list; custom resources keep them per item.
-      items: r.res.custom ? items : items.map(({ kind: _k, apiVersion: _a, ...rest }) => rest),
-    };
-  }
-
-  private watch(r: Route, url: URL, res: http.ServerResponse): void {
-    const match = this.matcher(r, url);
-    const rvParam = url.searchParams.get('resourceVersion') ?? '';
-    const timeoutS = Number(url.searchParams.get('timeoutSeconds') ?? '0') || 0;
-    const bookmarks = url.searchParams.get('allowWatchBookmarks') === 'true';
-    const from = rvParam === '' || rvParam === '0' ? undefined : parseRv(rvParam);
-    const missed = from === undefined ? [] : this.store.changesSince(from);
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
-    res.flushHeaders(); // clients wait for the headers before they treat the watch as open
-    const write = (type: WatchEventType, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
-    if (missed === undefined) {
-      // What the real server does: 200, then one ERROR event carrying a 410 Status, then close.
-      write('ERROR', expired(`too old resource version: ${from} (${this.store.compactedRv})`).status);
-      res.end();
-      return;
-    }
-    this.watches.add(res);
-    const deliver = (c: Change) => {
-      if (c.res !== r.res) return;
-      const now = match(c.obj);
-      const before = c.prev !== undefined && match(c.prev);
-      if (c.type === 'ADDED' && now) write('ADDED', c.obj);
-      else if (c.type === 'DELETED' && now) write('DELETED', c.obj);
-      else if (c.type === 'MODIFIED') {
-        // A selector watch sees objects enter and leave its set, as with the real server.
-        if (before && now) write('MODIFIED', c.obj);
-        else if (!before && now) write('ADDED', c.obj);
-        else if (before && !now) write('DELETED', c.obj);
-      }
-    };
-    if (from === undefined) for (const o of this.store.list(r.res)) if (match(o)) write('ADDED', o);
-    for (const c of missed) deliver(c);
-    const unsubscribe = this.store.subscribe(deliver);
-    const timers: NodeJS.Timeout[] = [];
-    if (bookmarks) {
-      timers.push(setInterval(() => write('BOOKMARK', {
-        kind: r.res.kind, apiVersion: apiVersionOf(r.res), metadata: { resourceVersion: String(this.store.rv) },
-      }), this.opts.bookmarkIntervalMs ?? 1000));
-    }
-    if (timeoutS > 0) timers.push(setTimeout(() => res.end(), timeoutS * 1000));
-    res.on('close', () => {
-      unsubscribe();
-      timers.forEach((t) => clearInterval(t));
-      this.watches.delete(res);
-    });
-  }
-
-  // ---- discovery -----------------------------------------------------------------------------
-
-  private discovery(path: string, res: http.ServerResponse): boolean {
-    const p = path.replace(/\/+$/, '') || '/';
-    const groups = [...new Set(this.resources.filter((r) => r.group).map((r) => r.group))];
-    const versionsOf = (g: string) => [...new Set(this.resources.filter((r) => r.group === g).map((r) => r.version))];
-    const groupDoc = (g: string) => {
-      const versions = versionsOf(g).map((v) => ({ groupVersion: `${g}/${v}`, version: v }));
-      return { name: g, versions, preferredVersion: versions[0] };
-    };
-    const resourceList = (g: string, v: string) => ({
-      kind: 'APIResourceList',
-      apiVersion: 'v1',
-      groupVersion: g ? `${g}/${v}` : v,
-      resources: this.resources.filter((r) => r.group === g && r.version === v).flatMap((r) => {
-        const main = {
-          name: r.plural, singularName: r.singular, namespaced: r.namespaced, kind: r.kind,
-          verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
-          ...(r.shortNames.length ? { shortNames: r.shortNames } : {}),
-        };
-        const status = { name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] };
-        return r.statusSubresource ? [main, status] : [main];
-      }),
-    });
-    if (p === '/version') {
-      send(res, 200, { major: '1', minor: '31', gitVersion: 'v1.31.0-sriov-underlay-fake', platform: 'linux/amd64' });
-    } else if (p === '/healthz' || p === '/readyz' || p === '/livez') {
-      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
-    } else if (p === '/api') {
-      send(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `${this.host}:${this.port}` }] });
-    } else if (p === '/api/v1') {
-      send(res, 200, resourceList('', 'v1'));
-    } else if (p === '/apis') {
-      send(res, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: groups.map(groupDoc) });
-    } else {
-      const m = /^\/apis\/([^/]+)(?:\/([^/]+))?$/.exec(p);
-      if (!m || !groups.includes(m[1]!)) return false;
-      if (m[2] === undefined) send(res, 200, { kind: 'APIGroup', apiVersion: 'v1', ...groupDoc(m[1]!) });
-      else if (versionsOf(m[1]!).includes(m[2])) send(res, 200, resourceList(m[1]!, m[2]));
-      else throw notFoundPath();
-    }
-    return true;
-  }
-
-  // ---- admin (test controls over HTTP, for the standalone process) ---------------------------
-
-  private async admin(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
-    const q = url.searchParams;
-    const num = (k: string) => {
-      const v = Number(q.get(k));
-      if (!Number.isFinite(v)) throw badRequest(`query parameter ${k} must be a number`);
-      return v;
-    };
-    const op = `${req.method} ${url.pathname.slice('/_fake'.length)}`;
-    switch (op) {
-      case 'GET /state': return send(res, 200, { resourceVersion: this.store.rv, compactedRv: this.store.compactedRv, historyLimit: this.store.historyLimit, latencyMs: this.latencyMs });
-      case 'POST /compact': return send(res, 200, { compactedRv: this.compact() });
-      case 'POST /history-limit': this.setHistoryLimit(num('n')); return send(res, 200, { historyLimit: this.store.historyLimit });
-      case 'POST /latency': this.setLatency(num('ms')); return send(res, 200, { latencyMs: this.latencyMs });
-      case 'GET /counters': return send(res, 200, this.counters());
-      case 'POST /counters/reset': this.resetCounters(); return send(res, 200, this.counters());
-      case 'GET /requests': return send(res, 200, this.requests());
-      case 'POST /requests/clear': this.clearRequests(); return send(res, 200, {});
-      case 'POST /fail': {
-        const f: InjectedFailure = { code: num('code'), count: q.has('count') ? num('count') : 1 };
-        if (q.get('verb')) f.verb = q.get('verb') as Verb;
-        if (q.get('resource')) f.resource = q.get('resource')!;
-        if (q.get('message')) f.message = q.get('message')!;
-        this.failNext(f);
-        return send(res, 200, f);
-      }
-      case 'POST /outage': {
-        // The reply goes out first; then the API is down for `ms` and comes back on the same port.
-        const ms = num('ms');
-        send(res, 200, { downForMs: ms });
-        res.on('finish', () => void this.stop().then(() => sleep(ms)).then(() => (this.closed ? undefined : this.start())));
-        return;
-      }
-      case 'POST /close-watches': return send(res, 200, { closed: this.closeWatches() });
-      case 'POST /put': return send(res, 200, this.put((await readJson(req)) as KubeObject));
-      case 'POST /finalize-pod': return send(res, 200, { removed: this.finalizePod(q.get('namespace') ?? '', q.get('name') ?? '') });
-      default: throw failure(404, 'NotFound', `unknown fake control ${op}`);
-    }
-  }
-}
-
-// ---- helpers -----------------------------------------------------------------------------------
-
-function send(res: http.ServerResponse, code: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-const notFoundPath = () => failure(404, 'NotFound', 'the server could not find the requested resource', {});
-
-const tooLarge = (want: number, current: number) =>
-  failure(504, 'Timeout', `Too large resource version: ${want}, current: ${current}`, { retryAfterSeconds: 1 });
-
-function parseRv(s: string): number {
-  if (!/^[0-9]+$/.test(s)) throw badRequest(`invalid resource version "${s}"`);
-  return Number(s);
-}
-
-const keyOf = (o: KubeObject) => `${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}`;
-
-function encodeContinue(rv: number, start: string): string {
-  return Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv, start })).toString('base64url');
-}
-
-function decodeContinue(s: string): { rv: number; start: string } {
-  try {
-    const t: unknown = JSON.parse(Buffer.from(s, 'base64url').toString());
-    if (isRecord(t) && typeof t.rv === 'number' && typeof t.start === 'string') return { rv: t.rv, start: t.start };
-  } catch {
-    // fall through to the 400 below
-  }
-  throw badRequest('continue key is not valid');
-}
-
-async function readRaw(req: http.IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > MAX_BODY) throw failure(413, 'RequestEntityTooLarge', 'Request entity too large: limit is 3145728');
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
-}
-
-function parseJson(raw: Buffer): unknown {
-  try {
-    return JSON.parse(raw.toString('utf8'));
-  } catch (e) {
-    throw badRequest(`the body of the request is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  const type = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
-  if (!type.endsWith('json')) {
-    throw failure(415, 'UnsupportedMediaType', `the fake API server accepts JSON only, not ${type}`);
-  }
-  return parseJson(await readRaw(req));
 }
