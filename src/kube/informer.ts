@@ -86,6 +86,7 @@ class Expired extends Error {}
 export class Informer<T extends InformerObject> extends EventEmitter<InformerEvents<T>> {
   private readonly index = new Map<string, T>();
   private rv = '';
+  private synced = false;
   private stopped = true;
   private attempt = 0;
   private current: AbortController | undefined;
@@ -103,6 +104,7 @@ export class Informer<T extends InformerObject> extends EventEmitter<InformerEve
   start(): Promise<void> {
     if (!this.stopped) return this.firstSync!.promise;
     this.stopped = false;
+    this.synced = false;
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
     this.firstSync = { resolve, promise };
@@ -115,8 +117,10 @@ export class Informer<T extends InformerObject> extends EventEmitter<InformerEve
     return promise;
   }
 
+  /** Stops the loop; a start() still waiting for its first list resolves (check hasSynced). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.firstSync?.resolve();
     clearInterval(this.resyncTimer);
     this.current?.abort();
     this.wake?.();
@@ -130,6 +134,11 @@ export class Informer<T extends InformerObject> extends EventEmitter<InformerEve
   list(namespace?: string): T[] {
     const all = [...this.index.values()];
     return namespace === undefined ? all : all.filter((o) => (o.metadata?.namespace ?? '') === namespace);
+  }
+
+  /** True once a list has completed since start(). */
+  get hasSynced(): boolean {
+    return this.synced;
   }
 
   get size(): number {
@@ -202,6 +211,7 @@ export class Informer<T extends InformerObject> extends EventEmitter<InformerEve
     this.rv = rv;
     this.attempt = 0;
     this.opts.log?.debug({ informer: this.opts.name, objects: this.index.size, resourceVersion: rv }, 'listed');
+    this.synced = true;
     this.emit('synced', rv);
     this.firstSync?.resolve();
   }

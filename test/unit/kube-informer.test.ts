@@ -180,8 +180,19 @@ describe('Informer', () => {
     const errors: unknown[] = [];
     inf.on('error', (e) => errors.push(e));
     await inf.start();
+    expect(inf.hasSynced).toBe(true);
     expect(errors).toHaveLength(3);
     expect(inf.stats.errors).toBe(3);
+  });
+
+  it('lets stop() end a start() that cannot list', async () => {
+    await fake.server.stop();
+    const inf = track(configMapInformer(clients, 'default', FAST));
+    const started = inf.start();
+    await waitFor('a failed list', () => inf.stats.errors >= 1);
+    await inf.stop();
+    await started;
+    expect(inf.hasSynced).toBe(false);
   });
 
   it('stops watching on stop()', async () => {
