@@ -99,8 +99,9 @@ export function serveWatch(ctx: WatchContext, r: Route, url: URL, res: http.Serv
     return;
   }
   ctx.open.add(res);
-  const deliver = (c: Change) => {
-    if (c.res !== r.res) return;
+  const deliver = (change: Change) => {
+    const c = store.viewOf(r.res, change);
+    if (!c) return;
     const now = match(c.obj);
     const before = c.prev !== undefined && match(c.prev);
     if (c.type === 'ADDED' && now) write('ADDED', c.obj);

@@ -23,6 +23,11 @@ export interface ResourceDef {
   decode?: (o: KubeObject, fail: (path: string, want: string) => never) => void;
   validate?: (o: KubeObject, old: KubeObject | undefined) => FieldError[];
   defaults?: (o: KubeObject) => void;
+  /**
+   * Another API's view of a stored resource (events.k8s.io/v1 Events are core/v1 Events in
+   * storage, as in the real server): objects are converted on the way in and out.
+   */
+  storage?: { res: ResourceDef; toStorage: (o: KubeObject) => KubeObject; fromStorage: (o: KubeObject) => KubeObject };
 }
 
 export const apiVersionOf = (r: ResourceDef) => (r.group ? `${r.group}/${r.version}` : r.version);
@@ -197,8 +202,72 @@ const core = (d: Partial<ResourceDef> & Pick<ResourceDef, 'plural' | 'singular' 
 
 export const SRIOV_GROUP = 'sriov-underlay.io';
 
+// Field pairs between events.k8s.io/v1 (left) and core/v1 (right) Events.
+const EVENT_FIELDS: [string, string][] = [
+  ['regarding', 'involvedObject'], ['related', 'related'], ['note', 'message'], ['reason', 'reason'],
+  ['type', 'type'], ['action', 'action'], ['eventTime', 'eventTime'], ['series', 'series'],
+  ['reportingController', 'reportingComponent'], ['reportingInstance', 'reportingInstance'],
+  ['deprecatedSource', 'source'], ['deprecatedFirstTimestamp', 'firstTimestamp'],
+  ['deprecatedLastTimestamp', 'lastTimestamp'], ['deprecatedCount', 'count'],
+];
+
+function renameFields(o: KubeObject, apiVersion: string, pairs: [string, string][]): KubeObject {
+  const out: KubeObject = { apiVersion, kind: 'Event', metadata: o.metadata };
+  for (const [from, to] of pairs) if (o[from] !== undefined) out[to] = o[from];
+  return out;
+}
+
+function eventsV1Errors(o: KubeObject): FieldError[] {
+  const out: FieldError[] = [];
+  for (const f of ['eventTime', 'reportingController', 'reportingInstance', 'action', 'reason']) {
+    if (typeof o[f] !== 'string' || o[f] === '') out.push({ reason: 'FieldValueRequired', field: f, message: 'Required value' });
+  }
+  if (o.type !== 'Normal' && o.type !== 'Warning') {
+    out.push({ reason: 'FieldValueNotSupported', field: 'type', message: `Unsupported value: ${JSON.stringify(o.type)}: supported values: "Normal", "Warning"` });
+  }
+  if (typeof o.note === 'string' && Buffer.byteLength(o.note) > 1024) {
+    out.push({ reason: 'FieldValueTooLong', field: 'note', message: 'Too long: may not be more than 1024 bytes' });
+  }
+  const ns = str(at(o, 'regarding', 'namespace'));
+  if (ns && ns !== o.metadata.namespace) {
+    out.push({ reason: 'FieldValueInvalid', field: 'regarding.namespace', message: `Invalid value: "${ns}": does not match event.namespace` });
+  }
+  return out;
+}
+
 export function defaultResources(): ResourceDef[] {
-  return [
+  const coreEvents = core({
+    plural: 'events', singular: 'event', kind: 'Event', namespaced: true, shortNames: ['ev'],
+    fields: Object.fromEntries([
+      ...['kind', 'namespace', 'name', 'uid', 'apiVersion', 'resourceVersion', 'fieldPath'].map((f) => [
+        `involvedObject.${f}`, (o: KubeObject) => str(at(o, 'involvedObject', f)) ?? '',
+      ]),
+      ['reason', (o: KubeObject) => str(o.reason) ?? ''],
+      ['reportingComponent', (o: KubeObject) => str(o.reportingComponent) ?? ''],
+      ['source', (o: KubeObject) => str(at(o, 'source', 'component')) ?? ''],
+      ['type', (o: KubeObject) => str(o.type) ?? ''],
+    ]),
+    decode: (o, fail) => { if (o.involvedObject !== undefined && !isRecord(o.involvedObject)) fail('Event.involvedObject', 'v1.ObjectReference'); },
+    validate: eventErrors,
+  });
+  const eventsV1: ResourceDef = {
+    ...coreEvents, group: 'events.k8s.io', version: 'v1', shortNames: [], decode: undefined,
+    fields: Object.fromEntries([
+      ...['kind', 'namespace', 'name', 'uid', 'apiVersion', 'resourceVersion', 'fieldPath'].map((f) => [
+        `regarding.${f}`, (o: KubeObject) => str(at(o, 'regarding', f)) ?? '',
+      ]),
+      ['reason', (o: KubeObject) => str(o.reason) ?? ''],
+      ['reportingController', (o: KubeObject) => str(o.reportingController) ?? ''],
+      ['type', (o: KubeObject) => str(o.type) ?? ''],
+    ]),
+    validate: eventsV1Errors,
+    storage: {
+      res: coreEvents,
+      toStorage: (o) => renameFields(o, 'v1', EVENT_FIELDS),
+      fromStorage: (o) => renameFields(o, 'events.k8s.io/v1', EVENT_FIELDS.map(([a, b]) => [b, a])),
+    },
+  };
+  return [coreEvents, eventsV1,
     core({
       plural: 'configmaps', singular: 'configmap', kind: 'ConfigMap', namespaced: true, shortNames: ['cm'],
       decode: (o, fail) => { stringMap(o, 'data', fail); stringMap(o, 'binaryData', fail); if (o.immutable !== undefined && typeof o.immutable !== 'boolean') fail('ConfigMap.immutable', 'bool'); },
@@ -227,20 +296,6 @@ export function defaultResources(): ResourceDef[] {
         spec.restartPolicy ??= 'Always';
         spec.schedulerName ??= 'default-scheduler';
       },
-    }),
-    core({
-      plural: 'events', singular: 'event', kind: 'Event', namespaced: true, shortNames: ['ev'],
-      fields: Object.fromEntries([
-        ...['kind', 'namespace', 'name', 'uid', 'apiVersion', 'resourceVersion', 'fieldPath'].map((f) => [
-          `involvedObject.${f}`, (o: KubeObject) => str(at(o, 'involvedObject', f)) ?? '',
-        ]),
-        ['reason', (o: KubeObject) => str(o.reason) ?? ''],
-        ['reportingComponent', (o: KubeObject) => str(o.reportingComponent) ?? ''],
-        ['source', (o: KubeObject) => str(at(o, 'source', 'component')) ?? ''],
-        ['type', (o: KubeObject) => str(o.type) ?? ''],
-      ]),
-      decode: (o, fail) => { if (o.involvedObject !== undefined && !isRecord(o.involvedObject)) fail('Event.involvedObject', 'v1.ObjectReference'); },
-      validate: eventErrors,
     }),
     core({
       plural: 'nodes', singular: 'node', kind: 'Node', namespaced: false, shortNames: ['no'], statusSubresource: true,

@@ -585,7 +585,7 @@ export class FakeKubeApiServer {
 
   /** The namespace controller's job, done at once: everything inside goes with the namespace. */
   private emptyNamespace(ns: string): void {
-    for (const res of this.resources.filter((r) => r.namespaced)) {
+    for (const res of this.resources.filter((r) => r.namespaced && !r.storage)) {
       for (const o of this.store.list(res)) if (o.metadata.namespace === ns) this.store.commit(res, 'DELETED', o);
     }
   }

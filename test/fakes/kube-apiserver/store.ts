@@ -36,12 +36,17 @@ export class Store {
   }
 
   get(res: ResourceDef, ns: string | undefined, name: string): KubeObject | undefined {
+    if (res.storage) {
+      const o = this.get(res.storage.res, ns, name);
+      return o && res.storage.fromStorage(o);
+    }
     const o = this.table(res).get(objectKey(ns, name));
     return o && structuredClone(o);
   }
 
   /** Current objects, sorted by key like etcd's range reads. */
   list(res: ResourceDef): KubeObject[] {
+    if (res.storage) return this.list(res.storage.res).map(res.storage.fromStorage);
     return [...this.table(res).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, o]) => structuredClone(o));
   }
 
@@ -50,6 +55,7 @@ export class Store {
    * the history needed for that has been compacted away.
    */
   listAt(res: ResourceDef, rv: number): KubeObject[] | undefined {
+    if (res.storage) return this.listAt(res.storage.res, rv)?.map(res.storage.fromStorage);
     if (rv < this.compactedRv) return undefined;
     const t = new Map(this.table(res));
     for (let i = this.history.length - 1; i >= 0 && this.history[i]!.rv > rv; i--) {
@@ -69,6 +75,7 @@ export class Store {
 
   /** Applies one change, stamping the next revision on the object. Returns the stored copy. */
   commit(res: ResourceDef, type: Change['type'], obj: KubeObject): KubeObject {
+    if (res.storage) return res.storage.fromStorage(this.commit(res.storage.res, type, res.storage.toStorage(obj)));
     const t = this.table(res);
     const key = objectKey(obj.metadata.namespace, obj.metadata.name ?? '');
     const prev = t.get(key);
@@ -88,6 +95,16 @@ export class Store {
     const dropped = this.history.splice(0, n);
     const last = dropped[dropped.length - 1];
     if (last) this.compactedRv = Math.max(this.compactedRv, last.rv);
+  }
+
+  /** A change as seen through `res` (converted for views); undefined when it is another resource's. */
+  viewOf(res: ResourceDef, c: Change): Change | undefined {
+    if (res.storage) {
+      if (c.res !== res.storage.res) return undefined;
+      const from = res.storage.fromStorage;
+      return { ...c, res, obj: from(c.obj), prev: c.prev && from(c.prev) };
+    }
+    return c.res === res ? c : undefined;
   }
 
   /** Forget all history up to the current revision, like an etcd compaction. */
