@@ -143,7 +143,7 @@ describe('agent socket ↔ CNI client', () => {
   it('a malformed answer is an error naming the bad field, not a crash or a silent default', async () => {
     const bad = path.join(dir, 'bad.sock');
     const answers = ['not json\n', `${JSON.stringify({ v: 1, ok: true, registered: true, settings: { vlan: 5000 }, source: { namespace: 'a', configMap: 'b', key: 'c', resourceVersion: '1' } })}\n`];
-    await listenRaw(bad, (c) => c.end(answers.shift()));
+    await listenRaw(bad, (c) => c.end(answers.shift() ?? ''));
     await expect(agentLookup(bad, req)).rejects.toMatchObject({ code: 199, message: expect.stringContaining('(not JSON)') });
     await expect(agentLookup(bad, req)).rejects.toMatchObject({ code: 199, message: expect.stringContaining('field "settings.vlan"') });
   });
