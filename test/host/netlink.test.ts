@@ -121,9 +121,11 @@ describe('links', () => {
       const prt = Rtnl.openIn(pod.path);
       const homeFd = openNetns('/proc/self/ns/net');
       try {
-        expect(prt.getLink(idx)?.name).toBe(`nle${s}`);
-        prt.moveLink(idx, homeFd, `nlu${s}`); // taken at home by nothing, but the peer nlu is in the pod
-        expect(rt.getLink(idx)?.name).toBe(`nlu${s}`);
+        const inPod = prt.getLink(`nle${s}`);
+        expect(inPod).not.toBeNull();
+        // home again under a third name (free on the host, though taken in the pod by the other veth)
+        prt.moveLink(inPod!.index, homeFd, `nlu${s}`);
+        expect(rt.getLink(`nlu${s}`)?.mac).toBe(inPod!.mac);
         scratch.hostLinks.push(`nlu${s}`);
       } finally {
         fs.closeSync(homeFd);
