@@ -10,7 +10,6 @@
  *   the file named by SRIOV_UNDERLAY_ADDON.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { CniCode, UnderlayError } from './errors';
 
@@ -61,7 +60,7 @@ export function native(): NativeAddon {
 function load(): NativeAddon {
   const file = isSea() ? extractSeaAsset() : findInRepo();
   const mod = { exports: {} as NativeAddon };
-  process.dlopen(mod, file, os.constants.dlopen.RTLD_NOW);
+  process.dlopen(mod, file);
   return mod.exports;
 }
 
@@ -90,7 +89,8 @@ function findInRepo(): string {
 
 /** Where the SEA addon is written: /run/sriov-underlay when we can (root), else a tmp dir. */
 export function defaultExtractDirs(): string[] {
-  return [path.join('/run', 'sriov-underlay'), path.join(os.tmpdir(), `sriov-underlay-${process.getuid?.() ?? 'u'}`)];
+  const { tmpdir } = require('node:os') as typeof import('node:os'); // only here: os costs a compile
+  return [path.join('/run', 'sriov-underlay'), path.join(tmpdir(), `sriov-underlay-${process.getuid?.() ?? 'u'}`)];
 }
 
 function privateDir(dirs: readonly string[]): string {
