@@ -60,17 +60,15 @@ export interface ListRoutesOptions {
 type OnMsg = (buf: Buffer, m: NlMsg) => void;
 
 export class Rtnl {
-  private seq: number;
+  /** per-socket request counter; replies carry it back */
+  private seq = 0;
   private readonly w = new MsgWriter(1024);
   private closed = false;
 
   /** the netns this socket was opened in, when opened with openIn */
   private home?: string | number;
 
-  private constructor(readonly fd: number) {
-    // A random start keeps stale replies of an earlier socket with this fd from matching.
-    this.seq = (Math.random() * 0x7fffffff) >>> 0;
-  }
+  private constructor(readonly fd: number) {}
 
   /** A socket in the caller's current netns. */
   static open(): Rtnl {
