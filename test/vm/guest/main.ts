@@ -4,7 +4,7 @@
  * process with a timeout, and appends its result lines to results.tap (which the host tails).
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, createWriteStream, readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { IP, run } from '../lib/sh';
@@ -24,15 +24,15 @@ const emit = (line: string): void => {
   process.stdout.write(line + '\n');
 };
 
-/** Back to a clean VM: no netns, no VFs, PF down, no leftover dummies. */
+/** Back to a clean VM: no netns, no VFs, PF down, no dummy netdevs. */
 async function reset(): Promise<void> {
   await run(IP, ['-all', 'netns', 'delete']);
   const pf = findPf();
   await setNumVfs(pf, 0);
   await run(IP, ['link', 'set', 'dev', pf, 'down']);
-  for (const n of readdirSync('/sys/class/net')) {
-    if (n.startsWith('vt')) await run(IP, ['link', 'del', 'dev', n]);
-  }
+  // Scenarios create dummies to take names; drop every one left behind.
+  const r = await run(IP, ['-j', 'link', 'show', 'type', 'dummy']);
+  for (const l of JSON.parse(r.stdout || '[]') as { ifname: string }[]) await run(IP, ['link', 'del', 'dev', l.ifname]);
 }
 
 function runOne(name: string, file: string, timeoutSec: number): Promise<string | null> {
