@@ -141,7 +141,7 @@ build_initramfs() {
   VMLINUZ=$vmlinuz
   declare -gA MODPATH=() SEEN=()
   local p n
-  while read -r p; do n=$(basename "$p" .ko); MODPATH[${n//-/_}]=$p; done < <(find "$modroot" -name '*.ko')
+  while read -r p; do n=${p##*/}; n=${n%.ko}; MODPATH[${n//-/_}]=$p; done < <(find "$modroot" -name '*.ko')
   ORDER=()
   visit() {
     local n=${1//-/_} p deps d

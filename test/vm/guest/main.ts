@@ -4,7 +4,7 @@
  * process with a timeout, and appends its result lines to results.tap (which the host tails).
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, createWriteStream, readFileSync } from 'node:fs';
+import { appendFileSync, createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { IP, run } from '../lib/sh';
@@ -27,6 +27,7 @@ const emit = (line: string): void => {
 /** Back to a clean VM: no netns, no VFs, PF down, no dummy netdevs. */
 async function reset(): Promise<void> {
   await run(IP, ['-all', 'netns', 'delete']);
+  rmSync('/run/vmtest', { recursive: true, force: true }); // scenario state (CNI stateDir)
   const pf = findPf();
   await setNumVfs(pf, 0);
   await run(IP, ['link', 'set', 'dev', pf, 'down']);
