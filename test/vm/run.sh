@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 VM_DIR=${SRIOV_VM_DIR:-$ROOT/.vm}
 CACHE=$VM_DIR/cache
-VM_TIMEOUT=${VM_TIMEOUT:-600}          # seconds for the whole boot, scenarios included
+VM_TIMEOUT=${VM_TIMEOUT:-720}          # seconds for the whole boot, scenarios included (a safety net)
 VM_MEM=${VM_MEM:-2048}
 VM_SMP=${VM_SMP:-1}
 # Modules to load; their dependencies are resolved from each .ko's own `depends=` and loaded first.
@@ -234,7 +234,7 @@ bundle_guest_code
 } > "$RUN/out/job.json"
 echo "$mode" > "$RUN/out/mode"
 echo "$RUN/build/guest/main.js" > "$RUN/out/guest-main"
-echo "VM_JOB=/run/vmout/job.json" > "$RUN/out/guest-env"
+echo "VM_JOB=/run/vmout/job.json VM_OUT=/run/vmout VM_PROJECT=$ROOT" > "$RUN/out/guest-env"
 : > "$RUN/out/results.tap"
 t_prep=$(($(date +%s) - t0))
 say "prepared in ${t_prep}s ($(basename "$KDIR"), ${#RUNNABLE[@]} scenario(s)); booting (TCG)"
@@ -251,7 +251,7 @@ qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM
 
 if [[ $mode == shell ]]; then
   say "shell mode: scenarios are bundled in ${RUN}/build; run one with"
-  say "  node $RUN/build/guest/run-one.js $RUN/build/scenarios/<name>.js"
+  say "  node $RUN/build/guest/run-one.js $RUN/build/scenarios/<name>.js   (from the project dir)"
   say "QEMU console: Ctrl-A X quits"
   exec "${qemu[@]}"
 fi

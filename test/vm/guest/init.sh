@@ -48,7 +48,9 @@ case "$mode" in
   shell)
     log "interactive shell in the host userland (exit to power off)"
     # cttyhack gives the shell a controlling tty on the serial console (job control, ^C).
-    chroot /host /usr/bin/env -i $ENVP /bin/busybox setsid /bin/busybox cttyhack /bin/bash -l
+    # shellcheck disable=SC2046
+    chroot /host /usr/bin/env -i $ENVP $(cat /host/run/vmout/guest-env) \
+      /bin/busybox setsid /bin/busybox cttyhack /bin/bash -c 'cd "$VM_PROJECT" && exec /bin/bash -l'
     ;;
   run)
     # shellcheck disable=SC2046

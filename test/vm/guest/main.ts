@@ -43,7 +43,13 @@ function runOne(name: string, file: string, timeoutSec: number): Promise<string 
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stderr.pipe(createWriteStream(join(job.out, `${name}.stderr.log`)));
-    createInterface({ input: child.stdout }).on('line', emit);
+    let passed = 0;
+    let failed = 0;
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line.startsWith('ok ')) passed++;
+      else if (line.startsWith('not ok ')) failed++;
+      emit(line);
+    });
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -53,7 +59,10 @@ function runOne(name: string, file: string, timeoutSec: number): Promise<string 
       clearTimeout(timer);
       if (timedOut) resolve(`timed out after ${timeoutSec}s`);
       else if (signal) resolve(`killed by ${signal}`);
-      else if (code !== 0 && code !== 1) resolve(`exited with ${code} (see ${name}.stderr.log)`);
+      // run-one exits 1 only after printing a failing line; anything else is a crash.
+      else if (code === 1 && failed > 0) resolve(null);
+      else if (code !== 0) resolve(`crashed with exit ${code} (see ${name}.stderr.log)`);
+      else if (passed === 0) resolve('reported no assertion');
       else resolve(null);
     });
   });

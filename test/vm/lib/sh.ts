@@ -22,7 +22,10 @@ export const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSy
 
 export function start(cmd: string, args: string[], opts: RunOptions = {}): ChildProcess {
   const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin?.end(opts.input ?? '');
+  // A child that exits without reading stdin (ip, or a CNI killed early) must not crash us with EPIPE.
+  child.stdin?.on('error', () => {});
+  if (opts.input) child.stdin?.end(opts.input);
+  else child.stdin?.end();
   return child;
 }
 
