@@ -171,18 +171,23 @@ scenario_requires() { sed -n 's|^// vm-requires: *||p' "$HERE/scenarios/$1.ts"; 
 
 ensure_project() {
   [[ -d $ROOT/node_modules/esbuild ]] || { say "npm ci"; (cd "$ROOT" && npm ci --no-audit --no-fund >/dev/null); }
-  local need_cni=0 s
-  for s in "${wanted[@]}"; do [[ -n $(scenario_requires "$s") ]] && need_cni=1; done
+  # Build (incrementally) the executables the chosen scenarios need, so a standalone run never tests
+  # a stale binary. VM_NO_BUILD=1 uses dist/ as it is (scripts/test-all.sh has just built it).
+  local targets=() s r
+  for s in "${wanted[@]}"; do
+    for r in $(scenario_requires "$s"); do
+      [[ $r == dist/bin/* ]] && [[ " ${targets[*]} " != *" ${r#dist/bin/} "* ]] && targets+=("${r#dist/bin/}")
+    done
+  done
   BUILD_FAILED=0
-  if ((need_cni)) && [[ ! -x $ROOT/dist/bin/sriov-underlay ]]; then
-    if [[ -f $ROOT/scripts/build.mjs ]]; then
-      say "dist/bin/sriov-underlay missing: npm run build"
-      if ! (cd "$ROOT" && npm run build >"$RUN/build.log" 2>&1); then
-        echo "not ok - npm run build: failed, see ${RUN#"$ROOT"/}/build.log"
-        tail -n 15 "$RUN/build.log" | sed 's/^/#   /'
-        BUILD_FAILED=1
-      fi
-    fi
+  ((${#targets[@]})) || return 0
+  [[ -f $ROOT/scripts/build.mjs && ${VM_NO_BUILD:-0} != 1 ]] || return 0
+  local list; list=$(IFS=,; echo "${targets[*]}")
+  say "npm run build -- --only $list"
+  if ! (cd "$ROOT" && npm run build -- --only "$list" >"$RUN/build.log" 2>&1); then
+    echo "not ok - vm: npm run build -- --only $list failed, see ${RUN}/build.log"
+    tail -n 15 "$RUN/build.log" | sed 's/^/#   /'
+    BUILD_FAILED=1
   fi
 }
 
@@ -266,14 +271,18 @@ t_vm=$(($(date +%s) - t_boot))
 passed=$(grep -c '^ok ' "$RUN/out/results.tap" || true)
 failed=$(grep -c '^not ok ' "$RUN/out/results.tap" || true)
 failed=$((failed + BUILD_FAILED))
+vm_broke=1
 if ((qrc == 124 || qrc == 137)); then
-  echo "not ok - vm: timed out after ${VM_TIMEOUT}s (VM_TIMEOUT)"; failed=$((failed + 1))
+  echo "not ok - vm: timed out after ${VM_TIMEOUT}s (VM_TIMEOUT)"
 elif ! grep -q '^# guest done' "$RUN/out/results.tap"; then
-  echo "not ok - vm: the guest stopped before finishing (qemu exit $qrc)"; failed=$((failed + 1))
+  echo "not ok - vm: the guest stopped before finishing (qemu exit $qrc)"
 elif ((qrc != 0)); then
-  echo "not ok - vm: qemu exited with $qrc"; failed=$((failed + 1))
+  echo "not ok - vm: qemu exited with $qrc"
+else
+  vm_broke=0
 fi
-if ((failed)); then
+failed=$((failed + vm_broke))
+if ((vm_broke)); then
   echo "# console tail (${RUN}/console.log):"
   grep -v '^$' "$RUN/console.log" | tail -n 25 | sed 's/^/#   /'
 fi
