@@ -51,7 +51,8 @@ apt_updated=0
 apt_update() { ((apt_updated)) || { say "apt-get update"; apt-get update -qq >/dev/null; apt_updated=1; }; }
 
 qemu_has_igb() {
-  command -v qemu-system-x86_64 >/dev/null && qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"'
+  # grep without -q: -q would exit early, SIGPIPE the producer and fail the pipe under pipefail.
+  command -v qemu-system-x86_64 >/dev/null && qemu-system-x86_64 -device help 2>/dev/null | grep '"igb"' >/dev/null
 }
 
 # Enable <codename>-backports by copying this machine's own Debian entry (so the mirror stays the
@@ -83,7 +84,7 @@ add_backports() {
 
 ensure_host_deps() {
   local pkgs=()
-  command -v busybox >/dev/null && busybox --list 2>/dev/null | grep -qx cpio || pkgs+=(busybox-static)
+  command -v busybox >/dev/null && busybox --list 2>/dev/null | grep -x cpio >/dev/null || pkgs+=(busybox-static)
   [[ -x /usr/lib/cni/static ]] || pkgs+=(containernetworking-plugins)
   [[ -x /usr/sbin/ip || -x /sbin/ip || -x /bin/ip ]] || pkgs+=(iproute2)
   command -v gzip >/dev/null || pkgs+=(gzip)
@@ -108,10 +109,10 @@ ensure_host_deps() {
 # ---------------------------------------------------------------- kernel (cached per version)
 ensure_kernel() {
   local kpkg kver
-  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !f {print $2; f = 1}')
   if [[ -z $kpkg ]]; then
     apt_update
-    kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+    kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !f {print $2; f = 1}')
   fi
   [[ -n $kpkg ]] && kver=$(apt-cache policy "$kpkg" | awk '/Candidate:/ {print $2}')
   if [[ -z ${kver:-} || $kver == "(none)" ]]; then
