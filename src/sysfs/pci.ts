@@ -169,3 +169,11 @@ export function netdevLinkType(root: string, ifname: string): 'ether' | 'infinib
   if (t === null) return null;
   return t === 1 ? 'ether' : t === 32 ? 'infiniband' : 'other';
 }
+
+/**
+ * How many NUMA nodes the host has (devices/system/node/nodeN), 0 when the tree does not say.
+ * A device whose numa_node is -1 on a one-node host is on node 0.
+ */
+export function numaNodeCount(root: string): number {
+  return listDir(path.join(root, 'devices/system/node')).filter((e) => /^node\d+$/.test(e)).length;
+}
