@@ -13,6 +13,9 @@ export const CniCode = {
   DecodeFailure: 6,
   InvalidNetworkConfig: 7,
   TryAgainLater: 11,
+  // CNI 1.1 STATUS
+  PluginNotAvailable: 50,
+  LimitedConnectivity: 51,
   // plugin-specific
   DeviceBusy: 100,
   DeviceNotFound: 101,

@@ -1,0 +1,61 @@
+/**
+ * The durable record the CNI keeps for each VF it hands to a pod: who holds it (the allocation
+ * marker) and the VF's full original state, written before anything is changed.
+ */
+import * as z from 'zod/mini';
+
+const vfInfo = z.object({
+  mac: z.string(),
+  vlan: z.int(),
+  qos: z.int(),
+  vlanProto: z.enum(['802.1Q', '802.1ad']),
+  spoofchk: z.optional(z.boolean()),
+  trust: z.optional(z.boolean()),
+  linkState: z.optional(z.enum(['auto', 'enable', 'disable'])),
+  minTxRate: z.int(),
+  maxTxRate: z.int(),
+});
+export type VfSettings = z.infer<typeof vfInfo>;
+
+const netdevState = z.object({
+  name: z.string(),
+  mac: z.string(),
+  mtu: z.int(),
+  up: z.boolean(),
+  altnames: z.array(z.string()),
+});
+export type NetdevState = z.infer<typeof netdevState>;
+
+export const vfRecordSchema = z.object({
+  version: z.literal(1),
+  pciAddr: z.string(),
+  networkName: z.string(),
+  containerId: z.string(),
+  ifName: z.string(),
+  netns: z.string(),
+  pod: z.optional(z.object({ namespace: z.string(), name: z.string(), uid: z.string() })),
+  phase: z.enum(['adding', 'ready']),
+  createdAt: z.string(),
+  original: z.object({
+    pfNetdev: z.nullable(z.string()),
+    vfIndex: z.int(),
+    userspace: z.boolean(),
+    /** PF-side VF settings; null when the PF reports no VF table at all. */
+    vf: z.nullable(vfInfo),
+    /** The VF netdev on the host; null for a userspace-bound VF. */
+    netdev: z.nullable(netdevState),
+  }),
+  /** What ADD set (for CHECK and for finding the netdev in the pod netns). */
+  applied: z.optional(
+    z.object({
+      vf: z.partial(vfInfo),
+      netdev: z.nullable(z.object({ name: z.string(), mac: z.string(), mtu: z.int() })),
+      ips: z.array(z.string()),
+      routes: z.array(z.object({ dst: z.string(), gw: z.optional(z.string()) })),
+    }),
+  ),
+  /** The delegated IPAM config, so DEL/GC can release it without the original netconf. */
+  ipam: z.optional(z.looseObject({ type: z.string() })),
+  cniVersion: z.string(),
+});
+export type VfRecord = z.infer<typeof vfRecordSchema>;
