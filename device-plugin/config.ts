@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import YAML from 'yaml';
 import type { z } from 'zod';
+import { describeIssues } from '../src/schemas/format';
 import { PoolSchema, PoolsConfigSchema, type Pool } from '../src/schemas/device-pools';
 import type { VfRecord } from './discovery';
 import { fullResourceName, poolMatches } from './selectors';
@@ -27,15 +28,9 @@ export class ConfigFileError extends Error {
   }
 }
 
-function fieldPath(p: readonly PropertyKey[]): string {
-  return p.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i === 0 ? '' : '.'}${String(k)}`)).join('') || '(pool)';
-}
-
-function issueLines(err: z.ZodError): string[] {
-  return err.issues.map((i) => {
-    if (i.code === 'unrecognized_keys') return `${fieldPath(i.path)}: unknown field(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-    return `${fieldPath(i.path)}: ${i.message}`;
-  });
+/** One line per issue, each in the project's "<object>: field "<path>": <message>" form. */
+function issueLines(label: string, err: z.ZodError): string[] {
+  return err.issues.map((i) => describeIssues(label, [i]));
 }
 
 function poolLabel(raw: unknown, index: number): string {
@@ -52,7 +47,7 @@ export function parsePoolsConfig(text: string, file: string): PoolsConfig {
     throw new ConfigFileError(file, `not valid JSON or YAML: ${(e as Error).message.split('\n')[0]}`);
   }
   const env = PoolsConfigSchema.safeParse(doc);
-  if (!env.success) throw new ConfigFileError(file, issueLines(env.error).join('; '));
+  if (!env.success) throw new ConfigFileError(file, issueLines('top level', env.error).join('; '));
   const pools: Pool[] = [];
   const errors: string[] = [];
   const seen = new Map<string, string>();
@@ -60,13 +55,13 @@ export function parsePoolsConfig(text: string, file: string): PoolsConfig {
     const label = poolLabel(raw, i);
     const r = PoolSchema.safeParse(raw);
     if (!r.success) {
-      for (const line of issueLines(r.error)) errors.push(`${label}: ${line}`);
+      errors.push(...issueLines(label, r.error));
       return;
     }
     const full = fullResourceName(r.data);
     const earlier = seen.get(full);
     if (earlier) {
-      errors.push(`${label}: resourceName: "${full}" is already used by ${earlier}; pool rejected`);
+      errors.push(`${label}: field "resourceName": "${full}" is already used by ${earlier}; pool rejected`);
       return;
     }
     seen.set(full, label);
@@ -99,7 +94,7 @@ export function rejectOverlaps(config: PoolsConfig, vfs: readonly VfRecord[]): P
       if (!poolMatches(pool, vf)) continue;
       const owner = kept.find((k) => poolMatches(k, vf));
       if (owner) {
-        clash = `pool "${pool.resourceName}": selectors: overlaps pool "${owner.resourceName}" (both match VF ${vf.pciAddr}); pool rejected`;
+        clash = `pool "${pool.resourceName}": field "selectors": overlaps pool "${owner.resourceName}" (both match VF ${vf.pciAddr}); pool rejected`;
         break;
       }
     }

@@ -56,3 +56,16 @@ export class DirWatch {
     }, this.debounceMs);
   }
 }
+
+/**
+ * Identity of a file: inode plus change time. Inode numbers alone get reused right away on some
+ * file systems, so a re-created socket could look like the old one.
+ */
+export function fileIdentity(p: string): string | null {
+  try {
+    const st = fs.statSync(p, { bigint: true });
+    return `${st.ino}:${st.ctimeNs}`;
+  } catch {
+    return null;
+  }
+}

@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from 'pino';
+import type { Logger } from '../src/log';
+import { describeIssues } from '../src/schemas/format';
 import type { z } from 'zod';
 import {
   DEVICE_PLUGIN_API_VERSION,
@@ -21,6 +22,7 @@ import {
 } from '../src/proto';
 import { AllocateRequestSchema, PreferredAllocationRequestSchema, PreStartContainerRequestSchema } from '../src/schemas/device-plugin-rpc';
 import { containerAllocation } from './allocate';
+import { fileIdentity } from './dir-watch';
 import type { PoolState } from './pool-state';
 import { preferredAllocation } from './preferred';
 
@@ -48,15 +50,14 @@ export interface PluginServerOptions {
 }
 
 function badRequest(what: string, err: z.ZodError): RpcError {
-  const detail = err.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ');
-  return new RpcError(grpc.status.INVALID_ARGUMENT, `${what}: ${detail}`);
+  return new RpcError(grpc.status.INVALID_ARGUMENT, describeIssues(`${what} request`, err.issues));
 }
 
 export class PluginServer {
   private server: grpc.Server | null = null;
   private streams = new Set<grpc.ServerWritableStream<unknown, ListAndWatchResponseMsg>>();
-  /** inode of the socket we created: a different inode (or none) means someone removed it. */
-  private socketIno = -1;
+  /** Identity of the socket we created: a different one (or none) means someone removed it. */
+  private socketId: string | null = null;
 
   constructor(private readonly opts: PluginServerOptions) {
     if (opts.socketPath.length > MAX_SOCKET_PATH) {
@@ -82,11 +83,7 @@ export class PluginServer {
 
   /** Is our socket file still the one we bound? (kubelet wipes device-plugins/ on restart) */
   socketIntact(): boolean {
-    try {
-      return fs.statSync(this.opts.socketPath).ino === this.socketIno;
-    } catch {
-      return false;
-    }
+    return this.socketId !== null && fileIdentity(this.opts.socketPath) === this.socketId;
   }
 
   async start(): Promise<void> {
@@ -99,7 +96,7 @@ export class PluginServer {
       server.bindAsync(unixAddress(this.opts.socketPath), grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
     );
     this.server = server;
-    this.socketIno = fs.statSync(this.opts.socketPath).ino;
+    this.socketId = fileIdentity(this.opts.socketPath);
     this.opts.log.debug({ resource: this.resource, socket: this.opts.socketPath }, 'device plugin server listening');
   }
 
@@ -121,7 +118,7 @@ export class PluginServer {
     });
     // Remove the socket only if it is still ours (a restarted kubelet may have wiped and reused the dir).
     if (this.socketIntact()) fs.rmSync(this.opts.socketPath, { force: true });
-    this.socketIno = -1;
+    this.socketId = null;
   }
 
   async restart(): Promise<void> {

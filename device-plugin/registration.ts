@@ -12,9 +12,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from 'pino';
+import type { Logger } from '../src/log';
 import { DEVICE_PLUGIN_API_VERSION, KUBELET_SOCKET_NAME, kubeletRegistrationService, unixAddress, type RegisterRequestMsg, type RegistrationStatusMsg } from '../src/proto';
-import { DirWatch } from './dir-watch';
+import { DirWatch, fileIdentity } from './dir-watch';
 import type { PluginServer } from './plugin-server';
 
 export type RegistrationMode = 'legacy' | 'plugin-watcher';
@@ -37,8 +37,8 @@ interface Entry {
   state: RegistrationState;
   attempts: number;
   retry: NodeJS.Timeout | null;
-  /** inode of the kubelet.sock we registered with (legacy) */
-  kubeletIno: number;
+  /** identity of the kubelet.sock we registered with (legacy) */
+  kubeletId: string | null;
   busy: boolean;
   again: boolean;
 }
@@ -85,7 +85,7 @@ export class Registrar {
 
   /** Track a started server and register it. */
   add(server: PluginServer): void {
-    const e: Entry = { server, state: 'pending', attempts: 0, retry: null, kubeletIno: -1, busy: false, again: false };
+    const e: Entry = { server, state: 'pending', attempts: 0, retry: null, kubeletId: null, busy: false, again: false };
     this.entries.set(server.resource, e);
     void this.check(e, false);
   }
@@ -170,15 +170,13 @@ export class Registrar {
       await e.server.restart();
       restarted = true;
     }
-    let kubeletIno: number;
-    try {
-      kubeletIno = fs.statSync(path.join(this.dir, KUBELET_SOCKET_NAME)).ino;
-    } catch {
+    const kubeletId = fileIdentity(path.join(this.dir, KUBELET_SOCKET_NAME));
+    if (kubeletId === null) {
       if (e.state !== 'unreachable') this.setState(e, 'unreachable', `${KUBELET_SOCKET_NAME} not present`);
-      e.kubeletIno = -1;
+      e.kubeletId = null;
       return; // the directory watch brings us back when kubelet creates its socket
     }
-    const newKubelet = kubeletIno !== e.kubeletIno;
+    const newKubelet = kubeletId !== e.kubeletId;
     if (e.state === 'registered' && !newKubelet && !restarted) return;
     if (e.retry && !newKubelet && !restarted && !isRetry) return; // a retry is already scheduled
     if (e.retry) {
@@ -186,7 +184,7 @@ export class Registrar {
       e.retry = null;
     }
     if (newKubelet) e.attempts = 0;
-    e.kubeletIno = kubeletIno;
+    e.kubeletId = kubeletId;
     try {
       await this.register(e);
       e.attempts = 0;
