@@ -47,7 +47,7 @@ export function parsePoolsConfig(text: string, file: string): PoolsConfig {
     throw new ConfigFileError(file, `not valid JSON or YAML: ${(e as Error).message.split('\n')[0]}`);
   }
   const env = PoolsConfigSchema.safeParse(doc);
-  if (!env.success) throw new ConfigFileError(file, issueLines('top level', env.error).join('; '));
+  if (!env.success) throw new ConfigFileError(file, describeIssues('top level', env.error.issues));
   const pools: Pool[] = [];
   const errors: string[] = [];
   const seen = new Map<string, string>();
