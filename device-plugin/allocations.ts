@@ -13,6 +13,8 @@ import { KubeletCheckpointSchema } from '../src/schemas/kubelet-checkpoint';
 
 export const CHECKPOINT_FILE = 'kubelet_internal_checkpoint';
 
+const SETTLE_MARGIN_MS = 20;
+
 const key = (resource: string, pci: string) => `${resource}\u0000${pci}`;
 
 export class AllocationTracker {
@@ -55,8 +57,9 @@ export class AllocationTracker {
       return false;
     }
     this.fromCheckpoint = next;
-    // Answers older than this checkpoint (by a margin for clock granularity) are settled by it.
-    for (const [k, at] of this.answered) if (at < this.checkpointMtime - 1000) this.answered.delete(k);
+    // Answers older than this checkpoint are settled by it: listed there, or freed. The margin
+    // covers the file system's coarse clock; a write within it settles the answer next time.
+    for (const [k, at] of this.answered) if (at < this.checkpointMtime - SETTLE_MARGIN_MS) this.answered.delete(k);
     return true;
   }
 
