@@ -3,7 +3,7 @@
  * PoolState per pool, each served by its own gRPC server and registered with kubelet.
  *
  * Everything that can change funnels into one serialized `refresh()`:
- *  - a periodic cheap rescan (sysfs fingerprint, config file stamp, kubelet checkpoint mtime);
+ *  - a periodic cheap rescan (sysfs change markers, config file stamp, kubelet checkpoint mtime);
  *  - link events from netlink (PF carrier; VF netdevs come and go with sriov_numvfs and rebinds);
  *  - the config directory changing (kubelet swaps the ConfigMap's ..data symlink).
  */
@@ -13,7 +13,7 @@ import type { Logger } from '../src/log';
 import { AllocationTracker, CHECKPOINT_FILE } from './allocations';
 import { ConfigFileError, loadPoolsConfig, rejectOverlaps, type PoolsConfig } from './config';
 import { DirWatch } from './dir-watch';
-import { discover, sysfsFingerprint, type Discovery } from './discovery';
+import { currentMarkers, discover, markersOf, type Discovery } from './discovery';
 import { unknownLinkState, type LinkStateSource } from './link-state';
 import { DevicePluginMetrics, type MetricsSource } from './metrics';
 import { PluginServer } from './plugin-server';
@@ -28,7 +28,7 @@ export interface DevicePluginDaemonOptions {
   devinfoDir: string | null;
   registrationMode: 'auto' | RegistrationMode;
   log: Logger;
-  /** Cheap rescan period (sysfs fingerprint, config stamp, checkpoint). */
+  /** Cheap rescan period (sysfs change markers, config stamp, checkpoint). */
   rescanMs?: number;
   /** Safety rescan of the kubelet socket directory (fs.watch does the fast path). */
   registryRescanMs?: number;
@@ -55,14 +55,16 @@ export class DevicePluginDaemon implements MetricsSource {
   private readonly allocations: AllocationTracker;
   private readonly linkState: LinkStateSource;
   private readonly served = new Map<string, Served>();
-  private discovery: Discovery = { pfs: [], vfs: [] };
-  private fingerprint = '\u0000';
+  private discovery: Discovery = { pciAddrs: [], pfs: [], vfs: [] };
+  private markers: string | null = null;
   private config: PoolsConfig = { pools: [], errors: [] };
   private configStamp = '\u0000';
   private configFileError: string | null = null;
   private reported = new Set<string>();
   private chain: Promise<void> = Promise.resolve();
   private pendingRefresh = false;
+  /** Something reconcile depends on changed (link event, first run); see refreshInner. */
+  private dirty = true;
   private timer: NodeJS.Timeout | null = null;
   private configWatch: DirWatch | null = null;
   private unsubscribeLinks: (() => void) | null = null;
@@ -90,7 +92,10 @@ export class DevicePluginDaemon implements MetricsSource {
     this.log.info({ mode: this.mode, kubeletDir: this.opts.kubeletDir, sysfsRoot: this.opts.sysfsRoot, config: this.opts.configPath }, 'device plugin starting');
     this.registrar.start();
     await this.refresh('start');
-    this.unsubscribeLinks = this.linkState.subscribe(() => this.requestRefresh());
+    this.unsubscribeLinks = this.linkState.subscribe(() => {
+      this.dirty = true;
+      this.requestRefresh();
+    });
     this.configWatch = new DirWatch(path.dirname(this.opts.configPath), () => this.requestRefresh(), 60_000, 50);
     this.configWatch.start();
     this.timer = setInterval(() => this.requestRefresh(), this.opts.rescanMs ?? 500);
@@ -169,21 +174,35 @@ export class DevicePluginDaemon implements MetricsSource {
     }
   }
 
+  private hasDraining(): boolean {
+    for (const s of this.served.values()) for (const d of s.state.devices.values()) if (d.draining) return true;
+    return false;
+  }
+
+  /**
+   * Reconcile only when an input changed: discovery, config, a link event, or allocations while
+   * some device is draining (allocations decide nothing else). Keeps the periodic rescan of a large
+   * tree from re-sorting 1,024 devices twice a second while kubelet is calling Allocate.
+   */
   private async refreshInner(): Promise<void> {
-    this.allocations.refresh();
-    const fp = sysfsFingerprint(this.opts.sysfsRoot);
-    const rediscovered = fp !== this.fingerprint;
-    if (rediscovered) {
+    let dirty = this.dirty;
+    this.dirty = false;
+    if (this.allocations.refresh() && this.hasDraining()) dirty = true;
+    if (this.markers === null || (await currentMarkers(this.opts.sysfsRoot, this.discovery)) !== this.markers) {
       const t0 = performance.now();
       this.discovery = discover(this.opts.sysfsRoot);
-      this.fingerprint = fp;
+      // The markers as this discovery saw them: anything changing later shows up as a difference.
+      this.markers = markersOf(this.discovery);
       this.log.info({ pfs: this.discovery.pfs.length, vfs: this.discovery.vfs.length, ms: Math.round(performance.now() - t0) }, 'discovered');
+      dirty = true;
     }
     const stamp = this.configStampNow();
     if (stamp !== this.configStamp) {
       this.configStamp = stamp;
       this.loadConfig();
+      dirty = true;
     }
+    if (!dirty) return;
     const result = reconcile(
       new Map([...this.served].map(([r, s]) => [r, { pool: s.state.pool, devices: s.state.devices }])),
       {
@@ -209,9 +228,10 @@ export class DevicePluginDaemon implements MetricsSource {
           socketPath: this.registrar.socketPathFor(resource),
           log: this.log,
           devinfoDir: this.opts.devinfoDir,
-          onAllocated: (r, pcis) => {
+          onAllocated: (r, pcis, ms) => {
             this.allocations.recordAllocate(r, pcis);
             this.metrics.allocations.inc({ resource: r, result: 'ok' });
+            this.metrics.allocateSeconds.observe({ resource: r }, ms / 1000);
           },
           ...(this.mode === 'plugin-watcher' ? { onRegistrationStatus: (st) => this.registrar.registrationStatus(resource, st) } : {}),
         });

@@ -3,9 +3,7 @@
  * Allocate need. Reads go through src/sysfs only. VFs are keyed by PCI address: a VF whose netdev
  * moved into a pod netns has no host netdev but is still the same device.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { listPfs, listVfs, netdevLinkType, numaNodeCount, type PfDevice, type VfDevice } from '../src/sysfs/pci';
+import { listPciAddrs, listPfs, listVfs, netdevLinkType, numaNodeCount, readChangeMarkers, type PfDevice, type VfDevice } from '../src/sysfs/pci';
 
 export type LinkType = 'ether' | 'infiniband' | 'other';
 
@@ -17,11 +15,14 @@ export interface VfRecord extends VfDevice {
 }
 
 export interface Discovery {
+  /** Every PCI device address seen, read first (a device added later shows up as a change). */
+  pciAddrs: string[];
   pfs: PfDevice[];
   vfs: VfRecord[];
 }
 
 export function discover(root: string): Discovery {
+  const pciAddrs = listPciAddrs(root);
   const pfs = listPfs(root);
   const singleNode = numaNodeCount(root) <= 1;
   const vfs: VfRecord[] = [];
@@ -36,53 +37,24 @@ export function discover(root: string): Discovery {
       });
     }
   }
-  return { pfs, vfs };
+  return { pciAddrs, pfs, vfs };
 }
 
 /**
- * A cheap summary of what can change under us without a netlink event (sriov_numvfs, driver
- * binds, netdev names): compared between rescans so the full discovery runs only on change.
- * It reads the same sysfs entries the reader does, but only their names and link targets.
+ * Change detection without re-reading everything: a Discovery remembers the change markers it saw
+ * (device list, sriov_numvfs per PF, driver per VF); a rescan reads just those, asynchronously, and
+ * runs the full discovery only when they differ. Netdev names are left out on purpose: they change
+ * whenever a VF moves into a pod, and pool membership never depends on them.
  */
-export function sysfsFingerprint(root: string): string {
-  const base = path.join(root, 'bus/pci/devices');
-  const parts: string[] = [];
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(base);
-  } catch {
-    return '';
-  }
-  for (const addr of entries) {
-    const dev = path.join(base, addr);
-    let numVfs: string;
-    try {
-      numVfs = fs.readFileSync(path.join(dev, 'sriov_numvfs'), 'utf8').trim();
-    } catch {
-      continue; // not a PF
-    }
-    parts.push(`${addr}=${numVfs}`);
-    for (const e of safeList(dev)) {
-      if (!e.startsWith('virtfn')) continue;
-      const vf = path.join(dev, e);
-      parts.push(`${e}:${safeLink(vf)}:${safeLink(path.join(vf, 'driver'))}:${safeList(path.join(vf, 'net')).join(',')}`);
-    }
-  }
-  return parts.join('|');
+export function markersOf(d: Discovery): string {
+  return JSON.stringify({ devices: d.pciAddrs, numVfs: d.pfs.map((p) => p.numVfs), drivers: d.vfs.map((v) => v.driver) });
 }
 
-function safeList(p: string): string[] {
-  try {
-    return fs.readdirSync(p).sort();
-  } catch {
-    return [];
-  }
-}
-
-function safeLink(p: string): string {
-  try {
-    return path.basename(fs.readlinkSync(p));
-  } catch {
-    return '-';
-  }
+export async function currentMarkers(root: string, d: Discovery): Promise<string> {
+  const m = await readChangeMarkers(
+    root,
+    d.pfs.map((p) => p.pciAddr),
+    d.vfs.map((v) => v.pciAddr),
+  );
+  return JSON.stringify({ devices: m.devices, numVfs: m.numVfs.map((n) => n ?? 0), drivers: m.drivers });
 }

@@ -2,7 +2,7 @@
  * Prometheus metrics, computed from the daemon's state at scrape time (nothing to keep in sync).
  */
 import * as http from 'node:http';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../src/log';
 
 export interface MetricsSource {
@@ -14,6 +14,7 @@ export class DevicePluginMetrics {
   readonly registry = new Registry();
   readonly allocations: Counter<'resource' | 'result'>;
   readonly registrations: Counter<'resource' | 'result'>;
+  readonly allocateSeconds: Histogram<'resource'>;
 
   constructor(source: MetricsSource) {
     const reg = this.registry;
@@ -53,6 +54,13 @@ export class DevicePluginMetrics {
       name: 'sriov_underlay_dp_allocate_total',
       help: 'Allocate calls answered, by result.',
       labelNames: ['resource', 'result'],
+      registers: [reg],
+    });
+    this.allocateSeconds = new Histogram({
+      name: 'sriov_underlay_dp_allocate_seconds',
+      help: 'Time the daemon spent answering Allocate (validation, response, device-info files).',
+      labelNames: ['resource'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05],
       registers: [reg],
     });
     this.registrations = new Counter({

@@ -43,8 +43,8 @@ export interface PluginServerOptions {
   socketPath: string;
   log: Logger;
   devinfoDir: string | null;
-  /** Called after a successful Allocate with the PCI addresses handed out. */
-  onAllocated: (resource: string, pcis: string[]) => void;
+  /** Called after a successful Allocate with the PCI addresses handed out and the time it took. */
+  onAllocated: (resource: string, pcis: string[], ms: number) => void;
   /** Set in plugin-watcher mode: kubelet's verdict on our registration. */
   onRegistrationStatus?: (status: RegistrationStatusMsg) => void;
 }
@@ -173,6 +173,7 @@ export class PluginServer {
         };
       }),
       Allocate: unary<unknown, AllocateResponseMsg>('Allocate', (raw) => {
+        const t0 = performance.now();
         const req = AllocateRequestSchema.safeParse(raw);
         if (!req.success) throw badRequest('Allocate', req.error);
         // Check every ID of every container before writing anything.
@@ -186,7 +187,7 @@ export class PluginServer {
         );
         const res = { container_responses: plans.map((vfs) => containerAllocation(state.pool, vfs, this.opts.devinfoDir)) };
         const ids = plans.flat().map((v) => v.pciAddr);
-        this.opts.onAllocated(state.resource, ids);
+        this.opts.onAllocated(state.resource, ids, performance.now() - t0);
         log.info({ resource: state.resource, devices: ids }, 'allocated');
         return res;
       }),
