@@ -253,8 +253,8 @@ export class DevicePluginDaemon implements MetricsSource {
       if (result.plan.has(resource)) continue;
       s.state.setDevices(new Map()); // kubelet sees zero devices before the stream ends
       this.registrar.remove(resource);
-      await s.server.stop();
       this.served.delete(resource);
+      await s.server.stop();
       this.log.info({ resource }, 'pool no longer served');
     }
   }
