@@ -20,7 +20,15 @@ export function writeFileDurable(file: string, data: string | Buffer, mode = 0o6
   fsyncDir(dir);
 }
 
+/** Remove a file and any temp file a killed writer left beside it, then fsync the directory. */
 export function removeFileDurable(file: string): void {
+  const dir = path.dirname(file);
+  const prefix = `${path.basename(file)}.tmp-`;
+  try {
+    for (const n of fs.readdirSync(dir)) if (n.startsWith(prefix)) fs.rmSync(path.join(dir, n), { force: true });
+  } catch {
+    /* no dir: nothing left behind */
+  }
   try {
     fs.unlinkSync(file);
   } catch (e) {

@@ -1,0 +1,224 @@
+/**
+ * ADD, as a recipe: plan → lock → record → PF side → move → configure → result.
+ * The record (allocation marker + full original state) is durable before the first change, and any
+ * failure rolls the VF back to it before the error is returned.
+ */
+import * as fs from 'node:fs';
+import { CniCode, UnderlayError } from '../src/errors';
+import type { Logger } from '../src/log';
+import { Rtnl } from '../src/netlink';
+import type { NetConf } from '../src/schemas/netconf';
+import type { VfRecord } from '../src/schemas/vf-record';
+import { VfLock } from '../src/state/vf-lock';
+import { readVf, type VfDevice } from '../src/sysfs/pci';
+import { configureNetdev, moveIntoPod, netdevState, netnsExists } from '../src/vf/netdev';
+import { applyVfSettings, readVfSettings, type VfPatch } from '../src/vf/pf-side';
+import { configureIps, type IpConfig } from '../src/vf/pod-ip';
+import { restoreOrExplain } from '../src/vf/restore';
+import { LOCK_TIMEOUT_MS, makeCtx, type Ctx } from './context';
+import { ipamAdd } from './ipam';
+import { releaseIpam } from './ipam-release';
+import type { AttachmentPlan } from './plan';
+import { makePlan } from './plan';
+import type { PodSettingsSource } from './pod-settings';
+import { emptyResult, type CniResult } from './result';
+import type { Invocation } from './skel';
+
+export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSettingsSource, log: Logger): Promise<CniResult> {
+  const ctx = makeCtx(conf);
+  const settings = await podSettings(conf, inv);
+  const plan = makePlan(conf, inv, settings);
+  const vf = readVf(ctx.sysfsRoot, plan.deviceID);
+  if (!vf.pfNetdev) throw new UnderlayError(CniCode.DeviceNotFound, `PF ${vf.pfPciAddr} of VF ${vf.pciAddr} has no netdev on the host`);
+  if (!vf.userspace && !netnsExists(inv.netns)) {
+    throw new UnderlayError(CniCode.InvalidEnv, `CNI_NETNS ${inv.netns} is not a network namespace`);
+  }
+  log.info({ pci: vf.pciAddr, pf: vf.pfNetdev, vf: vf.vfIndex, driver: vf.driver, source: settings?.source }, 'ADD');
+
+  const lock = VfLock.acquire(ctx.stateDir, vf.pciAddr, LOCK_TIMEOUT_MS);
+  const host = Rtnl.open();
+  try {
+    const original = takeOverOrSnapshot(host, ctx, inv, vf, log);
+    const rec: VfRecord = {
+      version: 1,
+      pciAddr: vf.pciAddr,
+      networkName: conf.name,
+      containerId: inv.containerId,
+      ifName: inv.ifName,
+      netns: inv.netns,
+      phase: 'adding',
+      createdAt: new Date().toISOString(),
+      original,
+      cniVersion: conf.cniVersion,
+    };
+    if (inv.pod) rec.pod = { namespace: inv.pod.namespace, name: inv.pod.name, uid: inv.pod.uid };
+    if (plan.useIpam && conf.ipam) rec.ipam = conf.ipam;
+    ctx.records.write(rec); // the marker and the original state: durable before any change
+
+    // Start delegated IPAM now: its exec overlaps the netns move, the slowest kernel step.
+    const ipam = plan.useIpam && conf.ipam ? settle(ipamAdd({ type: conf.ipam.type, cniPath: inv.cniPath, env: process.env, stdin: inv.stdin })) : null;
+    try {
+      const result = await attach(host, inv, vf, plan, rec, ipam);
+      rec.phase = 'ready';
+      ctx.records.write(rec);
+      return result;
+    } catch (err) {
+      await rollback(host, ctx, inv, rec, ipam, log, err);
+      throw err;
+    }
+  } finally {
+    host.close();
+    lock.release();
+  }
+}
+
+/** Everything that changes the device. `rec.applied` grows as steps succeed. */
+async function attach(
+  host: Rtnl,
+  inv: Invocation,
+  vf: VfDevice,
+  plan: AttachmentPlan,
+  rec: VfRecord,
+  ipam: Promise<Settled<CniResult>> | null,
+): Promise<CniResult> {
+  const pfNetdev = vf.pfNetdev as string;
+  const pf = host.getLink(pfNetdev);
+  if (!pf) throw new UnderlayError(CniCode.DeviceNotFound, `PF netdev ${pfNetdev} vanished`);
+  // A PF without a VF table can still take a MAC: it is applied to the netdev only.
+  const pfSide = rec.original.vf === null ? withoutMac(plan.vf) : plan.vf;
+  rec.applied = { vf: pfSide, netdev: null, ips: [], routes: [] };
+  applyVfSettings(host, pfNetdev, pf.index, vf.vfIndex, pfSide);
+
+  const result = emptyResult();
+  let ipCfg: IpConfig = { ips: [], gateways: [], routes: [] };
+  if (vf.userspace) {
+    result.interfaces.push({ name: inv.ifName, sandbox: inv.netns, pciID: vf.pciAddr });
+  } else {
+    const link = host.getLink(rec.original.netdev?.name ?? '');
+    if (!link) throw new UnderlayError(CniCode.DeviceNotFound, `VF netdev ${rec.original.netdev?.name} vanished from the host`);
+    const podFd = fs.openSync(inv.netns, 'r');
+    try {
+      moveIntoPod(host, link, podFd, inv.ifName);
+    } finally {
+      fs.closeSync(podFd);
+    }
+    const pod = Rtnl.openIn(inv.netns);
+    try {
+      const podLink = configureNetdev(pod, inv.ifName, { mac: plan.mac, mtu: plan.mtu });
+      rec.applied.netdev = { name: inv.ifName, mac: podLink.mac.toLowerCase(), mtu: podLink.mtu };
+      ipCfg = await addressesFor(plan, ipam);
+      configureIps(pod, podLink, inv.netns, ipCfg);
+      result.interfaces.push({ name: inv.ifName, mac: podLink.mac.toLowerCase(), mtu: podLink.mtu, sandbox: inv.netns, pciID: vf.pciAddr });
+    } finally {
+      pod.close();
+    }
+  }
+  if (vf.userspace) ipCfg = await addressesFor(plan, ipam);
+  rec.applied.ips = ipCfg.ips;
+  rec.applied.routes = ipCfg.routes.map((r) => (r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst }));
+  for (const ip of ipCfg.ips) {
+    const gw = ipCfg.gateways.find((g) => g.includes(':') === ip.includes(':'));
+    result.ips.push(gw ? { address: ip, gateway: gw, interface: 0 } : { address: ip, interface: 0 });
+  }
+  result.routes = ipCfg.routes.map((r) => (r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst }));
+  if (ipam) result.dns = ((await ipam).value ?? emptyResult()).dns;
+  return result;
+}
+
+function withoutMac(p: VfPatch): VfPatch {
+  const { mac: _mac, ...rest } = p;
+  return rest;
+}
+
+async function addressesFor(plan: AttachmentPlan, ipam: Promise<Settled<CniResult>> | null): Promise<IpConfig> {
+  if (plan.staticIps) return { ips: plan.staticIps.ips, gateways: plan.staticIps.gateways, routes: plan.staticIps.routes };
+  if (!ipam) return { ips: [], gateways: [], routes: [] };
+  const r = await ipam;
+  if (r.error) throw r.error;
+  const res = r.value as CniResult;
+  return {
+    ips: res.ips.map((i) => i.address),
+    gateways: res.ips.flatMap((i) => (i.gateway ? [i.gateway] : [])),
+    routes: res.routes.map((x) => (x.gw ? { dst: x.dst, gw: x.gw } : { dst: x.dst })),
+  };
+}
+
+/**
+ * The VF's original state. A record already present means either this same attachment's earlier
+ * ADD (undo it, keep its original) or another container's: refused while that container's netns
+ * lives, taken over (restored first) once it is gone and its DEL never came.
+ */
+function takeOverOrSnapshot(host: Rtnl, ctx: Ctx, inv: Invocation, vf: VfDevice, log: Logger): VfRecord['original'] {
+  const prior = ctx.records.read(vf.pciAddr);
+  if (prior) {
+    const same = prior.containerId === inv.containerId && prior.ifName === inv.ifName;
+    if (!same && netnsExists(prior.netns)) {
+      throw new UnderlayError(
+        CniCode.DeviceBusy,
+        `VF ${vf.pciAddr} is in use by container ${prior.containerId} (netns ${prior.netns}, interface ${prior.ifName})`,
+        'a VF serves one attachment at a time; the device plugin should not have allocated it twice',
+      );
+    }
+    log.warn({ pci: vf.pciAddr, holder: prior.containerId, same }, 'restoring VF from an earlier attachment before ADD');
+    restoreOrExplain(prior, { host, sysfsRoot: ctx.sysfsRoot });
+    if (!same) ctx.records.remove(prior);
+    return prior.original;
+  }
+  const fresh = readVf(ctx.sysfsRoot, vf.pciAddr);
+  let netdev = null;
+  if (!fresh.userspace) {
+    const name = fresh.netdevs[0];
+    const link = name ? host.getLink(name) : null;
+    if (!link) {
+      throw new UnderlayError(
+        CniCode.DeviceNotFound,
+        `VF ${vf.pciAddr} has no netdev in the host netns${name ? ` (sysfs names ${name})` : ''}`,
+        'it may still be inside another pod netns; check `ip -all netns exec ip -br link` for it',
+      );
+    }
+    netdev = netdevState(link);
+  }
+  return {
+    pfNetdev: fresh.pfNetdev,
+    vfIndex: fresh.vfIndex,
+    userspace: fresh.userspace,
+    vf: readVfSettings(host, fresh.pfNetdev as string, fresh.vfIndex),
+    netdev,
+  };
+}
+
+async function rollback(
+  host: Rtnl,
+  ctx: Ctx,
+  inv: Invocation,
+  rec: VfRecord,
+  ipam: Promise<Settled<CniResult>> | null,
+  log: Logger,
+  cause: unknown,
+): Promise<void> {
+  log.warn({ pci: rec.pciAddr, err: (cause as Error).message }, 'ADD failed; rolling back');
+  try {
+    restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot });
+  } catch (e) {
+    // Keep the record: DEL (which the runtime calls after a failed ADD) will finish the job.
+    throw new UnderlayError(
+      CniCode.RollbackFailed,
+      `${(cause as Error).message}; rollback also failed: ${(e as Error).message}`,
+      'the VF original state is kept in the state dir; DEL will retry the restore',
+    );
+  }
+  if (ipam && rec.ipam) {
+    await ipam; // never release before the allocation has finished
+    await releaseIpam(ctx.stateDir, inv, rec.ipam.type, inv.stdin, log);
+  }
+  ctx.records.remove(rec);
+}
+
+type Settled<T> = { value?: T; error?: unknown };
+function settle<T>(p: Promise<T>): Promise<Settled<T>> {
+  return p.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+}
+

@@ -1,0 +1,73 @@
+/**
+ * Delegated IPAM, exactly as sriov-cni and the reference plugins do it: exec the plugin named by
+ * ipam.type from CNI_PATH with our own environment and stdin. ADD is started before the device
+ * work and awaited after it, so the plugin's start-up overlaps the slow netns move.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CniCode, UnderlayError, type CniCodeValue } from '../src/errors';
+import { parseResult, type CniResult } from './result';
+
+export function findPlugin(type: string, cniPath: string[]): string {
+  if (type.includes('/')) throw new UnderlayError(CniCode.InvalidNetworkConfig, `ipam.type "${type}" must be a plugin name, not a path`);
+  for (const dir of cniPath) {
+    const p = path.join(dir, type);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* try the next dir */
+    }
+  }
+  throw new UnderlayError(CniCode.InvalidNetworkConfig, `IPAM plugin "${type}" not found in CNI_PATH (${cniPath.join(':') || 'empty'})`);
+}
+
+export interface IpamCall {
+  command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC';
+  type: string;
+  cniPath: string[];
+  env: NodeJS.ProcessEnv;
+  stdin: Buffer;
+}
+
+/** Run the plugin; resolves with its stdout, rejects with its CNI error. */
+export function execIpam(call: IpamCall): Promise<string> {
+  const bin = findPlugin(call.type, call.cniPath);
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, [], { env: { ...call.env, CNI_COMMAND: call.command }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => reject(new UnderlayError(CniCode.IoFailure, `IPAM plugin ${call.type}: ${e.message}`)));
+    child.on('close', (code) => {
+      const stdout = Buffer.concat(out).toString('utf8');
+      if (code === 0) return resolve(stdout);
+      let msg = Buffer.concat(err).toString('utf8').trim() || `exited with ${code}`;
+      let cniCode: CniCodeValue = CniCode.Internal;
+      let details: string | undefined;
+      try {
+        const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
+        if (e.msg) msg = e.msg;
+        if (typeof e.code === 'number') cniCode = e.code as CniCodeValue;
+        details = e.details;
+      } catch {
+        /* not a CNI error object; keep stderr */
+      }
+      reject(new UnderlayError(cniCode, `IPAM plugin ${call.type} ${call.command} failed: ${msg}`, details));
+    });
+    child.stdin.end(call.stdin);
+  });
+}
+
+export async function ipamAdd(call: Omit<IpamCall, 'command'>): Promise<CniResult> {
+  const out = await execIpam({ ...call, command: 'ADD' });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(out);
+  } catch {
+    throw new UnderlayError(CniCode.DecodeFailure, `IPAM plugin ${call.type} returned invalid JSON`);
+  }
+  return parseResult(raw, `IPAM plugin ${call.type} result`);
+}

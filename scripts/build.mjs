@@ -1,0 +1,234 @@
+#!/usr/bin/env node
+/**
+ * Builds each program into one self-contained executable (see docs/packaging.md):
+ *   esbuild bundle (cjs, node20) → Node single-executable blob (code cache + the native addon as an
+ *   asset) → postject into a stripped copy of the running node binary.
+ *
+ * Usage: node scripts/build.mjs [--only name[,name...]]
+ *
+ * Incremental: a target is re-injected only when its bundle, the addon or the node binary changed
+ * (a content stamp per target under dist/.build). Quiet: one line per target, tool output only on
+ * failure.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const WORK = path.join(ROOT, 'dist', '.build');
+/** The SEA asset name is the contract with src/native.ts. */
+const ADDON_ASSET = 'sriov_native.node';
+const ADDON = path.join(ROOT, 'native', 'build', 'Release', 'sriov_native.node');
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+/** Bump when the steps below change in a way that must invalidate every stamp. */
+const FORMAT = 1;
+
+/** testOnly targets are built only when --only names them. */
+const TARGETS = [
+  { name: 'sriov-underlay', entry: 'cni/main.ts', out: 'dist/bin/sriov-underlay' },
+  { name: 'sriov-underlay-node', entry: 'device-plugin/main.ts', out: 'dist/bin/sriov-underlay-node' },
+  { name: 'kubectl-sriov', entry: 'cli/main.ts', out: 'dist/bin/kubectl-sriov' },
+  { name: 'sea-probe', entry: 'test/fixtures/sea-probe.ts', out: 'dist/test/sea-probe', testOnly: true },
+];
+
+class BuildError extends Error {}
+
+function parseArgs(argv) {
+  const only = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--only') {
+      const v = argv[++i];
+      if (!v) throw new BuildError('--only needs a target name');
+      only.push(...v.split(','));
+    } else if (a.startsWith('--only=')) {
+      only.push(...a.slice('--only='.length).split(','));
+    } else if (a === '--help' || a === '-h') {
+      return { help: true, only };
+    } else {
+      throw new BuildError(`unknown argument ${a} (usage: node scripts/build.mjs [--only name[,name...]])`);
+    }
+  }
+  return { help: false, only: only.filter(Boolean) };
+}
+
+function selectTargets(only) {
+  if (only.length === 0) return TARGETS.filter((t) => !t.testOnly);
+  const known = new Set(TARGETS.map((t) => t.name));
+  const unknown = only.filter((n) => !known.has(n));
+  if (unknown.length) {
+    throw new BuildError(`unknown target ${unknown.join(', ')}; targets: ${[...known].join(', ')}`);
+  }
+  return TARGETS.filter((t) => only.includes(t.name));
+}
+
+const sha256 = (data) => createHash('sha256').update(data).digest('hex');
+const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** Identity of the node binary the blob is made with: the blob only runs inside that exact node. */
+function nodeIdentity() {
+  const st = fs.statSync(process.execPath);
+  return `${process.execPath}:${process.version}:${st.size}:${st.mtimeMs}`;
+}
+
+/** A stripped copy of the running node (debug symbols are ~12 MB we never use), cached. */
+function strippedNode() {
+  const out = path.join(WORK, 'node-stripped');
+  const stamp = `${out}.stamp`;
+  const id = nodeIdentity();
+  if (fs.existsSync(out) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === id) return out;
+  const tmp = `${out}.${process.pid}.tmp`;
+  run('strip', ['--strip-all', '-o', tmp, process.execPath]);
+  fs.renameSync(tmp, out);
+  fs.writeFileSync(stamp, id);
+  return out;
+}
+
+/** Run a tool, keeping its output unless it fails. */
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.error) throw new BuildError(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) {
+    throw new BuildError(`${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+/**
+ * postject's ELF parser (LIEF, compiled to wasm) prints harmless warnings about the stripped
+ * binary's note sections through console.warn/log; show them only if the injection fails.
+ */
+async function quietly(fn) {
+  const saved = { log: console.log, warn: console.warn, error: console.error };
+  const lines = [];
+  console.log = console.warn = console.error = (...a) => lines.push(a.join(' '));
+  try {
+    return await fn();
+  } catch (err) {
+    throw new BuildError(`postject failed: ${err?.message ?? err}\n${lines.join('\n')}`);
+  } finally {
+    Object.assign(console, saved);
+  }
+}
+
+async function bundle(esbuild, target) {
+  const result = await esbuild.build({
+    entryPoints: [path.join(ROOT, target.entry)],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    // Readable stack traces: no identifier mangling, and class/function names survive bundling.
+    keepNames: true,
+    minify: false,
+    legalComments: 'none',
+    write: false,
+    outfile: path.join(WORK, `${target.name}.cjs`),
+    logLevel: 'silent',
+  });
+  for (const w of result.warnings) process.stderr.write(`  ${target.name}: esbuild warning: ${w.text}\n`);
+  const file = result.outputFiles[0];
+  if (!file) throw new BuildError(`${target.name}: esbuild produced no output`);
+  return { path: file.path, contents: Buffer.from(file.contents) };
+}
+
+async function buildTarget(esbuild, inject, target, addonBytes) {
+  const bundled = await bundle(esbuild, target);
+  const out = path.join(ROOT, target.out);
+  const stampFile = path.join(WORK, `${target.name}.stamp`);
+  const stamp = sha256(
+    JSON.stringify({ FORMAT, bundle: sha256(bundled.contents), addon: sha256(addonBytes), node: nodeIdentity() }),
+  );
+  const outStat = fs.statSync(out, { throwIfNoEntry: false });
+  let prev = null;
+  try {
+    prev = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
+  } catch {
+    // first build
+  }
+  if (outStat && prev && prev.stamp === stamp && prev.size === outStat.size && prev.mtimeMs === outStat.mtimeMs) {
+    return { out, size: outStat.size, rebuilt: false };
+  }
+
+  // Only rewrite the bundle when it changed, so its mtime means something to anyone watching.
+  if (!fs.existsSync(bundled.path) || !fs.readFileSync(bundled.path).equals(bundled.contents)) {
+    fs.writeFileSync(bundled.path, bundled.contents);
+  }
+  const blob = path.join(WORK, `${target.name}.blob`);
+  const seaConfig = path.join(WORK, `${target.name}.sea-config.json`);
+  fs.writeFileSync(
+    seaConfig,
+    JSON.stringify(
+      {
+        main: bundled.path,
+        output: blob,
+        useCodeCache: true,
+        disableExperimentalSEAWarning: true,
+        assets: { [ADDON_ASSET]: ADDON },
+      },
+      null,
+      2,
+    ),
+  );
+  run(process.execPath, ['--experimental-sea-config', seaConfig]);
+
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  fs.copyFileSync(strippedNode(), tmp);
+  try {
+    await quietly(() => inject(tmp, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SEA_FUSE }));
+    fs.chmodSync(tmp, 0o755);
+    fs.renameSync(tmp, out); // atomic: a running copy of the old binary is never half-overwritten
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  const st = fs.statSync(out);
+  fs.writeFileSync(stampFile, JSON.stringify({ stamp, size: st.size, mtimeMs: st.mtimeMs }));
+  return { out, size: st.size, rebuilt: true };
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.help) {
+    process.stdout.write(
+      `usage: node scripts/build.mjs [--only name[,name...]]\ntargets:\n${TARGETS.map(
+        (t) => `  ${t.name.padEnd(20)} ${t.entry} -> ${t.out}${t.testOnly ? ' (test only)' : ''}`,
+      ).join('\n')}\n`,
+    );
+    return;
+  }
+  const targets = selectTargets(args.only);
+  const missing = targets.filter((t) => !fs.existsSync(path.join(ROOT, t.entry)));
+  if (missing.length) {
+    const present = TARGETS.filter((t) => !t.testOnly && fs.existsSync(path.join(ROOT, t.entry))).map((t) => t.name);
+    throw new BuildError(
+      `entry file missing for ${missing.map((t) => `${t.name} (${t.entry})`).join(', ')}` +
+        (present.length ? `; to build the others: node scripts/build.mjs --only ${present.join(',')}` : ''),
+    );
+  }
+  if (!fs.existsSync(ADDON)) {
+    throw new BuildError(`native addon ${path.relative(ROOT, ADDON)} missing: run \`npm run build:native\` first`);
+  }
+  const addonBytes = fs.readFileSync(ADDON);
+  fs.mkdirSync(WORK, { recursive: true });
+
+  const esbuild = await import('esbuild');
+  const { inject } = await import('postject');
+  for (const t of targets) {
+    const started = process.hrtime.bigint();
+    const r = await buildTarget(esbuild, inject, t, addonBytes);
+    const secs = (Number(process.hrtime.bigint() - started) / 1e9).toFixed(1);
+    process.stdout.write(
+      `${t.name.padEnd(20)} ${mb(r.size).padStart(9)}  ${path.relative(process.cwd(), r.out)}  ` +
+        `${r.rebuilt ? `built in ${secs}s` : 'up to date'}\n`,
+    );
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`build: ${err instanceof BuildError ? err.message : (err?.stack ?? err)}\n`);
+  process.exit(1);
+});

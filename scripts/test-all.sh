@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The whole test suite (`npm test`): typecheck, lint, build, vitest unit, vitest host (root, real
+# netns), then the VM tier (test/vm/run.sh). Every tier runs even when an earlier one failed, so one
+# run shows everything that is broken. The last line is exactly `N passed, N failed`:
+#   - vitest tiers count their tests (from vitest's JSON report, not its text output);
+#   - the VM tier counts its scenarios (from its own `N passed, N failed` line);
+#   - typecheck, lint and build count as one check each.
+# Exits non-zero when anything failed.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+passed=0
+failed=0
+summary=()
+reports=$(mktemp -d)
+trap 'rm -rf "$reports"' EXIT
+
+tier() { printf '\n==> %s\n' "$1"; }
+record() { # name passed failed note
+  passed=$((passed + $2))
+  failed=$((failed + $3))
+  summary+=("$(printf '%-10s %4d passed, %4d failed%s' "$1" "$2" "$3" "${4:+  ($4)}")")
+}
+
+# A command whose outcome is one check.
+check() { # name command...
+  local name=$1
+  shift
+  tier "$name"
+  if "$@"; then record "$name" 1 0; else record "$name" 0 1 "exit $?"; fi
+}
+
+# A vitest project; counts come from its JSON reporter.
+vitest_tier() { # project
+  local project=$1 json="$reports/$1.json" rc=0 counts
+  tier "vitest $project"
+  npx vitest run --project "$project" --reporter=default --reporter=json --outputFile.json="$json" || rc=$?
+  if ! counts=$(node -e '
+      const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      // A file that fails to load has no failed tests but a failed suite: count it as a failure.
+      const suites = (r.testResults ?? []).filter((f) => f.status === "failed" && (f.assertionResults ?? []).every((a) => a.status !== "failed")).length;
+      console.log(r.numPassedTests ?? 0, (r.numFailedTests ?? 0) + suites, (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0));
+    ' "$json" 2>/dev/null); then
+    record "$project" 0 1 "no JSON report, vitest exit $rc"
+    return
+  fi
+  read -r p f s <<<"$counts"
+  # vitest failed without a failing test (e.g. no test files, a config error): still a failure.
+  if ((rc != 0 && f == 0)); then f=1; fi
+  record "$project" "$p" "$f" "$( ((s > 0)) && echo "$s skipped")"
+}
+
+vm_tier() {
+  tier "vm"
+  if [[ ! -f test/vm/run.sh ]]; then
+    printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n'
+    printf '!!! VM TIER SKIPPED: test/vm/run.sh does not exist yet. Real SR-IOV is NOT tested. !!!\n'
+    printf '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n'
+    summary+=("$(printf '%-10s SKIPPED (test/vm/run.sh missing)' vm)")
+    return
+  fi
+  local log="$reports/vm.log" rc=0 line
+  bash test/vm/run.sh 2>&1 | tee "$log" || rc=$?
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+  if [[ -n $line ]]; then
+    read -r p _ f _ <<<"$line"
+    if ((rc != 0 && f == 0)); then f=1; fi
+    record vm "$p" "$f" "$( ((rc != 0)) && echo "exit $rc")"
+  elif ((rc == 0)); then
+    record vm 1 0 "no summary line"
+  else
+    record vm 0 1 "exit $rc, no summary line"
+  fi
+}
+
+check typecheck npx tsc -p tsconfig.json
+check lint npx eslint .
+check build npm run build --silent
+vitest_tier unit
+vitest_tier host
+vm_tier
+
+printf '\n==> summary\n'
+printf '%s\n' "${summary[@]}"
+echo "$passed passed, $failed failed"
+((failed == 0))

@@ -1,0 +1,295 @@
+/**
+ * Rtnl: a NETLINK_ROUTE socket and the operations the programs need. Requests are synchronous
+ * (rtnetlink answers inside the sender's sendmsg), every one asks for an ACK, and a refusal throws
+ * a NetlinkError naming the operation.
+ */
+import * as C from './constants';
+import type { Family } from './addr';
+import {
+  MsgWriter,
+  encodeAddr,
+  encodeAltname,
+  encodeDumpAddrs,
+  encodeDumpLinks,
+  encodeDumpRoutes,
+  encodeGetLink,
+  encodeRoute,
+  encodeSetLink,
+  encodeSetVfLinkState,
+  encodeSetVfMac,
+  encodeSetVfRate,
+  encodeSetVfSpoofchk,
+  encodeSetVfTrust,
+  encodeSetVfVlan,
+  type AddrOptions,
+  type LinkPatch,
+  type RouteSpec,
+} from './encode';
+import {
+  decodeAddr,
+  decodeError,
+  decodeLink,
+  decodeRoute,
+  messages,
+  type AddrInfo,
+  type LinkInfo,
+  type NlMsg,
+  type RouteInfo,
+  type VfInfo,
+} from './decode';
+import { NetlinkError } from './errors';
+import { CniCode, UnderlayError } from '../errors';
+import { isNativeError, native } from '../native';
+import { withNetns } from '../netns';
+
+const ENODEV = 19;
+const EOPNOTSUPP = 95;
+const ETIMEDOUT = 110;
+/** The kernel answers synchronously; this only bounds a broken socket. */
+const REPLY_TIMEOUT_MS = 30_000;
+const DUMP_RETRIES = 5;
+
+export type VfPatch = Partial<Omit<VfInfo, 'vf'>>;
+
+export interface ListRoutesOptions {
+  /** routing table to list; default main (254); 'all' for every table */
+  table?: number | 'all';
+}
+
+type OnMsg = (buf: Buffer, m: NlMsg) => void;
+
+export class Rtnl {
+  private seq: number;
+  private readonly w = new MsgWriter(1024);
+  private closed = false;
+
+  private constructor(readonly fd: number) {
+    // A random start keeps stale replies of an earlier socket with this fd from matching.
+    this.seq = (Math.random() * 0x7fffffff) >>> 0;
+  }
+
+  /** A socket in the caller's current netns. */
+  static open(): Rtnl {
+    try {
+      return new Rtnl(native().nlOpen(C.NETLINK_ROUTE, 0));
+    } catch (err) {
+      throw sysError('open rtnetlink socket', err);
+    }
+  }
+
+  /** A socket created inside the netns at nsPath (or fd); the caller's netns is unchanged. */
+  static openIn(ns: string | number): Rtnl {
+    return withNetns(ns, () => Rtnl.open());
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    native().close(this.fd);
+  }
+
+  // ---- links ----
+
+  /** The link, or null when there is none by that index or name (or altname). */
+  getLink(nameOrIndex: string | number, opts: { vfs?: boolean } = {}): LinkInfo | null {
+    let out: LinkInfo | null = null;
+    try {
+      this.request(encodeGetLink(nameOrIndex, opts.vfs === true, this.w), () => `get link ${nameOrIndex}`, (buf, m) => {
+        if (m.type === C.RTM_NEWLINK) out = decodeLink(buf, m);
+      });
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === ENODEV) return null;
+      throw err;
+    }
+    return out;
+  }
+
+  listLinks(opts: { vfs?: boolean } = {}): LinkInfo[] {
+    return this.dump(
+      () => encodeDumpLinks(opts.vfs === true, this.w),
+      'list links',
+      (buf, m, out: LinkInfo[]) => {
+        const l = m.type === C.RTM_NEWLINK ? decodeLink(buf, m) : null;
+        if (l) out.push(l);
+      },
+    );
+  }
+
+  /** One RTM_NEWLINK for the whole patch; netnsFd + name move and rename atomically. */
+  setLink(index: number, patch: LinkPatch): void {
+    this.request(encodeSetLink(index, patch, this.w), () => `set link ${this.linkName(index)} ${describePatch(patch)}`);
+  }
+
+  addAltname(index: number, name: string): void {
+    this.request(encodeAltname('add', index, name, this.w), () => `add altname ${name} to ${this.linkName(index)}`);
+  }
+
+  delAltname(index: number, name: string): void {
+    this.request(encodeAltname('del', index, name, this.w), () => `delete altname ${name} from ${this.linkName(index)}`);
+  }
+
+  /**
+   * Apply VF settings on the PF, one request per attribute group (as iproute2 does), so a refusal
+   * names the exact setting. Order: mac, vlan/qos/proto, spoofchk, trust, link state, rates.
+   * With only one of the rates, the other is read back first (IFLA_VF_RATE carries both).
+   */
+  setVf(pfIndex: number, vf: number, patch: VfPatch): void {
+    const op = (what: string) => () => `set vf ${vf} ${what} on ${this.linkName(pfIndex)}`;
+    if (patch.mac !== undefined) this.request(encodeSetVfMac(pfIndex, vf, patch.mac, this.w), op('mac'));
+    if (patch.vlan !== undefined) {
+      this.request(encodeSetVfVlan(pfIndex, vf, patch.vlan, patch.qos ?? 0, patch.vlanProto ?? '802.1Q', this.w), op('vlan'));
+    } else if (patch.qos !== undefined || patch.vlanProto !== undefined) {
+      throw new UnderlayError(CniCode.InvalidNetworkConfig, `set vf ${vf}: qos and vlanProto need vlan`);
+    }
+    if (patch.spoofchk !== undefined) this.request(encodeSetVfSpoofchk(pfIndex, vf, patch.spoofchk, this.w), op('spoofchk'));
+    if (patch.trust !== undefined) this.request(encodeSetVfTrust(pfIndex, vf, patch.trust, this.w), op('trust'));
+    if (patch.linkState !== undefined) this.request(encodeSetVfLinkState(pfIndex, vf, patch.linkState, this.w), op('state'));
+    if (patch.minTxRate !== undefined || patch.maxTxRate !== undefined) {
+      let { minTxRate, maxTxRate } = patch;
+      const what =
+        minTxRate === undefined ? 'max_tx_rate' : maxTxRate === undefined ? 'min_tx_rate' : 'min_tx_rate/max_tx_rate';
+      if (minTxRate === undefined || maxTxRate === undefined) {
+        const cur = this.getLink(pfIndex, { vfs: true })?.vfs?.find((v) => v.vf === vf);
+        if (!cur) throw new NetlinkError(op(what)(), EOPNOTSUPP, 'the device reports no VF table');
+        minTxRate ??= cur.minTxRate;
+        maxTxRate ??= cur.maxTxRate;
+      }
+      this.request(encodeSetVfRate(pfIndex, vf, minTxRate, maxTxRate, this.w), op(what));
+    }
+  }
+
+  // ---- addresses ----
+
+  addAddr(index: number, cidr: string, opts: AddrOptions = {}): void {
+    this.request(encodeAddr('add', index, cidr, opts, this.w), () => `add address ${cidr} to ${this.linkName(index)}`);
+  }
+
+  delAddr(index: number, cidr: string): void {
+    this.request(encodeAddr('del', index, cidr, {}, this.w), () => `delete address ${cidr} from ${this.linkName(index)}`);
+  }
+
+  listAddrs(index?: number, family?: Family): AddrInfo[] {
+    return this.dump(
+      () => encodeDumpAddrs(family, this.w),
+      'list addresses',
+      (buf, m, out: AddrInfo[]) => {
+        if (m.type !== C.RTM_NEWADDR) return;
+        const a = decodeAddr(buf, m);
+        if (a && (index === undefined || a.index === index)) out.push(a);
+      },
+    );
+  }
+
+  // ---- routes ----
+
+  addRoute(r: RouteSpec): void {
+    this.request(encodeRoute('add', r, this.w), () => `add route ${describeRoute(r, this)}`);
+  }
+
+  delRoute(r: RouteSpec): void {
+    this.request(encodeRoute('del', r, this.w), () => `delete route ${describeRoute(r, this)}`);
+  }
+
+  listRoutes(family?: Family, opts: ListRoutesOptions = {}): RouteInfo[] {
+    const table = opts.table ?? C.RT_TABLE_MAIN;
+    return this.dump(
+      () => encodeDumpRoutes(family, this.w),
+      'list routes',
+      (buf, m, out: RouteInfo[]) => {
+        if (m.type !== C.RTM_NEWROUTE) return;
+        const r = decodeRoute(buf, m);
+        if (r && (table === 'all' || r.table === table)) out.push(r);
+      },
+    );
+  }
+
+  // ---- plumbing ----
+
+  /** Name of a link for error messages (only called when building one). */
+  linkName(index: number): string {
+    try {
+      return this.getLink(index)?.name ?? `ifindex ${index}`;
+    } catch {
+      return `ifindex ${index}`;
+    }
+  }
+
+  private dump<T>(encode: () => Buffer, op: string, each: (buf: Buffer, m: NlMsg, out: T[]) => void): T[] {
+    for (let attempt = 1; ; attempt++) {
+      const out: T[] = [];
+      const interrupted = this.request(encode(), () => op, (buf, m) => each(buf, m, out));
+      // The table changed during the dump; the kernel flags it and we start over.
+      if (!interrupted || attempt >= DUMP_RETRIES) return out;
+    }
+  }
+
+  /**
+   * Send one request and read until its ACK (or NLMSG_DONE for a dump). Replies to other sequence
+   * numbers are stale and skipped. Returns true when a dump was flagged as interrupted.
+   */
+  private request(msg: Buffer, op: () => string, onMsg?: OnMsg): boolean {
+    if (this.closed) throw new UnderlayError(CniCode.Internal, `${op()}: rtnetlink socket is closed`);
+    const seq = (this.seq = (this.seq + 1) >>> 0);
+    msg.writeUInt32LE(seq, 8);
+    const isDump = (msg.readUInt16LE(6) & C.NLM_F_DUMP) === C.NLM_F_DUMP;
+    const n = native();
+    try {
+      n.nlSend(this.fd, msg);
+    } catch (err) {
+      throw sysError(op(), err);
+    }
+    let interrupted = false;
+    for (;;) {
+      let buf: Buffer | null;
+      try {
+        buf = n.nlRecv(this.fd, REPLY_TIMEOUT_MS);
+      } catch (err) {
+        throw sysError(op(), err);
+      }
+      if (buf === null) throw new NetlinkError(op(), ETIMEDOUT, 'no reply from the kernel');
+      for (const m of messages(buf)) {
+        if (m.seq !== seq) continue;
+        if (m.flags & C.NLM_F_DUMP_INTR) interrupted = true;
+        if (m.type === C.NLMSG_ERROR) {
+          const e = decodeError(buf, m);
+          if (e.errno !== 0) throw new NetlinkError(op(), e.errno, e.extack);
+          return interrupted;
+        }
+        if (m.type === C.NLMSG_DONE) {
+          const err = m.len >= C.NLMSG_HDRLEN + 4 ? -buf.readInt32LE(m.off + C.NLMSG_HDRLEN) : 0;
+          if (err > 0) throw new NetlinkError(op(), err, decodeError(buf, m).extack);
+          if (isDump) return interrupted;
+          continue;
+        }
+        if (m.type === C.NLMSG_NOOP) continue;
+        onMsg?.(buf, m);
+      }
+    }
+  }
+}
+
+function sysError(op: string, err: unknown): UnderlayError {
+  if (err instanceof UnderlayError) return err;
+  if (isNativeError(err)) return new NetlinkError(op, err.errno, undefined, { cause: err });
+  return new NetlinkError(op, 0, err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+function describePatch(p: LinkPatch): string {
+  const parts: string[] = [];
+  if (p.netnsFd !== undefined) parts.push(`netns fd ${p.netnsFd}`);
+  if (p.name !== undefined) parts.push(`name ${p.name}`);
+  if (p.mac !== undefined) parts.push(`address ${p.mac}`);
+  if (p.mtu !== undefined) parts.push(`mtu ${p.mtu}`);
+  if (p.up !== undefined) parts.push(p.up ? 'up' : 'down');
+  return parts.join(' ');
+}
+
+function describeRoute(r: RouteSpec, rt: Rtnl): string {
+  let s = r.dst;
+  if (r.gw !== undefined) s += ` via ${r.gw}`;
+  if (r.index !== undefined) s += ` dev ${rt.linkName(r.index)}`;
+  if (r.table !== undefined) s += ` table ${r.table}`;
+  if (r.metric !== undefined) s += ` metric ${r.metric}`;
+  if (r.onlink) s += ' onlink';
+  return s;
+}

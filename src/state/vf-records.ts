@@ -1,0 +1,87 @@
+/**
+ * Where the CNI's VF records live: <stateDir>/vfs/<pci>.json (the allocation marker plus original
+ * state) and <stateDir>/attachments/<containerId>_<ifName> (which VF an attachment holds, for DEL and
+ * GC calls that carry no deviceID).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CniCode, UnderlayError } from '../errors';
+import { describeIssues } from '../schemas/format';
+import { vfRecordSchema, type VfRecord } from '../schemas/vf-record';
+import { readJsonIfExists, removeFileDurable, writeFileDurable } from './atomic-file';
+
+export class VfRecords {
+  constructor(readonly stateDir: string) {}
+
+  private vfFile(pci: string) {
+    return path.join(this.stateDir, 'vfs', `${pci}.json`);
+  }
+
+  private attachmentFile(containerId: string, ifName: string) {
+    return path.join(this.stateDir, 'attachments', `${containerId}_${ifName}`);
+  }
+
+  read(pci: string): VfRecord | undefined {
+    const file = this.vfFile(pci);
+    let raw: unknown;
+    try {
+      raw = readJsonIfExists(file);
+    } catch (e) {
+      throw new UnderlayError(CniCode.IoFailure, `state file ${file} is unreadable: ${(e as Error).message}`);
+    }
+    if (raw === undefined) return undefined;
+    const parsed = vfRecordSchema.safeParse(raw);
+    if (!parsed.success) {
+      throw new UnderlayError(CniCode.IoFailure, describeIssues(`state file ${file}`, parsed.error.issues));
+    }
+    return parsed.data;
+  }
+
+  /** Durable before returning: callers change the device only after this. */
+  write(rec: VfRecord): void {
+    writeFileDurable(this.vfFile(rec.pciAddr), JSON.stringify(rec));
+    writeFileDurable(this.attachmentFile(rec.containerId, rec.ifName), rec.pciAddr);
+  }
+
+  /** Removed last, after the VF is restored: until then DEL can always be retried. */
+  remove(rec: Pick<VfRecord, 'pciAddr' | 'containerId' | 'ifName'>): void {
+    const att = this.attachmentFile(rec.containerId, rec.ifName);
+    if (this.attachmentPci(rec.containerId, rec.ifName) === rec.pciAddr) removeFileDurable(att);
+    removeFileDurable(this.vfFile(rec.pciAddr));
+  }
+
+  removeAttachment(containerId: string, ifName: string): void {
+    removeFileDurable(this.attachmentFile(containerId, ifName));
+  }
+
+  attachmentPci(containerId: string, ifName: string): string | undefined {
+    try {
+      return fs.readFileSync(this.attachmentFile(containerId, ifName), 'utf8').trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Every VF record (for GC). Unreadable records are reported, not skipped silently. */
+  all(): { records: VfRecord[]; errors: string[] } {
+    const dir = path.join(this.stateDir, 'vfs');
+    const records: VfRecord[] = [];
+    const errors: string[] = [];
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      return { records, errors };
+    }
+    for (const n of names) {
+      if (!n.endsWith('.json')) continue;
+      try {
+        const r = this.read(n.slice(0, -5));
+        if (r) records.push(r);
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+    }
+    return { records, errors };
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The VF netdev's side of an attachment: record it, move it into the pod netns under its pod name
+ * in ONE rtnetlink request (no temporary name, no temporary netns: sriov-cni #126/#349), configure
+ * it there, and bring it home under its original name.
+ */
+import * as fs from 'node:fs';
+import { CniCode, UnderlayError } from '../errors';
+import type { LinkInfo, Rtnl } from '../netlink';
+import type { NetdevState } from '../schemas/vf-record';
+
+const sleepBuf = new Int32Array(new SharedArrayBuffer(4));
+const nap = (ms: number) => Atomics.wait(sleepBuf, 0, 0, ms);
+
+export function netdevState(l: LinkInfo): NetdevState {
+  return { name: l.name, mac: l.mac.toLowerCase(), mtu: l.mtu, up: l.up, altnames: [...l.altnames] };
+}
+
+/**
+ * Drop altnames that would get in the way: the kernel refuses a rename (and a move) to a name that
+ * exists as an altname, even an altname of the same device (sriov-cni #445).
+ */
+function dropAltnames(rt: Rtnl, link: LinkInfo, names: readonly string[]): void {
+  for (const a of link.altnames) if (names.includes(a)) rt.delAltname(link.index, a);
+}
+
+/** Move the host netdev into the pod netns and name it there, in one request. */
+export function moveIntoPod(host: Rtnl, link: LinkInfo, podNsFd: number, ifName: string): void {
+  if (link.up) host.setLink(link.index, { up: false });
+  // Altnames travel with the device and could collide inside the pod; they are restored on DEL.
+  dropAltnames(host, link, link.altnames);
+  try {
+    host.setLink(link.index, { netnsFd: podNsFd, name: ifName });
+  } catch (e) {
+    throw new UnderlayError(
+      CniCode.NetlinkFailure,
+      `could not move ${link.name} into the pod netns as ${ifName}: ${(e as Error).message}`,
+      undefined,
+      { cause: e },
+    );
+  }
+}
+
+export interface PodNetdevConfig {
+  mac?: string | undefined;
+  mtu?: number | undefined;
+}
+
+/**
+ * Set MAC and MTU and bring the link up. Some drivers (i40e, ice) apply a MAC asynchronously after
+ * the PF has set it, so the MAC is read back with a bounded retry.
+ */
+export function configureNetdev(pod: Rtnl, ifName: string, cfg: PodNetdevConfig): LinkInfo {
+  const link = pod.getLink(ifName);
+  if (!link) throw new UnderlayError(CniCode.DeviceNotFound, `${ifName} is not in the pod netns after the move`);
+  if (cfg.mtu !== undefined && cfg.mtu !== link.mtu) pod.setLink(link.index, { mtu: cfg.mtu });
+  if (cfg.mac !== undefined && cfg.mac.toLowerCase() !== link.mac.toLowerCase()) {
+    const want = cfg.mac.toLowerCase();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        pod.setLink(link.index, { mac: want });
+      } catch (e) {
+        if (attempt >= 20) throw e;
+      }
+      const now = pod.getLink(link.index);
+      if (now?.mac.toLowerCase() === want) break;
+      if (attempt >= 20) {
+        throw new UnderlayError(CniCode.DriverRefused, `${ifName}: MAC stays ${now?.mac} after setting ${want}`);
+      }
+      nap(10 * Math.min(attempt + 1, 10));
+    }
+  }
+  pod.setLink(link.index, { up: true });
+  const after = pod.getLink(link.index);
+  if (!after) throw new UnderlayError(CniCode.DeviceNotFound, `${ifName} vanished from the pod netns`);
+  return after;
+}
+
+export type Located = { where: 'pod'; rt: Rtnl; link: LinkInfo } | { where: 'host'; link: LinkInfo };
+
+/**
+ * Find an attachment's netdev wherever it is now: in the pod netns under its pod name, or back on
+ * the host (the kernel returns a physical netdev to the host when its netns dies, renamed "devN"
+ * when the name is taken). Sysfs names the VF's current host netdev on a real system; the recorded
+ * original name and MACs are the fallback.
+ */
+export function locateNetdev(
+  host: Rtnl,
+  openPod: () => Rtnl | null,
+  opts: { ifName: string; sysfsNames: string[]; original: NetdevState; appliedMac?: string | undefined },
+): Located | null {
+  const pod = openPod();
+  if (pod) {
+    const l = pod.getLink(opts.ifName);
+    if (l) return { where: 'pod', rt: pod, link: l };
+    pod.close();
+  }
+  const macs = new Set([opts.original.mac, opts.appliedMac?.toLowerCase()].filter(Boolean));
+  for (const name of opts.sysfsNames) {
+    const l = host.getLink(name);
+    if (l) return { where: 'host', link: l };
+  }
+  const byName = host.getLink(opts.original.name);
+  if (byName && macs.has(byName.mac.toLowerCase())) return { where: 'host', link: byName };
+  const byMac = host.listLinks().find((l) => macs.has(l.mac.toLowerCase()) && l.kind !== 'bridge');
+  return byMac ? { where: 'host', link: byMac } : null;
+}
+
+/** Move a netdev from the pod netns back to the host under its original name, in one request. */
+export function moveHome(pod: Rtnl, host: Rtnl, link: LinkInfo, original: NetdevState, hostNsFd: number): LinkInfo {
+  const clash = host.getLink(original.name);
+  if (clash) {
+    throw new UnderlayError(
+      CniCode.DeviceBusy,
+      `cannot bring ${link.name} home as ${original.name}: the host already has a netdev named ${original.name} (ifindex ${clash.index})`,
+    );
+  }
+  if (link.up) pod.setLink(link.index, { up: false });
+  dropAltnames(pod, link, link.altnames);
+  pod.setLink(link.index, { netnsFd: hostNsFd, name: original.name });
+  const home = host.getLink(original.name);
+  if (!home) throw new UnderlayError(CniCode.DeviceNotFound, `${original.name} did not arrive in the host netns`);
+  return home;
+}
+
+/** On the host: restore name, MAC, MTU, altnames and admin state exactly as recorded. */
+export function restoreOnHost(host: Rtnl, link: LinkInfo, original: NetdevState): void {
+  let cur = link;
+  if (cur.name !== original.name) {
+    const clash = host.getLink(original.name);
+    if (clash && clash.index !== cur.index) {
+      throw new UnderlayError(
+        CniCode.DeviceBusy,
+        `cannot rename ${cur.name} back to ${original.name}: another netdev (ifindex ${clash.index}) has that name`,
+      );
+    }
+    if (cur.up) host.setLink(cur.index, { up: false });
+    dropAltnames(host, cur, [original.name]);
+    host.setLink(cur.index, { name: original.name });
+    cur = host.getLink(cur.index) ?? cur;
+  }
+  if (cur.mtu !== original.mtu) host.setLink(cur.index, { mtu: original.mtu });
+  if (cur.mac.toLowerCase() !== original.mac) host.setLink(cur.index, { mac: original.mac });
+  for (const a of cur.altnames) if (!original.altnames.includes(a)) host.delAltname(cur.index, a);
+  for (const a of original.altnames) if (!cur.altnames.includes(a)) host.addAltname(cur.index, a);
+  if (cur.up !== original.up) host.setLink(cur.index, { up: original.up });
+}
+
+const NSFS_MAGIC = 0x6e736673;
+
+/** True when the path is a live network namespace (a bind mount of nsfs), not a leftover file. */
+export function netnsExists(nsPath: string): boolean {
+  try {
+    return fs.statfsSync(nsPath).type === NSFS_MAGIC;
+  } catch {
+    return false;
+  }
+}

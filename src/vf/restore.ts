@@ -1,0 +1,78 @@
+/**
+ * Bring a VF back to exactly the state recorded before ADD touched it: every PF-side VF field, and
+ * the netdev's name, MAC, MTU, altnames and admin state. Used by DEL, by ADD's rollback, by GC and
+ * when a dead holder's VF is taken over. Whatever went wrong in between (netns gone, VF already home
+ * under a kernel-chosen name, half-applied settings), it converges or says precisely why not.
+ */
+import * as fs from 'node:fs';
+import { CniCode, UnderlayError } from '../errors';
+import { Rtnl } from '../netlink';
+import type { VfRecord } from '../schemas/vf-record';
+import { readVf } from '../sysfs/pci';
+import { locateNetdev, moveHome, netnsExists, restoreOnHost } from './netdev';
+import { applyVfSettings } from './pf-side';
+
+export interface RestoreContext {
+  host: Rtnl;
+  sysfsRoot: string;
+}
+
+/** Returns warnings for things that could not be restored because they no longer exist. */
+export function restoreVf(rec: VfRecord, ctx: RestoreContext): string[] {
+  const warnings: string[] = [];
+  const { original } = rec;
+  // PF side first: clearing an administratively set MAC lets the VF take its own MAC back (igb).
+  if (original.vf && original.pfNetdev) {
+    const pf = ctx.host.getLink(original.pfNetdev);
+    if (!pf) {
+      warnings.push(`PF ${original.pfNetdev} not found; PF-side settings of VF ${original.vfIndex} not restored`);
+    } else {
+      applyVfSettings(ctx.host, original.pfNetdev, pf.index, original.vfIndex, original.vf);
+    }
+  }
+  if (!original.netdev) return warnings; // userspace VF: nothing was moved
+
+  let sysfsNames: string[] = [];
+  try {
+    sysfsNames = readVf(ctx.sysfsRoot, rec.pciAddr).netdevs;
+  } catch (e) {
+    warnings.push(`VF ${rec.pciAddr} not in sysfs any more (${(e as Error).message})`);
+  }
+  const found = locateNetdev(ctx.host, () => (netnsExists(rec.netns) ? Rtnl.openIn(rec.netns) : null), {
+    ifName: rec.ifName,
+    sysfsNames,
+    original: original.netdev,
+    appliedMac: rec.applied?.netdev?.mac,
+  });
+  if (!found) {
+    warnings.push(`netdev of VF ${rec.pciAddr} found neither in ${rec.netns || 'the pod netns'} as ${rec.ifName} nor on the host`);
+    return warnings;
+  }
+  if (found.where === 'pod') {
+    const hostFd = fs.openSync('/proc/self/ns/net', 'r');
+    try {
+      const home = moveHome(found.rt, ctx.host, found.link, original.netdev, hostFd);
+      restoreOnHost(ctx.host, home, original.netdev);
+    } finally {
+      fs.closeSync(hostFd);
+      found.rt.close();
+    }
+  } else {
+    restoreOnHost(ctx.host, found.link, original.netdev);
+  }
+  return warnings;
+}
+
+/** restoreVf, with any failure turned into one error that says a retry of DEL is safe. */
+export function restoreOrExplain(rec: VfRecord, ctx: RestoreContext): string[] {
+  try {
+    return restoreVf(rec, ctx);
+  } catch (e) {
+    throw new UnderlayError(
+      e instanceof UnderlayError ? e.code : CniCode.RollbackFailed,
+      `could not restore VF ${rec.pciAddr}: ${(e as Error).message}`,
+      'the original state is kept in the state dir; DEL can be retried',
+      { cause: e },
+    );
+  }
+}
