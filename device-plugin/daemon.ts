@@ -14,7 +14,7 @@ import { AllocationTracker, CHECKPOINT_FILE } from './allocations';
 import { ConfigFileError, loadPoolsConfig, rejectOverlaps, type PoolsConfig } from './config';
 import { DirWatch } from './dir-watch';
 import { currentMarkers, discover, markersOf, type Discovery } from './discovery';
-import { unknownLinkState, type LinkStateSource } from './link-state';
+import { openLinkState, type LinkStateSource } from './link-state';
 import { DevicePluginMetrics, type MetricsSource } from './metrics';
 import { PluginServer } from './plugin-server';
 import { PoolState, reconcile } from './pool-state';
@@ -34,6 +34,7 @@ export interface DevicePluginDaemonOptions {
   registryRescanMs?: number;
   backoffMs?: number;
   maxBackoffMs?: number;
+  /** PF carrier source; default: src/netlink in the daemon's netns. */
   linkState?: LinkStateSource;
 }
 
@@ -74,7 +75,7 @@ export class DevicePluginDaemon implements MetricsSource {
     this.log = opts.log;
     this.mode = resolveRegistrationMode(opts.registrationMode, opts.kubeletDir);
     this.allocations = new AllocationTracker(path.join(devicePluginsDir(opts.kubeletDir), CHECKPOINT_FILE));
-    this.linkState = opts.linkState ?? unknownLinkState();
+    this.linkState = opts.linkState ?? openLinkState(opts.log);
     this.metrics = new DevicePluginMetrics(this);
     this.registrar = new Registrar({
       mode: this.mode,

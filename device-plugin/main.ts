@@ -5,7 +5,6 @@
 import { stderrLogger, type Logger } from '../src/log';
 import { DevicePluginDaemon } from './daemon';
 import { FlagError, parseFlags, USAGE } from './flags';
-import { openLinkState } from './link-state';
 import type { NodeFlags } from '../src/schemas/node-flags';
 
 interface Component {
@@ -21,7 +20,6 @@ async function startDevicePlugin(flags: NodeFlags, log: Logger): Promise<Compone
     registrationMode: flags['registration-mode'],
     rescanMs: flags['rescan-interval-ms'],
     log: log.child({ component: 'device-plugin' }),
-    linkState: openLinkState(log),
   });
   await daemon.start();
   const metrics = flags['metrics-address'] === '' ? null : await daemon.metrics.listen(flags['metrics-address'], log);

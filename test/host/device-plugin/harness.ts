@@ -62,11 +62,13 @@ export interface Harness {
   cleanup(): Promise<void>;
 }
 
-export async function harness(opts: { mode: RegistrationMode; pfs: PfSpec[]; config: unknown; startKubelet?: boolean }): Promise<Harness> {
+/** pfs: specs to write a plain tree from, or a function that builds the tree (e.g. an emulated NIC). */
+export async function harness(opts: { mode: RegistrationMode; pfs: PfSpec[] | ((sysfs: string) => void); config: unknown; startKubelet?: boolean }): Promise<Harness> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'dp-'));
   const sysfs = path.join(base, 'sys');
   const devinfo = path.join(base, 'devinfo');
-  writeSysfsTree(sysfs, opts.pfs);
+  if (typeof opts.pfs === 'function') opts.pfs(sysfs);
+  else writeSysfsTree(sysfs, opts.pfs);
   const config = new ConfigDir(path.join(base, 'cfg'));
   config.write(opts.config);
   const kubelet = new FakeKubelet(path.join(base, 'k'), opts.mode);
