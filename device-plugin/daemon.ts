@@ -9,6 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../src/log';
 import { AllocationTracker, CHECKPOINT_FILE } from './allocations';
 import { ConfigFileError, loadPoolsConfig, rejectOverlaps, type PoolsConfig } from './config';
@@ -233,6 +234,9 @@ export class DevicePluginDaemon implements MetricsSource {
             this.allocations.recordAllocate(r, pcis);
             this.metrics.allocations.inc({ resource: r, result: 'ok' });
             this.metrics.allocateSeconds.observe({ resource: r }, ms / 1000);
+          },
+          onRpcError: (rpc, code) => {
+            if (rpc === 'Allocate') this.metrics.allocations.inc({ resource, result: grpc.status[code] ?? String(code) });
           },
           ...(this.mode === 'plugin-watcher' ? { onRegistrationStatus: (st) => this.registrar.registrationStatus(resource, st) } : {}),
         });

@@ -52,7 +52,7 @@ export class DevicePluginMetrics {
     });
     this.allocations = new Counter({
       name: 'sriov_underlay_dp_allocate_total',
-      help: 'Allocate calls answered, by result.',
+      help: 'Allocate calls answered, by result (ok, or the gRPC status of the refusal).',
       labelNames: ['resource', 'result'],
       registers: [reg],
     });

@@ -45,6 +45,8 @@ export interface PluginServerOptions {
   devinfoDir: string | null;
   /** Called after a successful Allocate with the PCI addresses handed out and the time it took. */
   onAllocated: (resource: string, pcis: string[], ms: number) => void;
+  /** Called when an RPC is answered with an error (for metrics). */
+  onRpcError?: (rpc: string, code: grpc.status) => void;
   /** Set in plugin-watcher mode: kubelet's verdict on our registration. */
   onRegistrationStatus?: (status: RegistrationStatusMsg) => void;
 }
@@ -136,6 +138,7 @@ export class PluginServer {
         } catch (e) {
           const err = e instanceof RpcError ? e : new RpcError(grpc.status.INTERNAL, (e as Error).message);
           log.warn({ resource: state.resource, rpc: name, code: grpc.status[err.code], err: err.message }, 'rpc failed');
+          this.opts.onRpcError?.(name, err.code);
           cb({ code: err.code, details: err.message });
         }
       };

@@ -123,6 +123,7 @@ describe('metrics', () => {
     const hh = h;
     await hh.kubelet.waitFor('a', () => ids(hh, A).length === 3);
     await hh.kubelet.allocate(A, ['0000:81:10.2']);
+    await expect(hh.kubelet.allocate(A, ['0000:99:10.0'])).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
     await hh.kubelet.waitFor('registered', () => d.pools()[0]?.registered === true);
     const { server, port } = await d.metrics.listen('127.0.0.1:0', (await import('../../../src/log')).silentLogger());
     try {
@@ -138,6 +139,8 @@ describe('metrics', () => {
       expect(body).toContain('sriov_underlay_dp_pool_devices{resource="sriov-underlay.io/a",state="allocated"} 1');
       expect(body).toContain('sriov_underlay_dp_pool_registered{resource="sriov-underlay.io/a"} 1');
       expect(body).toContain('sriov_underlay_dp_config_errors 0');
+      expect(body).toContain('sriov_underlay_dp_allocate_total{resource="sriov-underlay.io/a",result="ok"} 1');
+      expect(body).toContain('sriov_underlay_dp_allocate_total{resource="sriov-underlay.io/a",result="INVALID_ARGUMENT"} 1');
     } finally {
       server.close();
     }
