@@ -74,3 +74,18 @@ describe('registration (legacy) with kubelet absent at first', () => {
     await h.kubelet.waitFor('registration', () => h!.kubelet.devices('sriov-underlay.io/vf')?.length === 1);
   });
 });
+
+describe('registration (plugin-watcher) socket removed', () => {
+  it('re-creates its socket and kubelet registers it again', async () => {
+    h = await harness({ mode: 'plugin-watcher', pfs: pfSpecs(1, 1), config: { resourceList: [{ resourceName: 'vf' }] } });
+    await h.startDaemon({ registryRescanMs: 60_000 });
+    const k = h.kubelet;
+    await k.waitFor('registration', () => k.devices('sriov-underlay.io/vf')?.length === 1);
+    const socket = h.daemon.server('sriov-underlay.io/vf')!.socketPath;
+    fs.rmSync(socket);
+    // The daemon's directory watch re-creates it; kubelet's watcher sees a new socket.
+    await k.waitFor('registered again', () => k.registrations.filter((r) => r.accepted).length === 2);
+    await k.waitFor('streaming again', () => k.plugins.get('sriov-underlay.io/vf')?.streamOpen === true && k.devices('sriov-underlay.io/vf')?.length === 1);
+    expect(fs.existsSync(socket)).toBe(true);
+  });
+});

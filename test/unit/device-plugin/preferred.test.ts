@@ -54,3 +54,25 @@ describe('GetPreferredAllocation', () => {
     expect(preferredAllocation(available, [], 2, devs, 'spread')).toEqual(['0000:0a:10.0', '0000:0b:10.0']);
   });
 });
+
+describe('GetPreferredAllocation properties', () => {
+  it('answers allocation_size IDs from the available ones, mustInclude first, no duplicates', async () => {
+    const fc = await import('fast-check');
+    const devs = devices(['0000:0c:10.1']);
+    fc.assert(
+      fc.property(fc.subarray(all, { minLength: 1 }), fc.nat(), fc.nat(), (available, a, b) => {
+        const size = 1 + (a % available.length);
+        const must = available.slice(0, b % (size + 1));
+        const got = preferredAllocation(available, must, size, devs, 'spread');
+        const got2 = preferredAllocation(available, must, size, devs, 'pack');
+        for (const g of [got, got2]) {
+          expect(g).toHaveLength(size);
+          expect(new Set(g).size).toBe(size);
+          expect(g.slice(0, must.length)).toEqual(must);
+          expect(g.every((id) => available.includes(id))).toBe(true);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
