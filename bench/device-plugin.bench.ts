@@ -4,6 +4,7 @@
  *   Allocate p99 (fake kubelet -> daemon, gRPC over a unix socket) <= 5 ms
  *   health event -> ListAndWatch update (PF carrier, real veth)    <= 1 s
  *   daemon RSS (dist/bin/sriov-underlay-node, 1,024 VFs)           <= 100 MB
+ * plus kubelet restart -> re-registered (the issue's "re-register within 1 s").
  * The first three run the daemon in this process against the fake kubelet; RSS is the built
  * executable's own, from /proc while it serves 1,024 VFs to the fake kubelet. Run as root (the
  * carrier figure uses an emulated NIC: veths whose peers go down and up).
@@ -91,6 +92,24 @@ async function main(): Promise<void> {
       return summarize(lat);
     });
     row(`Allocate round trip p99 (p50 ${ms(alloc.p50)}, n=${alloc.n})`, ms(alloc.p99), '<= 5 ms', alloc.p99 <= 5);
+
+    // kubelet restart (socket removed, device-plugins/ wiped, new kubelet.sock) -> registered and
+    // streaming again. Not in the issue's table, but the issue's "within 1 s" is this figure.
+    const small = path.join(base, 'small');
+    writeSysfsTree(small, [{ pciAddr: '0000:91:00.0', netdev: 'dbq0', vfs: [{ pciAddr: '0000:91:10.0', netdev: 'dbq0v0' }] }]);
+    const rereg = await withDaemon(base, small, cfg, async (k) => {
+      await k.waitFor('registered', () => k.devices(R)?.length === 1, 30_000);
+      const lat: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const before = k.registrations.length;
+        const t0 = performance.now();
+        await k.restart();
+        await k.waitFor('re-registered', () => k.registrations.length > before && k.plugins.get(R)?.streamOpen === true && k.devices(R)?.length === 1, 10_000);
+        lat.push(performance.now() - t0);
+      }
+      return summarize(lat);
+    });
+    row(`kubelet restart -> re-registered and streaming (p50 ${ms(rereg.p50)}, n=${rereg.n})`, `${ms(rereg.max)} max`, '<= 1000 ms', rereg.max <= 1000);
 
     // PF carrier down/up on an emulated NIC -> the fake kubelet sees the new health.
     const tag = `db${randomBytes(1).toString('hex')}`;
