@@ -29,7 +29,8 @@ export function moveIntoPod(host: Rtnl, link: LinkInfo, podNsFd: number, ifName:
   // Altnames travel with the device and could collide inside the pod; they are restored on DEL.
   dropAltnames(host, link, link.altnames);
   try {
-    host.setLink(link.index, { netnsFd: podNsFd, name: ifName });
+    // One request; if the rename half fails after the move, moveLink puts the device back.
+    host.moveLink(link.index, podNsFd, ifName);
   } catch (e) {
     throw new UnderlayError(
       CniCode.NetlinkFailure,
@@ -116,7 +117,7 @@ export function moveHome(pod: Rtnl, host: Rtnl, link: LinkInfo, original: Netdev
   }
   if (link.up) pod.setLink(link.index, { up: false });
   dropAltnames(pod, link, link.altnames);
-  pod.setLink(link.index, { netnsFd: hostNsFd, name: original.name });
+  pod.moveLink(link.index, hostNsFd, original.name);
   const home = host.getLink(original.name);
   if (!home) throw new UnderlayError(CniCode.DeviceNotFound, `${original.name} did not arrive in the host netns`);
   return home;

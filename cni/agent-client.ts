@@ -1,0 +1,99 @@
+/**
+ * The CNI's side of the agent socket. Tiny on purpose (node:net and zod/mini only): it is on the
+ * pod's start-up path. The plugin holds no Kubernetes credentials; everything it knows about a pod's
+ * registration comes through here. DEL never calls it.
+ */
+import * as net from 'node:net';
+import { CniCode, UnderlayError, type CniCodeValue } from '../src/errors';
+import { describeIssues } from '../src/schemas/format';
+import { lookupAnswerSchema, PROTOCOL_VERSION, type LookupAnswer, type LookupRequest } from '../src/schemas/agent-protocol';
+import { formatSource } from '../src/registrations/types';
+import type { PodSettings, PodSettingsSource } from './pod-settings';
+
+/** Long enough for the agent to create the IP claim against a busy API server; short next to kubelet's. */
+export const AGENT_TIMEOUT_MS = 10_000;
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+function unreachable(socketPath: string, why: string): UnderlayError {
+  return new UnderlayError(
+    CniCode.TryAgainLater,
+    `node agent unreachable at ${socketPath} (${why}): check that the sriov-underlay-node pod is running on this node ` +
+      `and that netconf "agentSocket" names the socket it serves (mounted from the host)`,
+  );
+}
+
+/** Send one lookup and return the validated answer. Network-level failures → code 11 (try again later). */
+export function agentLookup(socketPath: string, req: Omit<LookupRequest, 'v' | 'op'>, timeoutMs = AGENT_TIMEOUT_MS): Promise<LookupAnswer> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let settled = false;
+    const finish = (err: UnderlayError | null, a?: LookupAnswer) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(a!);
+    };
+    const sock = net.createConnection(socketPath);
+    const timer = setTimeout(() => finish(unreachable(socketPath, `no answer within ${timeoutMs} ms`)), timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('error', (e: NodeJS.ErrnoException) => finish(unreachable(socketPath, e.code ?? e.message)));
+    sock.on('connect', () => sock.write(`${JSON.stringify({ v: PROTOCOL_VERSION, op: 'lookup', ...req })}\n`));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_ANSWER_BYTES) finish(badAnswer(socketPath, `answer longer than ${MAX_ANSWER_BYTES} bytes`));
+      const nl = buf.indexOf('\n');
+      if (nl === -1) return;
+      const [err, answer] = decode(socketPath, buf.slice(0, nl));
+      finish(err, answer);
+    });
+    sock.on('end', () => {
+      if (buf.indexOf('\n') === -1) finish(unreachable(socketPath, 'connection closed without an answer'));
+    });
+  });
+}
+
+function badAnswer(socketPath: string, why: string): UnderlayError {
+  return new UnderlayError(
+    CniCode.Internal,
+    `node agent at ${socketPath} sent an answer this plugin does not understand (${why}); are the agent and the plugin the same version?`,
+  );
+}
+
+function decode(socketPath: string, line: string): [UnderlayError | null, LookupAnswer?] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    return [badAnswer(socketPath, 'not JSON')];
+  }
+  const p = lookupAnswerSchema.safeParse(raw);
+  if (!p.success) return [badAnswer(socketPath, describeIssues('answer', p.error.issues))];
+  return [null, p.data];
+}
+
+/** The answer as the plugin's PodSettings: null when the pod has no registration and no VF from the agent. */
+export function answerToPodSettings(a: LookupAnswer): PodSettings | null {
+  if (!a.ok) throw new UnderlayError(a.code as CniCodeValue, a.message, a.details);
+  if (!a.registered) return a.deviceID ? { source: 'node agent (PodResources)', deviceID: a.deviceID } : null;
+  return { source: formatSource(a.source), ...a.settings };
+}
+
+/**
+ * The PodSettingsSource used when the netconf sets `agentSocket`. Without it the plugin behaves
+ * like sriov-cni (no per-pod settings): registrations are opt-in per network, and a missing agent
+ * is never mistaken for "no registration".
+ */
+export const agentPodSettings: PodSettingsSource = async (conf, inv) => {
+  if (!conf.agentSocket || !inv.pod) return null;
+  const answer = await agentLookup(conf.agentSocket, {
+    namespace: inv.pod.namespace,
+    name: inv.pod.name,
+    uid: inv.pod.uid,
+    containerId: inv.containerId,
+    ifName: inv.ifName,
+    network: conf.name,
+  });
+  return answerToPodSettings(answer);
+};

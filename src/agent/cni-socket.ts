@@ -1,0 +1,115 @@
+/**
+ * The agent's side of the CNI socket: a unix socket readable only by root (mode 0600, created under
+ * a 0177 umask so there is no window with wider permissions). One JSON request line, one JSON answer
+ * line, then the connection is closed. Requests are validated; a handler error becomes an `ok:false`
+ * answer carrying its CNI code, so the CNI reports what the agent knows.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { asUnderlayError, CniCode } from '../errors';
+import type { Logger } from '../log';
+import { describeIssues } from '../schemas/format';
+import { lookupRequestSchema, PROTOCOL_VERSION, type LookupAnswer, type LookupRequest } from '../schemas/agent-protocol';
+
+export type LookupHandler = (req: LookupRequest) => Promise<LookupAnswer>;
+
+const MAX_REQUEST_BYTES = 16 * 1024;
+const IDLE_MS = 5_000;
+
+export interface CniSocketServer {
+  path: string;
+  close(): Promise<void>;
+}
+
+export async function startCniSocket(socketPath: string, handler: LookupHandler, log: Logger): Promise<CniSocketServer> {
+  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
+  removeStaleSocket(socketPath);
+  const server = net.createServer((conn) => serve(conn, handler, log));
+  const oldMask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } finally {
+    process.umask(oldMask);
+  }
+  fs.chmodSync(socketPath, 0o600);
+  log.info({ socket: socketPath }, 'CNI socket listening');
+  return {
+    path: socketPath,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        try {
+          fs.unlinkSync(socketPath);
+        } catch {
+          // already gone
+        }
+      }),
+  };
+}
+
+/** A socket file left by a previous agent would make listen() fail with EADDRINUSE. */
+function removeStaleSocket(p: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new Error(`${p} exists and is not a socket; refusing to replace it`);
+  fs.unlinkSync(p);
+}
+
+function serve(conn: net.Socket, handler: LookupHandler, log: Logger): void {
+  let buf = '';
+  let done = false;
+  conn.setEncoding('utf8');
+  conn.setTimeout(IDLE_MS, () => conn.destroy());
+  conn.on('error', () => conn.destroy());
+  const answer = (a: LookupAnswer) => {
+    done = true;
+    conn.end(`${JSON.stringify(a)}\n`);
+  };
+  conn.on('data', (chunk: string) => {
+    if (done) return;
+    buf += chunk;
+    const nl = buf.indexOf('\n');
+    if (nl === -1) {
+      if (buf.length > MAX_REQUEST_BYTES) answer(fail(CniCode.DecodeFailure, `request longer than ${MAX_REQUEST_BYTES} bytes`));
+      return;
+    }
+    const line = buf.slice(0, nl);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      return answer(fail(CniCode.DecodeFailure, 'request is not JSON'));
+    }
+    const parsed = lookupRequestSchema.safeParse(raw);
+    if (!parsed.success) return answer(fail(CniCode.DecodeFailure, describeIssues('agent request', parsed.error.issues)));
+    done = true;
+    const started = process.hrtime.bigint();
+    handler(parsed.data)
+      .catch((e: unknown) => {
+        const u = asUnderlayError(e);
+        return fail(u.code, u.message, u.details);
+      })
+      .then((a) => {
+        log.debug(
+          { op: 'lookup', namespace: parsed.data.namespace, pod: parsed.data.name, ok: a.ok, us: Number((process.hrtime.bigint() - started) / 1000n) },
+          'CNI lookup served',
+        );
+        conn.end(`${JSON.stringify(a)}\n`);
+      });
+  });
+}
+
+export function fail(code: number, message: string, details?: string): LookupAnswer {
+  return details ? { v: PROTOCOL_VERSION, ok: false, code, message, details } : { v: PROTOCOL_VERSION, ok: false, code, message };
+}

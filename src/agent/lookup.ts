@@ -1,0 +1,64 @@
+/**
+ * What the agent answers the CNI: the registration index's verdict, with addresses claimed (and
+ * allocated, for pools) by `assign`, and the VF kubelet gave the pod from `deviceFor` (PodResources)
+ * when the CNI asks without a deviceID. Rejections carry the CNI code and the message naming
+ * ConfigMap, key and field; `onRejected` records the Event.
+ */
+import { CniCode } from '../errors';
+import type { Logger } from '../log';
+import type { RegistrationIndex } from '../registrations/index';
+import type { Rejection, ResolvedSettings } from '../registrations/types';
+import { PROTOCOL_VERSION, type LookupAnswer, type LookupRequest, type WireSettings } from '../schemas/agent-protocol';
+import { fail, type LookupHandler } from './cni-socket';
+
+export interface LookupDeps {
+  index: RegistrationIndex;
+  log: Logger;
+  /** Claim the addresses cluster-wide (allocating for pools); returns the settings to hand out. */
+  assign?: (req: LookupRequest, settings: ResolvedSettings) => Promise<ResolvedSettings>;
+  /** The PCI address of the VF kubelet allocated to the pod, if known. */
+  deviceFor?: (req: LookupRequest, resourceName: string | undefined) => Promise<string | undefined>;
+  onRejected?: (req: LookupRequest, rejection: Rejection) => void;
+}
+
+export function toWire(s: ResolvedSettings): WireSettings {
+  const w: WireSettings = { ips: s.ips, gateways: s.gateways, routes: s.routes, vlan: s.vlan };
+  if (s.vlanQoS !== undefined) w.vlanQoS = s.vlanQoS;
+  if (s.vlanProto !== undefined) w.vlanProto = s.vlanProto;
+  if (s.mac !== undefined) w.mac = s.mac;
+  if (s.mtu !== undefined) w.mtu = s.mtu;
+  if (s.minTxRateMbps !== undefined) w.minTxRateMbps = s.minTxRateMbps;
+  if (s.maxTxRateMbps !== undefined) w.maxTxRateMbps = s.maxTxRateMbps;
+  if (s.spoofchk !== undefined) w.spoofchk = s.spoofchk;
+  if (s.trust !== undefined) w.trust = s.trust;
+  return w;
+}
+
+export function lookupHandler(deps: LookupDeps): LookupHandler {
+  return async (req) => {
+    const r = deps.index.lookup(req.namespace, req.name);
+    const fields = { namespace: req.namespace, pod: req.name, uid: req.uid, containerId: req.containerId, ifName: req.ifName };
+    if (r.kind === 'not-registered') {
+      const deviceID = deps.deviceFor ? await deps.deviceFor(req, undefined) : undefined;
+      deps.log.info({ ...fields, registered: false, deviceID }, 'pod has no registration');
+      const a: LookupAnswer = { v: PROTOCOL_VERSION, ok: true, registered: false };
+      if (deviceID) a.deviceID = deviceID;
+      return a;
+    }
+    if (r.kind === 'rejected') {
+      const rej = r.rejection;
+      deps.log.warn({ ...fields, configMap: `${rej.namespace}/${rej.configMap}`, key: rej.key, field: rej.field, reason: rej.reason }, rej.message);
+      deps.onRejected?.(req, rej);
+      return fail(rej.reason === 'conflict' ? CniCode.IpConflict : CniCode.RegistrationInvalid, rej.message);
+    }
+    let settings = r.settings;
+    if (deps.assign) settings = await deps.assign(req, settings);
+    else if (settings.pool) {
+      return fail(CniCode.TryAgainLater, `pod ${req.namespace}/${req.name}: pool registrations need the claims store, which this agent has not started`);
+    }
+    const settingsOut = toWire(settings);
+    const deviceID = deps.deviceFor ? await deps.deviceFor(req, settings.resourceName) : undefined;
+    if (deviceID) settingsOut.deviceID = deviceID;
+    return { v: PROTOCOL_VERSION, ok: true, registered: true, settings: settingsOut, source: settings.source };
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * The agent's side of queued claim releases (see cni/claim-release.ts). Each note is retried until
+ * the release succeeds, then removed; the directory is re-scanned on change and on a timer, so a
+ * note written while the agent was down or the API unreachable is handled later. A note that is not
+ * valid is renamed `*.bad` and logged, so it cannot block the queue.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from '../log';
+import { removeFileDurable } from '../state/atomic-file';
+import { claimReleaseSchema, type ClaimRelease } from '../schemas/claim-release';
+import { describeIssues } from '../schemas/format';
+
+export interface ReleaseQueueOptions {
+  dir: string;
+  release: (rec: ClaimRelease) => Promise<void>;
+  log: Logger;
+  /** Rescan period; failed notes are retried at this pace. */
+  intervalMs?: number;
+}
+
+export class ReleaseQueue {
+  private timer: NodeJS.Timeout | null = null;
+  private watcher: fs.FSWatcher | null = null;
+  private running: Promise<void> | null = null;
+  private again = false;
+  /** Notes handled by the last scans, for tests and metrics. */
+  released = 0;
+  failures = 0;
+
+  constructor(private readonly opts: ReleaseQueueOptions) {}
+
+  start(): void {
+    fs.mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
+    this.watcher = fs.watch(this.opts.dir, () => void this.scan());
+    this.timer = setInterval(() => void this.scan(), this.opts.intervalMs ?? 10_000);
+    this.timer.unref();
+    void this.scan();
+  }
+
+  async stop(): Promise<void> {
+    this.watcher?.close();
+    if (this.timer) clearInterval(this.timer);
+    this.watcher = null;
+    this.timer = null;
+    await this.running;
+  }
+
+  /** Process every note once; concurrent calls coalesce into one more pass. */
+  scan(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.pass();
+      } while (this.again);
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.opts.dir).filter((n) => n.endsWith('.json')).sort();
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const file = path.join(this.opts.dir, n);
+      let rec: ClaimRelease;
+      try {
+        const p = claimReleaseSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+        if (!p.success) throw new Error(describeIssues(`claim release note ${file}`, p.error.issues));
+        rec = p.data;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        this.opts.log.error({ file, err: (e as Error).message }, 'invalid claim release note; set aside as .bad');
+        fs.renameSync(file, `${file}.bad`);
+        continue;
+      }
+      try {
+        await this.opts.release(rec);
+        removeFileDurable(file);
+        this.released++;
+      } catch (e) {
+        this.failures++;
+        this.opts.log.warn({ file, containerId: rec.containerId, ifName: rec.ifName, err: (e as Error).message }, 'claim release failed; will retry');
+      }
+    }
+  }
+}

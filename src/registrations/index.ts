@@ -1,0 +1,450 @@
+/**
+ * The in-memory registration index the node agent serves from. It is fed whole ConfigMap objects
+ * (from a list+watch) and answers `lookup(namespace, podName)`.
+ *
+ * - Every ConfigMap key is parsed on its own: a bad key yields a Rejection for that key only.
+ * - An exact pod-name key wins over a StatefulSet key (`mysql` + `ips:` serves `mysql-<n>`).
+ * - The same key in two registration ConfigMaps of one namespace, or the same network name in two
+ *   network ConfigMaps: the older one is used, the other is rejected as shadowed.
+ * - Two registrations naming the same IP on the same network: the older one keeps it, the other's
+ *   lookup fails naming both. "Older" is creationTimestamp, then namespace, ConfigMap name, key.
+ *   Entries that are themselves invalid, or overridden by an exact pod key, hold no address.
+ * Results are computed lazily per pod and cached until the next change.
+ */
+import { formatIp, parseIp, type Family } from '../ipam/cidr';
+import { hostAddressProblem, networkSchema, NETWORK_LABEL, SYSTEM_NAMESPACE, type NetworkSpec } from '../schemas/network';
+import { REGISTRATION_LABEL, registrationSchema, type RegistrationSpec } from '../schemas/registration';
+import { buildNetwork, type NetworkModel } from './network-model';
+import { cmMeta, keyLabel, olderFirst, parseKey, rejection, type CmMeta, type Parsed } from './parse';
+import type { ConfigMapObject, LookupResult, Rejection, ResolvedRoute, ResolvedSettings } from './types';
+
+type Form = 'pod' | 'sts' | 'unknown';
+
+interface RegEntry {
+  meta: CmMeta;
+  key: string;
+  parsed: Parsed<RegistrationSpec>;
+  form: Form;
+}
+
+/** One fixed address named by one pod's registration. */
+interface IpUse {
+  entry: RegEntry;
+  pod: string;
+  ordinal: number | null;
+  field: string;
+}
+
+interface NetworkCm {
+  meta: CmMeta;
+  entries: Map<string, Parsed<NetworkSpec>>;
+}
+
+type Outcome = { ok: true; settings: ResolvedSettings } | { ok: false; rejection: Rejection };
+
+const STS_POD_RE = /^(.+)-(0|[1-9]\d{0,5})$/;
+
+export interface IndexOptions {
+  systemNamespace?: string;
+}
+
+export class RegistrationIndex {
+  readonly systemNamespace: string;
+  /** Bumped on every change; lets callers tell when an edit has been taken in. */
+  generation = 0;
+
+  private networkCms = new Map<string, NetworkCm>();
+  private networkByName = new Map<string, NetworkModel>();
+  private networkRejections = new Map<string, Rejection[]>();
+  private regCms = new Map<string, RegEntry[]>();
+  private byKey = new Map<string, RegEntry[]>();
+  private ipUses = new Map<string, IpUse[]>();
+  private cache = new Map<RegEntry, Map<string, Outcome>>();
+
+  constructor(opts: IndexOptions = {}) {
+    this.systemNamespace = opts.systemNamespace ?? SYSTEM_NAMESPACE;
+  }
+
+  // ---- feeding -------------------------------------------------------------------------------
+
+  /** Add or replace a ConfigMap. One that no longer carries our label is removed. */
+  applyConfigMap(cm: ConfigMapObject): void {
+    const meta = cmMeta(cm);
+    const kind = cm.metadata?.labels?.[NETWORK_LABEL.key];
+    const id = cmId(meta.namespace, meta.name);
+    this.removeRegistrationCm(id);
+    const hadNetwork = this.networkCms.delete(id);
+    if (kind === NETWORK_LABEL.value && meta.namespace === this.systemNamespace) {
+      const entries = new Map<string, Parsed<NetworkSpec>>();
+      for (const [key, text] of Object.entries(cm.data ?? {})) entries.set(key, this.parseNetworkKey(meta, key, text));
+      this.networkCms.set(id, { meta, entries });
+      this.rebuildNetworks();
+    } else {
+      if (hadNetwork) this.rebuildNetworks();
+      if (kind === REGISTRATION_LABEL.value) this.addRegistrationCm(meta, cm.data ?? {});
+    }
+    this.changed();
+  }
+
+  deleteConfigMap(namespace: string, name: string): void {
+    const id = cmId(namespace, name);
+    this.removeRegistrationCm(id);
+    if (this.networkCms.delete(id)) this.rebuildNetworks();
+    this.changed();
+  }
+
+  /** Replace everything (after a relist). */
+  replaceAll(cms: ConfigMapObject[]): void {
+    this.networkCms.clear();
+    this.regCms.clear();
+    this.byKey.clear();
+    this.ipUses.clear();
+    for (const cm of cms) {
+      const meta = cmMeta(cm);
+      const kind = cm.metadata?.labels?.[NETWORK_LABEL.key];
+      if (kind === NETWORK_LABEL.value && meta.namespace === this.systemNamespace) {
+        const entries = new Map<string, Parsed<NetworkSpec>>();
+        for (const [key, text] of Object.entries(cm.data ?? {})) entries.set(key, this.parseNetworkKey(meta, key, text));
+        this.networkCms.set(cmId(meta.namespace, meta.name), { meta, entries });
+      } else if (kind === REGISTRATION_LABEL.value) {
+        this.addRegistrationCm(meta, cm.data ?? {});
+      }
+    }
+    this.rebuildNetworks();
+    this.changed();
+  }
+
+  // ---- reading -------------------------------------------------------------------------------
+
+  lookup(namespace: string, pod: string): LookupResult {
+    const g = this.governing(namespace, pod);
+    if (!g) return { kind: 'not-registered' };
+    const out = this.outcome(g.entry, pod, g.ordinal);
+    if (!out.ok) return { kind: 'rejected', rejection: out.rejection };
+    const conflict = this.conflictFor(g.entry, pod);
+    if (conflict) return { kind: 'rejected', rejection: conflict };
+    return { kind: 'resolved', settings: out.settings };
+  }
+
+  network(name: string): NetworkModel | undefined {
+    return this.networkByName.get(name);
+  }
+
+  networks(): NetworkModel[] {
+    return [...this.networkByName.values()];
+  }
+
+  /** Rejections of the network ConfigMap `namespace/name`, per key. */
+  networkRejectionsOf(namespace: string, name: string): Rejection[] {
+    return this.networkRejections.get(cmId(namespace, name)) ?? [];
+  }
+
+  /** Every rejected key of one registration ConfigMap, as of now (network rules and conflicts included). */
+  rejectionsOf(namespace: string, name: string): Rejection[] {
+    const out: Rejection[] = [];
+    for (const e of this.regCms.get(cmId(namespace, name)) ?? []) out.push(...this.entryRejections(e));
+    return out;
+  }
+
+  allRejections(): Rejection[] {
+    const out: Rejection[] = [];
+    for (const rs of this.networkRejections.values()) out.push(...rs);
+    for (const entries of this.regCms.values()) for (const e of entries) out.push(...this.entryRejections(e));
+    return out;
+  }
+
+  /** The valid registration entries, for pre-allocation and the CLI. */
+  *registrations(): Generator<{ meta: CmMeta; key: string; spec: RegistrationSpec; form: 'pod' | 'sts' }> {
+    for (const entries of this.regCms.values()) {
+      for (const e of entries) if (e.parsed.ok && e.form !== 'unknown') yield { meta: e.meta, key: e.key, spec: e.parsed.spec, form: e.form };
+    }
+  }
+
+  get registrationKeyCount(): number {
+    let n = 0;
+    for (const entries of this.regCms.values()) n += entries.length;
+    return n;
+  }
+
+  // ---- networks ------------------------------------------------------------------------------
+
+  private parseNetworkKey(meta: CmMeta, key: string, text: string): Parsed<NetworkSpec> {
+    const p = parseKey(networkSchema, meta, key, text);
+    if (p.ok && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(key)) {
+      return { ok: false, rejection: rejection(meta, key, '(key)', 'a network name must be a DNS label: lowercase letters, digits and "-", at most 63') };
+    }
+    return p;
+  }
+
+  private rebuildNetworks(): void {
+    this.networkByName.clear();
+    this.networkRejections.clear();
+    const cms = [...this.networkCms.values()].sort((a, b) => olderFirst({ meta: a.meta, key: '' }, { meta: b.meta, key: '' }));
+    for (const cm of cms) {
+      const rejected: Rejection[] = [];
+      for (const [key, p] of cm.entries) {
+        if (!p.ok) {
+          rejected.push(p.rejection);
+          continue;
+        }
+        const held = this.networkByName.get(key);
+        if (held) {
+          rejected.push(
+            rejection(cm.meta, key, '(key)', `network "${key}" is already defined by configmap ${held.meta.namespace}/${held.meta.name}, which is older and is used`, 'shadowed'),
+          );
+          continue;
+        }
+        this.networkByName.set(key, buildNetwork(key, p.spec, cm.meta));
+      }
+      if (rejected.length) this.networkRejections.set(cmId(cm.meta.namespace, cm.meta.name), rejected);
+    }
+  }
+
+  // ---- registrations -------------------------------------------------------------------------
+
+  private addRegistrationCm(meta: CmMeta, data: Record<string, string>): void {
+    const entries: RegEntry[] = [];
+    for (const [key, text] of Object.entries(data)) {
+      const parsed = parseKey(registrationSchema, meta, key, text);
+      const form: Form = !parsed.ok ? 'unknown' : parsed.spec.ips || parsed.spec.ips6 ? 'sts' : 'pod';
+      const e: RegEntry = { meta, key, parsed, form };
+      entries.push(e);
+      const k = nsKey(meta.namespace, key);
+      const list = this.byKey.get(k) ?? [];
+      list.push(e);
+      list.sort(olderFirst);
+      this.byKey.set(k, list);
+      for (const use of fixedUses(e)) {
+        const uk = ipKey(use.net, use.ip);
+        const ul = this.ipUses.get(uk) ?? [];
+        ul.push(use.use);
+        ul.sort((a, b) => olderFirst(a.entry, b.entry) || (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : 0));
+        this.ipUses.set(uk, ul);
+      }
+    }
+    this.regCms.set(cmId(meta.namespace, meta.name), entries);
+  }
+
+  private removeRegistrationCm(id: string): void {
+    const old = this.regCms.get(id);
+    if (!old) return;
+    this.regCms.delete(id);
+    for (const e of old) {
+      const k = nsKey(e.meta.namespace, e.key);
+      const list = this.byKey.get(k)?.filter((x) => x !== e) ?? [];
+      if (list.length) this.byKey.set(k, list);
+      else this.byKey.delete(k);
+      for (const use of fixedUses(e)) {
+        const uk = ipKey(use.net, use.ip);
+        const ul = this.ipUses.get(uk)?.filter((u) => u.entry !== e) ?? [];
+        if (ul.length) this.ipUses.set(uk, ul);
+        else this.ipUses.delete(uk);
+      }
+    }
+  }
+
+  private changed(): void {
+    this.cache.clear();
+    this.generation++;
+  }
+
+  /** The entry that decides a pod's network: its exact key, else its StatefulSet key. */
+  private governing(namespace: string, pod: string): { entry: RegEntry; ordinal: number | null } | null {
+    const exact = this.byKey.get(nsKey(namespace, pod))?.[0];
+    if (exact && exact.form !== 'sts') return { entry: exact, ordinal: null };
+    const m = STS_POD_RE.exec(pod);
+    if (!m) return null;
+    const sts = this.byKey.get(nsKey(namespace, m[1]!))?.[0];
+    if (sts && sts.form !== 'pod') return { entry: sts, ordinal: Number(m[2]) };
+    return null;
+  }
+
+  private outcome(entry: RegEntry, pod: string, ordinal: number | null): Outcome {
+    let perPod = this.cache.get(entry);
+    if (!perPod) this.cache.set(entry, (perPod = new Map()));
+    let out = perPod.get(pod);
+    if (!out) perPod.set(pod, (out = this.resolve(entry, ordinal)));
+    return out;
+  }
+
+  private resolve(entry: RegEntry, ordinal: number | null): Outcome {
+    if (!entry.parsed.ok) return { ok: false, rejection: entry.parsed.rejection };
+    const spec = entry.parsed.spec;
+    const fail = (field: string, why: string): Outcome => ({ ok: false, rejection: rejection(entry.meta, entry.key, field, why) });
+    const netName = (spec.network ?? spec.pool)!;
+    const netField = spec.network !== undefined ? 'network' : 'pool';
+    const net = this.networkByName.get(netName);
+    if (!net) {
+      const known = [...this.networkByName.keys()].sort();
+      return fail(netField, `unknown network "${netName}" (known: ${known.length ? known.join(', ') : 'none'})`);
+    }
+    if (spec.vlan !== undefined && spec.vlan !== net.spec.vlan) {
+      return fail('vlan', `is ${spec.vlan} but network "${netName}" has vlan ${net.spec.vlan}`);
+    }
+
+    // Addresses: [field, text] pairs for this pod.
+    const addrs: Array<[string, string]> = [];
+    if (spec.ip !== undefined) {
+      if (typeof spec.ip === 'string') addrs.push(['ip', spec.ip]);
+      else spec.ip.forEach((s, i) => addrs.push([`ip.${i}`, s]));
+    }
+    for (const f of ['ips', 'ips6'] as const) {
+      const list = spec[f];
+      if (!list) continue;
+      const n = ordinal ?? 0;
+      if (n >= list.length) return fail(f, `lists ${list.length} addresses; pod "${entry.key}-${n}" needs ordinal ${n}`);
+      addrs.push([`${f}.${n}`, list[n]!]);
+    }
+    const ips: string[] = [];
+    const families = new Set<Family>();
+    for (const [field, text] of addrs) {
+      const ip = parseIp(text);
+      const subnet = net.subnets[ip.family];
+      if (!subnet) return fail(field, `${text} is IPv${ip.family} but network "${netName}" has no ${ip.family === 4 ? 'subnet' : 'subnet6'}`);
+      const why = hostAddressProblem(subnet, text);
+      if (why) return fail(field, `${why} of network "${netName}"`);
+      if (net.gateways[ip.family] === ip.value) return fail(field, `${text} is the gateway of network "${netName}"`);
+      ips.push(`${formatIp(ip.family, ip.value)}/${subnet.prefix}`);
+      families.add(ip.family);
+    }
+    if (spec.pool !== undefined) {
+      if (!net.pool.length) return fail('pool', `network "${netName}" has no "ranges" to allocate from`);
+      for (const r of net.pool) families.add(r.family);
+    }
+
+    const gateways: string[] = [];
+    for (const fam of [4, 6] as const) {
+      const gw = net.gateways[fam];
+      if (families.has(fam) && gw !== undefined) gateways.push(formatIp(fam, gw));
+    }
+
+    const routes: ResolvedRoute[] = [];
+    const ownRoutes = spec.routes !== undefined;
+    const routeList = spec.routes ?? net.spec.routes ?? [];
+    for (let i = 0; i < routeList.length; i++) {
+      const r = routeList[i]!;
+      const fam = r.dst.includes(':') ? 6 : 4;
+      if (!families.has(fam)) {
+        if (ownRoutes) return fail(`routes.${i}.dst`, `is IPv${fam} but the pod has no IPv${fam} address`);
+        continue; // a network route for a family this pod does not use
+      }
+      const gwText = r.gw ?? (net.gateways[fam] !== undefined ? formatIp(fam, net.gateways[fam]!) : undefined);
+      if (ownRoutes) {
+        if (gwText === undefined) return fail(`routes.${i}.gw`, `is required: network "${netName}" has no ${fam === 4 ? 'gateway' : 'gateway6'}`);
+        const gw = parseIp(gwText);
+        if (gw.family !== fam) return fail(`routes.${i}.gw`, `is not IPv${fam} like its dst`);
+        if (hostAddressProblem(net.subnets[fam]!, gwText)) return fail(`routes.${i}.gw`, `${gwText} is not an on-link address of network "${netName}"`);
+      }
+      routes.push(gwText === undefined ? { dst: r.dst } : { dst: r.dst, gw: gwText });
+    }
+
+    const mtu = spec.mtu ?? net.spec.mtu;
+    if (mtu !== undefined && families.has(6) && mtu < 1280) return fail('mtu', `is ${mtu}; IPv6 needs at least 1280`);
+    const minTx = spec.qos?.minTxRateMbps ?? net.spec.qos?.minTxRateMbps;
+    const maxTx = spec.qos?.maxTxRateMbps ?? net.spec.qos?.maxTxRateMbps;
+    if (minTx !== undefined && maxTx && minTx > maxTx) {
+      return fail(spec.qos?.minTxRateMbps !== undefined ? 'qos.minTxRateMbps' : 'qos.maxTxRateMbps', `minTxRateMbps ${minTx} exceeds maxTxRateMbps ${maxTx} (network "${netName}" defaults included)`);
+    }
+
+    const settings: ResolvedSettings = {
+      network: netName,
+      resourceName: net.spec.resourceName,
+      vlan: net.spec.vlan,
+      ips,
+      gateways,
+      routes,
+      duplicateDetection: net.spec.duplicateDetection,
+      source: { namespace: entry.meta.namespace, configMap: entry.meta.name, key: entry.key, resourceVersion: entry.meta.resourceVersion },
+    };
+    if (net.spec.vlanQoS !== undefined) settings.vlanQoS = net.spec.vlanQoS;
+    if (net.spec.vlanProto !== undefined) settings.vlanProto = net.spec.vlanProto;
+    if (mtu !== undefined) settings.mtu = mtu;
+    if (spec.mac !== undefined) settings.mac = spec.mac.toLowerCase();
+    if (minTx !== undefined) settings.minTxRateMbps = minTx;
+    if (maxTx !== undefined) settings.maxTxRateMbps = maxTx;
+    if (net.spec.spoofchk !== undefined) settings.spoofchk = net.spec.spoofchk;
+    if (net.spec.trust !== undefined) settings.trust = net.spec.trust;
+    if (spec.pool !== undefined) settings.pool = { reserve: spec.reserve ?? false };
+    return { ok: true, settings };
+  }
+
+  /** A use holds its address only if its entry governs that pod and resolves cleanly. */
+  private effective(use: IpUse): boolean {
+    const g = this.governing(use.entry.meta.namespace, use.pod);
+    if (!g || g.entry !== use.entry) return false;
+    return this.outcome(use.entry, use.pod, use.ordinal).ok;
+  }
+
+  private conflictFor(entry: RegEntry, pod: string): Rejection | null {
+    for (const u of fixedUses(entry)) {
+      if (u.use.pod !== pod) continue;
+      const holder = this.ipUses.get(ipKey(u.net, u.ip))?.find((x) => this.effective(x));
+      if (!holder || (holder.entry === entry && holder.pod === pod)) continue;
+      const r = rejection(
+        entry.meta,
+        entry.key,
+        u.use.field,
+        `${u.ip} on network "${u.net}" is already registered by ${keyLabel(holder.entry.meta, holder.entry.key)}` +
+          ` (pod ${holder.entry.meta.namespace}/${holder.pod}), which is older and keeps it`,
+        'conflict',
+      );
+      r.heldBy = { namespace: holder.entry.meta.namespace, configMap: holder.entry.meta.name, key: holder.entry.key };
+      return r;
+    }
+    return null;
+  }
+
+  private entryRejections(e: RegEntry): Rejection[] {
+    if (!e.parsed.ok) return [e.parsed.rejection];
+    const winner = this.byKey.get(nsKey(e.meta.namespace, e.key))?.[0];
+    if (winner && winner !== e) {
+      return [
+        rejection(e.meta, e.key, '(key)', `the same key is in ${keyLabel(winner.meta, winner.key).replace(/ key ".*"$/, '')}, which is older and is used`, 'shadowed'),
+      ];
+    }
+    const pods: Array<[string, number | null]> =
+      e.form === 'sts'
+        ? Array.from({ length: Math.max(e.parsed.spec.ips?.length ?? 0, e.parsed.spec.ips6?.length ?? 0) }, (_, i) => [`${e.key}-${i}`, i])
+        : [[e.key, null]];
+    const out: Rejection[] = [];
+    const seen = new Set<string>();
+    for (const [pod, ordinal] of pods) {
+      const g = this.governing(e.meta.namespace, pod);
+      if (!g || g.entry !== e) continue; // overridden by an exact pod key
+      const o = this.outcome(e, pod, ordinal);
+      const r = o.ok ? this.conflictFor(e, pod) : o.rejection;
+      if (r && !seen.has(r.message)) {
+        seen.add(r.message);
+        out.push(r);
+      }
+    }
+    return out;
+  }
+}
+
+function cmId(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+function nsKey(namespace: string, key: string): string {
+  return `${namespace}\u0000${key}`;
+}
+function ipKey(network: string, ip: string): string {
+  return `${network}|${ip}`;
+}
+
+/** The fixed addresses an entry names, with the pod each is for (canonical text). */
+function fixedUses(e: RegEntry): Array<{ net: string; ip: string; use: IpUse }> {
+  if (!e.parsed.ok) return [];
+  const spec = e.parsed.spec;
+  const net = (spec.network ?? spec.pool)!;
+  const out: Array<{ net: string; ip: string; use: IpUse }> = [];
+  const add = (text: string, pod: string, ordinal: number | null, field: string) => {
+    const ip = parseIp(text);
+    out.push({ net, ip: formatIp(ip.family, ip.value), use: { entry: e, pod, ordinal, field } });
+  };
+  if (typeof spec.ip === 'string') add(spec.ip, e.key, null, 'ip');
+  else spec.ip?.forEach((s, i) => add(s, e.key, null, `ip.${i}`));
+  spec.ips?.forEach((s, i) => add(s, `${e.key}-${i}`, i, `ips.${i}`));
+  spec.ips6?.forEach((s, i) => add(s, `${e.key}-${i}`, i, `ips6.${i}`));
+  return out;
+}

@@ -1,0 +1,84 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { queueClaimRelease } from '../../../cni/claim-release';
+import { ReleaseQueue } from '../../../src/agent/release-queue';
+import { silentLogger } from '../../../src/log';
+import type { ClaimRelease } from '../../../src/schemas/claim-release';
+import type { Invocation } from '../../../cni/skel';
+
+let stateDir: string;
+beforeEach(() => {
+  stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reg-rq-'));
+});
+afterEach(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+
+const inv = (containerId: string) =>
+  ({ containerId, ifName: 'net1', pod: { namespace: 'db', name: 'pg-0', uid: 'uid-1' } }) as unknown as Invocation;
+
+describe('claim release queue (CNI DEL → agent)', () => {
+  it('keeps a note while the release fails and removes it once it succeeds', async () => {
+    const file = queueClaimRelease(stateDir, inv('c1'), new Date('2026-01-01T00:00:00Z'));
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({
+      v: 1,
+      containerId: 'c1',
+      ifName: 'net1',
+      namespace: 'db',
+      name: 'pg-0',
+      uid: 'uid-1',
+      queuedAt: '2026-01-01T00:00:00.000Z',
+    });
+    let apiUp = false;
+    const seen: ClaimRelease[] = [];
+    const q = new ReleaseQueue({
+      dir: path.dirname(file),
+      log: silentLogger(),
+      intervalMs: 60_000,
+      release: async (rec) => {
+        if (!apiUp) throw new Error('connect ECONNREFUSED 10.0.0.1:6443');
+        seen.push(rec);
+      },
+    });
+    await q.scan();
+    expect(fs.existsSync(file)).toBe(true);
+    expect(q.failures).toBe(1);
+    apiUp = true;
+    await q.scan();
+    expect(fs.existsSync(file)).toBe(false);
+    expect(seen.map((r) => r.containerId)).toEqual(['c1']);
+    expect(q.released).toBe(1);
+  });
+
+  it('sets an invalid note aside and still handles the valid ones', async () => {
+    const good = queueClaimRelease(stateDir, inv('c2'));
+    const dir = path.dirname(good);
+    fs.writeFileSync(path.join(dir, 'junk-net1.json'), '{"v":1,"containerId":"../../etc"}');
+    const seen: string[] = [];
+    const q = new ReleaseQueue({ dir, log: silentLogger(), release: async (r) => void seen.push(r.containerId) });
+    await q.scan();
+    expect(seen).toEqual(['c2']);
+    expect(fs.readdirSync(dir).sort()).toEqual(['junk-net1.json.bad']);
+  });
+
+  it('picks up a note written while it runs (directory watch)', async () => {
+    const dir = path.join(stateDir, 'claim-releases');
+    const seen: string[] = [];
+    let resolveSeen: () => void = () => undefined;
+    const got = new Promise<void>((r) => (resolveSeen = r));
+    const q = new ReleaseQueue({
+      dir,
+      log: silentLogger(),
+      intervalMs: 60_000,
+      release: async (r) => {
+        seen.push(r.containerId);
+        resolveSeen();
+      },
+    });
+    q.start();
+    queueClaimRelease(stateDir, inv('c3'));
+    await got;
+    await q.stop();
+    expect(seen).toEqual(['c3']);
+  });
+});
