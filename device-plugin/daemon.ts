@@ -172,6 +172,7 @@ export class DevicePluginDaemon implements MetricsSource {
     try {
       await this.refreshInner();
     } catch (e) {
+      this.dirty = true; // try the whole reconcile again on the next rescan
       this.log.error({ err: (e as Error).message, why }, 'refresh failed');
     }
   }
@@ -242,7 +243,14 @@ export class DevicePluginDaemon implements MetricsSource {
         });
         s = { state, server };
         state.setDevices(plan.devices);
-        await server.start();
+        try {
+          await server.start();
+        } catch (e) {
+          // This pool only; the others go on. Retried on the next rescan.
+          this.log.error({ resource, socket: server.socketPath, err: (e as Error).message }, 'pool server failed to start; will retry');
+          this.dirty = true;
+          continue;
+        }
         this.served.set(resource, s);
         this.registrar.add(server);
         this.log.info({ resource, devices: plan.devices.size }, 'pool serving');

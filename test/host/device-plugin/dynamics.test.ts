@@ -1,6 +1,9 @@
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { socketName } from '../../../device-plugin/registration';
 import { rebindVf, setNumVfs } from '../../fixtures/sysfs-tree';
 import { harness, pfSpecs, type Harness } from './harness';
 
@@ -144,5 +147,24 @@ describe('metrics', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('a pool whose socket cannot be created', () => {
+  it('does not stop the other pools, and is retried', async () => {
+    h = await harness({
+      mode: 'legacy',
+      pfs: pfSpecs(2, 1),
+      config: { resourceList: [{ resourceName: 'a', selectors: { pfNames: ['dpp0'] } }, { resourceName: 'b', selectors: { pfNames: ['dpp1'] } }] },
+    });
+    // A directory where b's socket must go: binding there fails until it is removed.
+    const blocker = path.join(h.kubelet.devicePluginsDir, socketName(B));
+    fs.mkdirSync(path.join(blocker, 'x'), { recursive: true });
+    await h.startDaemon();
+    const hh = h;
+    await hh.kubelet.waitFor('a serving', () => ids(hh, A).length === 1);
+    expect(hh.kubelet.devices(B)).toBeNull();
+    fs.rmSync(blocker, { recursive: true });
+    await hh.kubelet.waitFor('b serving after the retry', () => ids(hh, B).length === 1);
   });
 });
