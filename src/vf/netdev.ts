@@ -8,8 +8,9 @@ import { CniCode, UnderlayError } from '../errors';
 import type { LinkInfo, Rtnl } from '../netlink';
 import type { NetdevState } from '../schemas/vf-record';
 
-const sleepBuf = new Int32Array(new SharedArrayBuffer(4));
-const nap = (ms: number) => Atomics.wait(sleepBuf, 0, 0, ms);
+// Created on first use: a module-level SharedArrayBuffer cannot go into the CNI's startup snapshot.
+let sleepBuf: Int32Array | undefined;
+const nap = (ms: number) => Atomics.wait((sleepBuf ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, ms);
 
 export function netdevState(l: LinkInfo): NetdevState {
   return { name: l.name, mac: l.mac.toLowerCase(), mtu: l.mtu, up: l.up, altnames: [...l.altnames] };
