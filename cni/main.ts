@@ -120,6 +120,6 @@ async function run(): Promise<number> {
   }
 }
 
-void run().then((code) => {
-  process.exitCode = code;
-});
+// Exit at once: the result is written synchronously, logs too (sync destination), and tearing the
+// runtime down gracefully costs the pod ~10 ms for nothing.
+void run().then((code) => process.exit(code));

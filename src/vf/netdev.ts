@@ -47,8 +47,9 @@ export interface PodNetdevConfig {
 }
 
 /**
- * Set MAC and MTU and bring the link up. Some drivers (i40e, ice) apply a MAC asynchronously after
- * the PF has set it, so the MAC is read back with a bounded retry.
+ * Set MAC and MTU; the link stays down until its addresses are in place (see pod-ip.ts). Some
+ * drivers (i40e, ice) apply a MAC asynchronously after the PF has set it, so the MAC is read back
+ * with a bounded retry.
  */
 export function configureNetdev(pod: Rtnl, ifName: string, cfg: PodNetdevConfig): LinkInfo {
   const link = pod.getLink(ifName);
@@ -70,7 +71,6 @@ export function configureNetdev(pod: Rtnl, ifName: string, cfg: PodNetdevConfig)
       nap(10 * Math.min(attempt + 1, 10));
     }
   }
-  pod.setLink(link.index, { up: true });
   const after = pod.getLink(link.index);
   if (!after) throw new UnderlayError(CniCode.DeviceNotFound, `${ifName} vanished from the pod netns`);
   return after;
