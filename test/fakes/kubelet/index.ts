@@ -252,7 +252,7 @@ export class FakeKubelet {
       }
       if (this.seenSockets.get(p) === id) continue;
       this.seenSockets.set(p, id);
-      void this.registerViaWatcher(p);
+      void this.registerViaWatcher(p, id);
     }
     // A removed socket deregisters its plugin.
     for (const [p] of this.seenSockets) {
@@ -266,11 +266,20 @@ export class FakeKubelet {
     }
   }
 
-  private async registerViaWatcher(socket: string): Promise<void> {
+  private async registerViaWatcher(socket: string, id: string): Promise<void> {
     const Reg = pluginWatcherService();
     const client = new Reg(unixAddress(socket), grpc.credentials.createInsecure()) as RegistrationClient;
+    let info: PluginInfoMsg;
     try {
-      const info = await promisify<PluginInfoMsg>((cb) => client.GetInfo({}, cb));
+      info = await promisify<PluginInfoMsg>((cb) => client.GetInfo({}, cb));
+    } catch {
+      // Like kubelet's plugin reconciler: a socket that exists but does not answer yet (bound, not
+      // listening) stays wanted and is tried again, as long as it is the same socket.
+      client.close();
+      if (this.server && this.seenSockets.get(socket) === id) setTimeout(() => void this.registerViaWatcher(socket, id), 100);
+      return;
+    }
+    try {
       let refusal = info.type !== 'DevicePlugin' ? `unsupported plugin type "${info.type}"` : this.validate(info.supported_versions, info.name);
       if (!refusal) {
         try {

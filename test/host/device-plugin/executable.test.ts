@@ -106,11 +106,15 @@ describe('sriov-underlay-node executable', () => {
     child = spawn(
       cmd[0]!,
       [...cmd.slice(1), '--kubelet-dir', h.kubelet.dir, '--sysfs-root', h.sysfs, '--config', h.config.file, '--devinfo-dir', '', '--metrics-address', '', '--rescan-interval-ms', '60000'],
-      { env: env(), stdio: ['ignore', 'ignore', 'ignore'] },
+      { env: env(), stdio: ['ignore', 'ignore', 'pipe'] },
     );
+    let logs = '';
+    child.stderr!.on('data', (c: Buffer) => (logs += c.toString()));
     const k = h.kubelet;
     const states = () => (k.devices('sriov-underlay.io/vf') ?? []).map((d) => d.health);
-    await k.waitFor('2 healthy', () => states().join() === 'Healthy,Healthy', 30_000);
+    await k.waitFor('2 healthy', () => states().join() === 'Healthy,Healthy', 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}\nregistrations: ${JSON.stringify(k.registrations)}\ndaemon log:\n${logs}`);
+    });
     nic!.setPfCarrier(0, false);
     await k.waitFor('unhealthy after carrier loss', () => states().join() === 'Unhealthy,Unhealthy');
     nic!.setPfCarrier(0, true);
