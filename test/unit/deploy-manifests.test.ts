@@ -58,7 +58,7 @@ describe('deploy/ manifests', () => {
   it('a schema violation is caught (the check can fail)', async () => {
     const { DaemonSet } = (await import('kubernetes-models/apps/v1')) as unknown as { DaemonSet: new (o: unknown) => { validate(): void } };
     const ds = all.find((m) => m.obj.kind === 'DaemonSet')?.obj as Obj;
-    const broken = structuredClone(ds) as { spec: { template: { spec: { containers: Array<{ image: unknown }> } } } };
+    const broken = structuredClone(ds) as unknown as { spec: { template: { spec: { containers: Array<{ image: unknown }> } } } };
     (broken.spec.template.spec.containers[0] as { image: unknown }).image = 42;
     expect(() => new DaemonSet(broken).validate()).toThrow();
   });
