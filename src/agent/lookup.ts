@@ -22,7 +22,8 @@ export interface LookupDeps {
 }
 
 export function toWire(s: ResolvedSettings): WireSettings {
-  const w: WireSettings = { ips: s.ips, gateways: s.gateways, routes: s.routes, vlan: s.vlan };
+  const w: WireSettings = { ips: s.ips, gateways: s.gateways, routes: s.routes };
+  if (s.vlan !== undefined) w.vlan = s.vlan;
   if (s.vlanQoS !== undefined) w.vlanQoS = s.vlanQoS;
   if (s.vlanProto !== undefined) w.vlanProto = s.vlanProto;
   if (s.mac !== undefined) w.mac = s.mac;

@@ -278,8 +278,8 @@ export class RegistrationIndex {
       const known = [...this.networkByName.keys()].sort();
       return fail(netField, `unknown network "${netName}" (known: ${known.length ? known.join(', ') : 'none'})`);
     }
-    if (spec.vlan !== undefined && spec.vlan !== net.spec.vlan) {
-      return fail('vlan', `is ${spec.vlan} but network "${netName}" has vlan ${net.spec.vlan}`);
+    if (spec.vlan !== undefined && spec.vlan !== (net.spec.vlan ?? 0)) {
+      return fail('vlan', `is ${spec.vlan} but network "${netName}" has ${net.spec.vlan === undefined ? 'no vlan' : `vlan ${net.spec.vlan}`}`);
     }
 
     // Addresses: [field, text] pairs for this pod.
@@ -349,13 +349,13 @@ export class RegistrationIndex {
     const settings: ResolvedSettings = {
       network: netName,
       resourceName: net.spec.resourceName,
-      vlan: net.spec.vlan,
       ips,
       gateways,
       routes,
       duplicateDetection: net.spec.duplicateDetection,
       source: { namespace: entry.meta.namespace, configMap: entry.meta.name, key: entry.key, resourceVersion: entry.meta.resourceVersion },
     };
+    if (net.spec.vlan !== undefined) settings.vlan = net.spec.vlan;
     if (net.spec.vlanQoS !== undefined) settings.vlanQoS = net.spec.vlanQoS;
     if (net.spec.vlanProto !== undefined) settings.vlanProto = net.spec.vlanProto;
     if (mtu !== undefined) settings.mtu = mtu;
