@@ -10,7 +10,6 @@
  *   the file named by SRIOV_UNDERLAY_ADDON.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { CniCode, UnderlayError } from './errors';
 
@@ -61,7 +60,7 @@ export function native(): NativeAddon {
 function load(): NativeAddon {
   const file = isSea() ? extractSeaAsset() : findInRepo();
   const mod = { exports: {} as NativeAddon };
-  process.dlopen(mod, file, os.constants.dlopen.RTLD_NOW);
+  process.dlopen(mod, file);
   return mod.exports;
 }
 
@@ -90,7 +89,8 @@ function findInRepo(): string {
 
 /** Where the SEA addon is written: /run/sriov-underlay when we can (root), else a tmp dir. */
 export function defaultExtractDirs(): string[] {
-  return [path.join('/run', 'sriov-underlay'), path.join(os.tmpdir(), `sriov-underlay-${process.getuid?.() ?? 'u'}`)];
+  const { tmpdir } = require('node:os') as typeof import('node:os'); // only here: os costs a compile
+  return [path.join('/run', 'sriov-underlay'), path.join(tmpdir(), `sriov-underlay-${process.getuid?.() ?? 'u'}`)];
 }
 
 function privateDir(dirs: readonly string[]): string {
@@ -109,18 +109,25 @@ function privateDir(dirs: readonly string[]): string {
   throw new UnderlayError(CniCode.Internal, `sriov native addon: no private directory to write it to (tried ${dirs.join(', ')})`);
 }
 
+/** Short content identity for the file name: zlib's native crc32 (Node >= 20.15), else sha256. */
+function contentId(bytes: Buffer): string {
+  const zlib = require('node:zlib') as { crc32?: (b: Buffer) => number };
+  if (typeof zlib.crc32 === 'function') return `${zlib.crc32(bytes).toString(16).padStart(8, '0')}-${bytes.length}`;
+  const { createHash } = require('node:crypto') as typeof import('node:crypto');
+  return `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}-${bytes.length}`;
+}
+
 /**
- * Write the addon bytes to <dir>/sriov_native-<sha256 prefix>.node and return the path. An
- * identical file already there is reused; otherwise a temp file is renamed into place, so a
- * concurrent loader sees either nothing or the complete file.
+ * Write the addon bytes to <dir>/sriov_native-<crc32>-<size>.node and return the path. The file is
+ * only ever created by rename of a complete temp file in a directory only we can write, so a
+ * regular file of the right size under that name has that content: it is reused without reading
+ * it back. A content-named file also means a concurrent older or newer version never loads ours.
  */
 export function materializeAddon(bytes: Buffer, dirs: readonly string[] = defaultExtractDirs()): string {
-  // crypto is loaded only here: the non-SEA path does not pay for it.
-  const { createHash } = require('node:crypto') as typeof import('node:crypto');
-  const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-  const file = path.join(privateDir(dirs), `sriov_native-${hash}.node`);
+  const file = path.join(privateDir(dirs), `sriov_native-${contentId(bytes)}.node`);
   try {
-    if (fs.readFileSync(file).equals(bytes)) return file;
+    const st = fs.statSync(file);
+    if (st.isFile() && st.size === bytes.length) return file;
   } catch {
     // not there yet
   }

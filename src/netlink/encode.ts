@@ -8,6 +8,17 @@
  */
 import * as C from './constants';
 import { parseCidr, parseIp, parseMac, type Family } from './addr';
+import { CniCode, UnderlayError } from '../errors';
+
+const U32_MAX = 0xffffffff;
+
+/** Numbers go into fixed-width fields: refuse what would wrap, naming the field. */
+function uint(field: string, v: number, max = U32_MAX): number {
+  if (!Number.isInteger(v) || v < 0 || v > max) {
+    throw new UnderlayError(CniCode.InvalidNetworkConfig, `netlink: ${field} must be an integer in 0..${max}, got ${v}`);
+  }
+  return v;
+}
 
 export class MsgWriter {
   buf: Buffer;
@@ -171,6 +182,9 @@ export interface LinkPatch {
 
 /** One RTM_NEWLINK carrying every field of the patch (iproute2 order: netns, name, address, mtu). */
 export function encodeSetLink(index: number, patch: LinkPatch, w = new MsgWriter()): Buffer {
+  uint('ifindex', index, 0x7fffffff);
+  if (patch.mtu !== undefined) uint('mtu', patch.mtu);
+  if (patch.netnsFd !== undefined) uint('netnsFd', patch.netnsFd, 0x7fffffff);
   w.begin(C.RTM_NEWLINK, REQ_ACK);
   const up = patch.up === undefined ? 0 : C.IFF_UP;
   ifinfomsg(w, index, patch.up ? C.IFF_UP : 0, up);
@@ -195,6 +209,7 @@ export function encodeAltname(op: 'add' | 'del', index: number, name: string, w 
 // ---- VF settings on the PF: RTM_NEWLINK > IFLA_VFINFO_LIST > IFLA_VF_INFO > one attribute ----
 
 function vfRequest(w: MsgWriter, pfIndex: number, body: () => void): Buffer {
+  uint('PF ifindex', pfIndex, 0x7fffffff);
   w.begin(C.RTM_NEWLINK, REQ_ACK);
   ifinfomsg(w, pfIndex);
   const list = w.start(C.IFLA_VFINFO_LIST);
@@ -207,6 +222,7 @@ function vfRequest(w: MsgWriter, pfIndex: number, body: () => void): Buffer {
 
 export function encodeSetVfMac(pfIndex: number, vf: number, mac: string, w = new MsgWriter()): Buffer {
   const bytes = parseMac(mac);
+  uint('vf', vf);
   return vfRequest(w, pfIndex, () => {
     const at = w.start(C.IFLA_VF_MAC);
     w.u32(vf).bytes(bytes).zero(C.IFLA_VF_MAC_LEN - bytes.length);
@@ -225,8 +241,16 @@ export function encodeSetVfVlan(
   proto: VlanProto = '802.1Q',
   w = new MsgWriter(),
 ): Buffer {
+  uint('vf', vf);
+  uint('vlan', vlan, 4095);
+  uint('qos', qos, 7);
+  // netconfs spell it 802.1q; accept either case, refuse anything else (never guess 802.1ad)
+  const p = String(proto).toLowerCase();
+  if (p !== '802.1q' && p !== '802.1ad') {
+    throw new UnderlayError(CniCode.InvalidNetworkConfig, `netlink: vlan protocol must be 802.1Q or 802.1ad, got ${String(proto)}`);
+  }
   return vfRequest(w, pfIndex, () => {
-    if (proto === '802.1Q') {
+    if (p === '802.1q') {
       const at = w.start(C.IFLA_VF_VLAN);
       w.u32(vf).u32(vlan).u32(qos);
       w.end(at);
@@ -241,6 +265,7 @@ export function encodeSetVfVlan(
 }
 
 function vfFlag(type: number, pfIndex: number, vf: number, value: number, w: MsgWriter): Buffer {
+  uint('vf', vf);
   return vfRequest(w, pfIndex, () => {
     const at = w.start(type);
     w.u32(vf).u32(value);
@@ -260,11 +285,17 @@ export type VfLinkState = 'auto' | 'enable' | 'disable';
 export const VF_LINK_STATES: readonly VfLinkState[] = ['auto', 'enable', 'disable'];
 
 export function encodeSetVfLinkState(pfIndex: number, vf: number, state: VfLinkState, w = new MsgWriter()): Buffer {
+  if (!VF_LINK_STATES.includes(state)) {
+    throw new UnderlayError(CniCode.InvalidNetworkConfig, `netlink: VF link state must be auto, enable or disable, got ${String(state)}`);
+  }
   return vfFlag(C.IFLA_VF_LINK_STATE, pfIndex, vf, VF_LINK_STATES.indexOf(state), w);
 }
 
 /** IFLA_VF_RATE carries both rates (Mbps); 0 means no limit. */
 export function encodeSetVfRate(pfIndex: number, vf: number, minTxRate: number, maxTxRate: number, w = new MsgWriter()): Buffer {
+  uint('vf', vf);
+  uint('min_tx_rate', minTxRate);
+  uint('max_tx_rate', maxTxRate);
   return vfRequest(w, pfIndex, () => {
     const at = w.start(C.IFLA_VF_RATE);
     w.u32(vf).u32(minTxRate).u32(maxTxRate);
@@ -282,6 +313,7 @@ export interface AddrOptions {
 /** RTM_NEWADDR / RTM_DELADDR with IFA_LOCAL then IFA_ADDRESS, as iproute2 sends them. */
 export function encodeAddr(op: 'add' | 'del', index: number, cidr: string, opts: AddrOptions = {}, w = new MsgWriter()): Buffer {
   const c = parseCidr(cidr);
+  uint('ifindex', index, 0x7fffffff);
   w.begin(op === 'add' ? C.RTM_NEWADDR : C.RTM_DELADDR, op === 'add' ? REQ_CREATE : REQ_ACK);
   const loopback = c.family === 4 ? c.bytes[0] === 127 : c.bytes.subarray(0, 15).every((b) => b === 0) && c.bytes[15] === 1;
   w.u8(c.family === 4 ? C.AF_INET : C.AF_INET6)
@@ -337,7 +369,9 @@ function routeDst(r: RouteSpec): { family: Family; dst: Buffer | null; prefix: n
 export function encodeRoute(op: 'add' | 'del', r: RouteSpec, w = new MsgWriter()): Buffer {
   const { family, dst, prefix } = routeDst(r);
   const gw = r.gw !== undefined ? parseIp(r.gw) : undefined;
-  const table = r.table ?? C.RT_TABLE_MAIN;
+  const table = uint('table', r.table ?? C.RT_TABLE_MAIN);
+  if (r.metric !== undefined) uint('metric', r.metric);
+  if (r.index !== undefined) uint('ifindex', r.index, 0x7fffffff);
   const add = op === 'add';
   let scope: number;
   if (!add) scope = C.RT_SCOPE_NOWHERE;

@@ -40,7 +40,8 @@ import {
 import { NetlinkError } from './errors';
 import { CniCode, UnderlayError } from '../errors';
 import { isNativeError, native } from '../native';
-import { withNetns } from '../netns';
+import { closeSync } from 'node:fs';
+import { openNetns, withNetns } from '../netns';
 
 const ENODEV = 19;
 const EOPNOTSUPP = 95;
@@ -59,14 +60,15 @@ export interface ListRoutesOptions {
 type OnMsg = (buf: Buffer, m: NlMsg) => void;
 
 export class Rtnl {
-  private seq: number;
+  /** per-socket request counter; replies carry it back */
+  private seq = 0;
   private readonly w = new MsgWriter(1024);
   private closed = false;
 
-  private constructor(readonly fd: number) {
-    // A random start keeps stale replies of an earlier socket with this fd from matching.
-    this.seq = (Math.random() * 0x7fffffff) >>> 0;
-  }
+  /** the netns this socket was opened in, when opened with openIn */
+  private home?: string | number;
+
+  private constructor(readonly fd: number) {}
 
   /** A socket in the caller's current netns. */
   static open(): Rtnl {
@@ -79,7 +81,9 @@ export class Rtnl {
 
   /** A socket created inside the netns at nsPath (or fd); the caller's netns is unchanged. */
   static openIn(ns: string | number): Rtnl {
-    return withNetns(ns, () => Rtnl.open());
+    const rt = withNetns(ns, () => Rtnl.open());
+    rt.home = ns;
+    return rt;
   }
 
   close(): void {
@@ -118,6 +122,39 @@ export class Rtnl {
   /** One RTM_NEWLINK for the whole patch; netnsFd + name move and rename atomically. */
   setLink(index: number, patch: LinkPatch): void {
     this.request(encodeSetLink(index, patch, this.w), () => `set link ${this.linkName(index)} ${describePatch(patch)}`);
+  }
+
+  /**
+   * Move a link into the netns behind netnsFd, renaming it on the way, all or nothing. The kernel
+   * moves first and renames after (keeping the old name when it is free in the target), so a
+   * taken new name fails with EEXIST with the device already in the target under its old name.
+   * Then this finds it there by its old name and MAC (its ifindex may have changed) and moves it
+   * back before rethrowing. Home is this socket's netns: the one given to openIn, else the
+   * caller's current netns. Costs one extra getLink before the move.
+   */
+  moveLink(index: number, netnsFd: number, name?: string): void {
+    // The device's identity before it leaves: its ifindex may change in the target (on collision).
+    const before = this.getLink(index);
+    if (!before) throw new NetlinkError(`move link ifindex ${index}`, ENODEV);
+    try {
+      this.setLink(index, name === undefined ? { netnsFd } : { netnsFd, name });
+    } catch (err) {
+      if (!(err instanceof NetlinkError) || this.getLink(index) !== null) throw err;
+      const there = Rtnl.openIn(netnsFd);
+      try {
+        const moved = there.getLink(before.name);
+        if (!moved || moved.mac !== before.mac) throw err;
+        const homeFd = openNetns(typeof this.home === 'string' ? this.home : '/proc/thread-self/ns/net');
+        try {
+          there.setLink(moved.index, { netnsFd: typeof this.home === 'number' ? this.home : homeFd });
+        } finally {
+          closeSync(homeFd);
+        }
+      } finally {
+        there.close();
+      }
+      throw err;
+    }
   }
 
   addAltname(index: number, name: string): void {

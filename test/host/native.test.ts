@@ -115,16 +115,20 @@ describe('SEA addon extraction', () => {
     expect(materializeAddon(bytes, [dir])).toBe(file);
     expect(fs.statSync(file).ino).toBe(ino); // reused, not rewritten
     expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    // different content gets a different name
+    const other = Buffer.from(bytes);
+    other.writeUInt8(other.readUInt8(other.length - 1) ^ 0xff, other.length - 1);
+    expect(materializeAddon(other, [dir])).not.toBe(file);
     const mod = { exports: {} as Record<string, unknown> };
     process.dlopen(mod, file);
     expect(typeof mod.exports.setns).toBe('function');
   });
 
-  it('replaces a corrupted file with the same name', () => {
+  it('replaces a truncated file with the same name', () => {
     const bytes = fs.readFileSync(addonPath);
     const dir = path.join(tmp, 'run2');
     const file = materializeAddon(bytes, [dir]);
-    fs.writeFileSync(file, 'garbage');
+    fs.writeFileSync(file, bytes.subarray(0, 100));
     expect(materializeAddon(bytes, [dir])).toBe(file);
     expect(fs.readFileSync(file).equals(bytes)).toBe(true);
   });

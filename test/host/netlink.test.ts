@@ -66,6 +66,147 @@ describe('links', () => {
     }
   });
 
+  // Kernel behaviour the CNI must handle: do_setlink moves the device first (keeping its name when
+  // that is free in the target) and renames it afterwards, so a taken new name fails with EEXIST
+  // AFTER the move. The device is then in the target netns under its old name, same ifindex.
+  it('a move whose new name is taken in the target: EEXIST, device left in the target under its old name', () => {
+    const s = suffix();
+    const host = `nlh${s}`;
+    scratch.addVeth(host, `nlp${s}`);
+    const pod = scratch.addNetns('pod');
+    ip('-n', pod.name, 'link', 'add', `nlt${s}`, 'type', 'veth', 'peer', 'name', `nlu${s}`);
+    const rt = Rtnl.open();
+    const podFd = openNetns(pod.path);
+    const homeFd = openNetns('/proc/self/ns/net');
+    try {
+      const idx = rt.getLink(host)!.index;
+      const e = caught(() => rt.setLink(idx, { netnsFd: podFd, name: `nlt${s}` })) as NetlinkError;
+      expect(e).toBeInstanceOf(NetlinkError);
+      expect(e.errnoName).toBe('EEXIST');
+      expect(e.op).toMatch(new RegExp(`^set link (ifindex ${idx}|${host}) netns fd ${podFd} name nlt${s}$`));
+      expect(rt.getLink(idx)).toBeNull();
+      const prt = Rtnl.openIn(pod.path);
+      try {
+        const there = prt.getLink(host);
+        expect(there).not.toBeNull();
+        // recovery: bring it home from inside the target
+        prt.setLink(there!.index, { netnsFd: homeFd });
+      } finally {
+        prt.close();
+      }
+      expect(rt.getLink(host)).not.toBeNull();
+    } finally {
+      fs.closeSync(podFd);
+      fs.closeSync(homeFd);
+      rt.close();
+    }
+  });
+
+  it('moveLink is all or nothing: on that EEXIST the device is moved back home before the throw', () => {
+    const s = suffix();
+    const host = `nlh${s}`;
+    scratch.addVeth(host, `nlp${s}`);
+    const pod = scratch.addNetns('pod');
+    ip('-n', pod.name, 'link', 'add', `nlt${s}`, 'type', 'veth', 'peer', 'name', `nlu${s}`);
+    const rt = Rtnl.open();
+    const podFd = openNetns(pod.path);
+    try {
+      const idx = rt.getLink(host)!.index;
+      const e = caught(() => rt.moveLink(idx, podFd, `nlt${s}`)) as NetlinkError;
+      expect(e.errnoName).toBe('EEXIST');
+      expect(rt.getLink(idx)?.name).toBe(host);
+      expect(ip('-n', pod.name, '-o', 'link', 'show')).not.toContain(host);
+      // and it works when the name is free, also from a socket opened in another netns
+      rt.moveLink(idx, podFd, `nle${s}`);
+      const prt = Rtnl.openIn(pod.path);
+      const homeFd = openNetns('/proc/self/ns/net');
+      try {
+        const inPod = prt.getLink(`nle${s}`);
+        expect(inPod).not.toBeNull();
+        // home again under a third name (free on the host, though taken in the pod by the other veth)
+        prt.moveLink(inPod!.index, homeFd, `nlu${s}`);
+        expect(rt.getLink(`nlu${s}`)?.mac).toBe(inPod!.mac);
+        scratch.hostLinks.push(`nlu${s}`);
+      } finally {
+        fs.closeSync(homeFd);
+        prt.close();
+      }
+    } finally {
+      fs.closeSync(podFd);
+      rt.close();
+    }
+  });
+
+  it('moveLink from a socket opened in a netns rolls back into that netns', () => {
+    const s = suffix();
+    const a = scratch.addNetns('ma');
+    const b = scratch.addNetns('mb');
+    ip('-n', a.name, 'link', 'add', `nlh${s}`, 'type', 'veth', 'peer', 'name', `nlp${s}`);
+    ip('-n', b.name, 'link', 'add', `nlt${s}`, 'type', 'veth', 'peer', 'name', `nlu${s}`);
+    const rt = Rtnl.openIn(a.path);
+    const bFd = openNetns(b.path);
+    try {
+      const idx = rt.getLink(`nlh${s}`)!.index;
+      const mac = rt.getLink(idx)!.mac;
+      expect(() => rt.moveLink(idx, bFd, `nlt${s}`)).toThrow(/EEXIST/);
+      // back under its name; its ifindex took a detour through b, where idx was taken
+      expect(rt.getLink(`nlh${s}`)?.mac).toBe(mac);
+      expect(ip('-n', b.name, '-o', 'link', 'show')).toContain(`nlt${s}`);
+      expect(ip('-n', b.name, '-o', 'link', 'show')).not.toContain(`nlh${s}`);
+    } finally {
+      fs.closeSync(bFd);
+      rt.close();
+    }
+  });
+
+  it('when the old name is taken in the target, the new name is used for the move itself', () => {
+    const s = suffix();
+    const host = `nlh${s}`;
+    scratch.addVeth(host, `nlp${s}`);
+    const pod = scratch.addNetns('pod');
+    ip('-n', pod.name, 'link', 'add', host, 'type', 'veth', 'peer', 'name', `nlu${s}`);
+    const rt = Rtnl.open();
+    const podFd = openNetns(pod.path);
+    try {
+      const idx = rt.getLink(host)!.index;
+      rt.setLink(idx, { netnsFd: podFd, name: `nle${s}` });
+      const prt = Rtnl.openIn(pod.path);
+      try {
+        expect(prt.getLink(`nle${s}`)).not.toBeNull();
+        expect(prt.listLinks().some((l) => l.name === host && l.kind === 'veth' && l.index !== 0)).toBe(true); // the other one
+      } finally {
+        prt.close();
+      }
+    } finally {
+      fs.closeSync(podFd);
+      rt.close();
+    }
+  });
+
+  it('altnames travel with the device into the netns', () => {
+    const s = suffix();
+    const host = `nlh${s}`;
+    scratch.addVeth(host, `nlp${s}`);
+    const pod = scratch.addNetns('pod');
+    const rt = Rtnl.open();
+    const podFd = openNetns(pod.path);
+    try {
+      const idx = rt.getLink(host)!.index;
+      rt.addAltname(idx, `nlx${s}`);
+      rt.setLink(idx, { netnsFd: podFd, name: `nle${s}` });
+      expect(rt.getLink(`nlx${s}`)).toBeNull();
+      const prt = Rtnl.openIn(pod.path);
+      try {
+        expect(prt.getLink(`nle${s}`)?.altnames).toEqual([`nlx${s}`]);
+      } finally {
+        prt.close();
+      }
+    } finally {
+      fs.closeSync(podFd);
+      rt.close();
+    }
+  });
+
   it('sets mac, mtu and up in one request and reads them back', () => {
     const s = suffix();
     scratch.addVeth(`nla${s}`, `nlb${s}`);

@@ -107,3 +107,26 @@ describe('encoders match iproute2 byte for byte', () => {
     expect(vectors.get('link-netns-name')?.netnsFd).toBeGreaterThan(2);
   });
 });
+
+describe('encoders refuse values that do not fit, naming the field', () => {
+  const cases: [string, () => unknown, RegExp][] = [
+    ['vlan 4096', () => encodeSetVfVlan(3, 0, 4096), /vlan must be an integer in 0\.\.4095, got 4096/],
+    ['qos 8', () => encodeSetVfVlan(3, 0, 10, 8), /qos must be an integer in 0\.\.7/],
+    ['bad proto', () => encodeSetVfVlan(3, 0, 10, 0, '802.1x' as never), /vlan protocol must be 802\.1Q or 802\.1ad, got 802\.1x/],
+    ['negative vf', () => encodeSetVfSpoofchk(3, -1, true), /vf must be an integer/],
+    ['fractional rate', () => encodeSetVfRate(3, 0, 1.5, 10), /min_tx_rate must be an integer/],
+    ['rate too big', () => encodeSetVfRate(3, 0, 0, 2 ** 32), /max_tx_rate must be an integer/],
+    ['bad state', () => encodeSetVfLinkState(3, 0, 'on' as never), /link state must be auto, enable or disable, got on/],
+    ['mtu', () => encodeSetLink(3, { mtu: -1 }), /mtu must be an integer/],
+    ['mac', () => encodeSetLink(3, { mac: '02:00:00:00:00' }), /invalid MAC address "02:00:00:00:00"/],
+    ['metric', () => encodeRoute('add', { dst: '10.0.0.0/8', metric: NaN }), /metric must be an integer/],
+    ['cidr', () => encodeAddr('add', 3, '10.0.0.1'), /invalid CIDR/],
+  ];
+  for (const [name, fn, msg] of cases) {
+    it(name, () => expect(fn).toThrow(msg));
+  }
+
+  it('accepts the netconf spelling 802.1q as 802.1Q', () => {
+    expect(encodeSetVfVlan(3, 0, 10, 1, '802.1q' as never).equals(encodeSetVfVlan(3, 0, 10, 1, '802.1Q'))).toBe(true);
+  });
+});

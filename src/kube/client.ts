@@ -1,0 +1,188 @@
+/**
+ * Kubernetes access for the daemons (node agent, CLI): kubeconfig loading, API clients, typed
+ * access to our cluster-scoped custom resources, and reading apiserver failures. The CNI binary
+ * never imports this module (client-node is heavy and the CNI holds no credentials).
+ */
+import * as k8s from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { CniCode, UnderlayError } from '../errors';
+
+export interface LoadKubeConfigOptions {
+  /** An explicit kubeconfig file; wins over everything else. */
+  kubeconfig?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Explicit file, else in-cluster service account, else $KUBECONFIG or ~/.kube/config. Unlike
+ * client-node's loadFromDefault it never falls back to an unauthenticated localhost:8080.
+ */
+export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): k8s.KubeConfig {
+  const env = opts.env ?? process.env;
+  const kc = new k8s.KubeConfig();
+  const fromFile = (path: string, source: string) => {
+    if (!existsSync(path)) throw new UnderlayError(CniCode.Internal, `kubeconfig ${path} (from ${source}) does not exist`);
+    try {
+      kc.loadFromFile(path);
+    } catch (err) {
+      throw new UnderlayError(CniCode.Internal, `kubeconfig ${path} (from ${source}) cannot be loaded: ${(err as Error).message}`, undefined, { cause: err });
+    }
+  };
+  if (opts.kubeconfig) fromFile(opts.kubeconfig, 'the --kubeconfig option');
+  else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) kc.loadFromCluster();
+  else if (env.KUBECONFIG) fromFile(env.KUBECONFIG.split(':')[0]!, 'KUBECONFIG');
+  else {
+    const home = join(env.HOME ?? homedir(), '.kube', 'config');
+    if (!existsSync(home)) {
+      throw new UnderlayError(CniCode.Internal, 'no Kubernetes credentials: not running in a pod (KUBERNETES_SERVICE_HOST unset), no KUBECONFIG and no ~/.kube/config');
+    }
+    fromFile(home, '~/.kube/config');
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new UnderlayError(CniCode.Internal, `kubeconfig has no cluster for its current context "${kc.getCurrentContext()}"`);
+  }
+  return kc;
+}
+
+export interface KubeClients {
+  config: k8s.KubeConfig;
+  core: k8s.CoreV1Api;
+  custom: k8s.CustomObjectsApi;
+  watch: k8s.Watch;
+}
+
+export function makeKubeClients(config: k8s.KubeConfig): KubeClients {
+  return {
+    config,
+    core: config.makeApiClient(k8s.CoreV1Api),
+    custom: config.makeApiClient(k8s.CustomObjectsApi),
+    watch: new k8s.Watch(config),
+  };
+}
+
+// ---- apiserver failures ------------------------------------------------------------------------
+
+export interface KubeFailure {
+  /** HTTP status from the apiserver; undefined when it was not reached at all. */
+  code?: number;
+  /** The Status reason (AlreadyExists, Conflict, NotFound, Expired, Invalid, ...). */
+  reason?: string;
+  message: string;
+  unreachable: boolean;
+}
+
+/** What went wrong in a client-node call, whichever of its error shapes it threw. */
+export function kubeFailure(err: unknown): KubeFailure {
+  const e = err as { code?: unknown; statusCode?: unknown; body?: unknown; message?: unknown; cause?: unknown } | undefined;
+  const httpCode = typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
+  if (httpCode !== undefined) {
+    let body: unknown = e?.body;
+    if (typeof body === 'string') {
+      try {
+        body = JSON.parse(body);
+      } catch {
+        // a non-JSON body (proxy error page): keep the text as the message
+      }
+    }
+    const status = (typeof body === 'object' && body !== null ? body : {}) as { reason?: unknown; message?: unknown };
+    return {
+      code: httpCode,
+      reason: typeof status.reason === 'string' ? status.reason : undefined,
+      message: typeof status.message === 'string' ? status.message : typeof body === 'string' ? body : String(e?.message ?? 'HTTP ' + httpCode),
+      unreachable: false,
+    };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { message, unreachable: true };
+}
+
+export const isAlreadyExists = (err: unknown) => kubeFailure(err).reason === 'AlreadyExists';
+export const isConflict = (err: unknown) => kubeFailure(err).reason === 'Conflict';
+export const isNotFound = (err: unknown) => kubeFailure(err).code === 404;
+export const isGone = (err: unknown) => kubeFailure(err).code === 410;
+export const isUnreachable = (err: unknown) => kubeFailure(err).unreachable;
+
+// ---- our custom resources ------------------------------------------------------------------------
+
+export interface ClusterResource {
+  group: string;
+  version: string;
+  plural: string;
+  kind: string;
+}
+
+export const SRIOV_GROUP = 'sriov-underlay.io';
+export const SRIOV_VERSION = 'v1alpha1';
+/** One object per IP in use, named from network + IP so the apiserver's name uniqueness is the lock. */
+export const IPCLAIMS: ClusterResource = { group: SRIOV_GROUP, version: SRIOV_VERSION, plural: 'ipclaims', kind: 'IPClaim' };
+/** One object per node: the agent's published VF capacity. */
+export const SRIOV_NODE_STATES: ClusterResource = { group: SRIOV_GROUP, version: SRIOV_VERSION, plural: 'sriovnodestates', kind: 'SriovNodeState' };
+
+export const apiVersionOf = (r: ClusterResource) => `${r.group}/${r.version}`;
+export const collectionPath = (r: ClusterResource) => `/apis/${r.group}/${r.version}/${r.plural}`;
+
+export interface CustomObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: k8s.V1ObjectMeta;
+}
+
+export interface ObjectList<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string; continue?: string; _continue?: string };
+}
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  _continue?: string;
+  resourceVersion?: string;
+}
+
+const MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+
+/** Typed access to one cluster-scoped custom resource; failures are client-node's errors. */
+export class ClusterObjects<T extends CustomObject> {
+  constructor(private readonly custom: k8s.CustomObjectsApi, readonly resource: ClusterResource) {}
+
+  private get ref() {
+    return { group: this.resource.group, version: this.resource.version, plural: this.resource.plural };
+  }
+
+  /** Fails with 409 AlreadyExists (see isAlreadyExists) when the name is taken. */
+  async create(body: T): Promise<T> {
+    const full = { ...body, apiVersion: apiVersionOf(this.resource), kind: this.resource.kind };
+    return (await this.custom.createClusterCustomObject({ ...this.ref, body: full })) as T;
+  }
+
+  async get(name: string): Promise<T | undefined> {
+    try {
+      return (await this.custom.getClusterCustomObject({ ...this.ref, name })) as T;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async list(opts: ListOptions = {}): Promise<ObjectList<T>> {
+    return (await this.custom.listClusterCustomObject({ ...this.ref, ...opts })) as ObjectList<T>;
+  }
+
+  /** Deletes only if uid / resourceVersion still match (409 Conflict otherwise). */
+  async delete(name: string, preconditions?: { uid?: string; resourceVersion?: string }): Promise<T> {
+    return (await this.custom.deleteClusterCustomObject({ ...this.ref, name, body: preconditions ? { preconditions } : {} })) as T;
+  }
+
+  /** JSON merge patch; include metadata.resourceVersion in the patch to make it conditional. */
+  async mergePatch(name: string, patch: object): Promise<T> {
+    return (await this.custom.patchClusterCustomObject({ ...this.ref, name, body: patch }, MERGE_PATCH)) as T;
+  }
+
+  async replace(name: string, body: T): Promise<T> {
+    const full = { ...body, apiVersion: apiVersionOf(this.resource), kind: this.resource.kind };
+    return (await this.custom.replaceClusterCustomObject({ ...this.ref, name, body: full })) as T;
+  }
+}
