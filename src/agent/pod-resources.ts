@@ -51,10 +51,13 @@ export class PodResourcesClient {
         const r = await this.call(this.client.Get.bind(this.client), { podName: name, podNamespace: namespace });
         return r.podResources;
       } catch (e) {
-        const code = (e as grpc.ServiceError).code;
-        if (code !== grpc.status.UNIMPLEMENTED && code !== grpc.status.UNKNOWN) throw e;
+        const err = e as grpc.ServiceError;
+        // kubelet answers a pod it does not know with a plain error (gRPC Unknown) too.
+        if (err.code === grpc.status.UNKNOWN && /not found/i.test(err.details ?? '')) return null;
+        // Gate off ("... Get method disabled", Unknown) or kubelet < 1.27 (Unimplemented).
+        if (err.code !== grpc.status.UNIMPLEMENTED && !(err.code === grpc.status.UNKNOWN && /disabled/i.test(err.details ?? ''))) throw e;
         this.getWorks = false;
-        this.log.info({ code }, 'PodResources Get unavailable on this kubelet; using List');
+        this.log.info({ code: err.code, details: err.details }, 'PodResources Get unavailable on this kubelet; using List');
       }
     }
     const all = await this.call(this.client.List.bind(this.client), {});
