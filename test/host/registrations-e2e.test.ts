@@ -156,6 +156,15 @@ describe('registered pods through agent + CNI on real netns', () => {
     expect((await runCni('DEL', netconf(1), env('pod-b', b.uid, b.ns))).code).toBe(0);
   });
 
+  it('a pod without a registration gets the netconf (its delegated IPAM), as with sriov-cni', async () => {
+    const x = await pod('unregistered');
+    const add = await runCni('ADD', netconf(2), env('unregistered', x.uid, x.ns));
+    expect(add.code, add.stdout).toBe(0);
+    expect(addrs(x.ns)).toEqual(['10.77.7.7/24']);
+    expect((await claims.list()).items.filter((c) => c.spec.pod.name === 'unregistered')).toEqual([]);
+    expect((await runCni('DEL', netconf(2), env('unregistered', x.uid, x.ns))).code).toBe(0);
+  });
+
   it('a rejected registration fails ADD naming configmap, key and field, and leaves the VF alone', async () => {
     const c = await pod('pod-c');
     const before = linkSnapshot(`${tag}p0v2`);

@@ -169,6 +169,29 @@ describe('node agent against the fake API server', () => {
     expect(await claims.get('vlan100.10.100.0.11')).toBeDefined();
   });
 
+  it('after an agent restart, drift of pods it served before is still reported (settings kept in the claims)', async () => {
+    await agent.stop();
+    agent = await startAgent({
+      nodeName: 'node-a',
+      log: silentLogger(),
+      kubeconfig: kube.kubeconfigPath,
+      socketPath: path.join(dir, 'agent.sock'),
+      stateDir: dir,
+      podResourcesSocket: kubelet.socketPath,
+      sysfsRoot: path.join(dir, 'no-sysfs'),
+      releaseRetryMs: 60_000,
+    });
+    expect(agent.running.get('demo/app-b')?.ips).toEqual(['10.100.0.12/24']);
+    await putCm('demo', 'demo-net', 'registration', {
+      'app-a': 'network: vlan100\nip: 10.100.0.21\nqos: {maxTxRateMbps: 300}',
+      'app-b': 'network: vlan100\nip: 10.100.0.12\nmtu: 1500',
+      web: 'pool: vlan100',
+      batch: 'pool: vlan100\nreserve: true',
+    });
+    const evs = await waitForEvents('demo', 'Pod', 'app-b', 'RegistrationDrift');
+    expect(evs[0]?.message).toContain('mtu: 9000 → 1500');
+  });
+
   it('two registrations naming one IP: the newer pod’s ADD fails naming both, with IPConflict Events', async () => {
     await putCm('demo', 'zz-newer', 'registration', { thief: 'network: vlan100\nip: 10.100.0.12' });
     const uid = await pod('demo', 'thief');
