@@ -37,8 +37,8 @@ describe('fake apiserver: statefulsets', () => {
 
   it('refuses negative replicas with 422 naming spec.replicas, and 404s a missing one', async () => {
     await expect(apps.createNamespacedStatefulSet({ namespace: 'default', body: body('bad', -1) })).rejects.toMatchObject({ code: 422 });
-    const err = await apps.createNamespacedStatefulSet({ namespace: 'default', body: body('bad', -1) }).catch((e: { body: string }) => JSON.parse(e.body) as { details: { causes: { field: string }[] } });
-    expect(err.details.causes[0]!.field).toBe('spec.replicas');
+    const err: unknown = await apps.createNamespacedStatefulSet({ namespace: 'default', body: body('bad', -1) }).catch((e: { body: string }) => JSON.parse(e.body));
+    expect((err as { details: { causes: { field: string }[] } }).details.causes[0]!.field).toBe('spec.replicas');
     await expect(apps.readNamespacedStatefulSet({ namespace: 'default', name: 'nope' })).rejects.toMatchObject({ code: 404 });
   });
 });
