@@ -21,17 +21,31 @@ export interface RestoreContext {
 export function restoreVf(rec: VfRecord, ctx: RestoreContext): string[] {
   const warnings: string[] = [];
   const { original } = rec;
-  // PF side first: clearing an administratively set MAC lets the VF take its own MAC back (igb).
-  if (original.vf && original.pfNetdev) {
-    const pf = ctx.host.getLink(original.pfNetdev);
-    if (!pf) {
-      warnings.push(`PF ${original.pfNetdev} not found; PF-side settings of VF ${original.vfIndex} not restored`);
-    } else {
-      applyVfSettings(ctx.host, original.pfNetdev, pf.index, original.vfIndex, original.vf);
-    }
-  }
+  // PF side before the netdev: clearing an administratively set MAC lets the VF take its own MAC
+  // back (igb refuses a VF's own MAC change while the PF has set one) ...
+  restorePfSide(rec, ctx, warnings);
   if (!original.netdev) return warnings; // userspace VF: nothing was moved
+  restoreNetdev(rec, ctx, warnings);
+  // ... and again after it: opening the VF or changing its MAC makes igbvf write its netdev MAC
+  // into the PF's VF table, which must end exactly as recorded (00:00:00:00:00:00 on igb).
+  restorePfSide(rec, ctx, []);
+  return warnings;
+}
 
+function restorePfSide(rec: VfRecord, ctx: RestoreContext, warnings: string[]): void {
+  const { original } = rec;
+  if (!original.vf || !original.pfNetdev) return;
+  const pf = ctx.host.getLink(original.pfNetdev);
+  if (!pf) {
+    warnings.push(`PF ${original.pfNetdev} not found; PF-side settings of VF ${original.vfIndex} not restored`);
+    return;
+  }
+  applyVfSettings(ctx.host, original.pfNetdev, pf.index, original.vfIndex, original.vf);
+}
+
+function restoreNetdev(rec: VfRecord, ctx: RestoreContext, warnings: string[]): void {
+  const netdev = rec.original.netdev;
+  if (!netdev) return;
   let sysfsNames: string[] = [];
   try {
     sysfsNames = readVf(ctx.sysfsRoot, rec.pciAddr).netdevs;
@@ -41,26 +55,25 @@ export function restoreVf(rec: VfRecord, ctx: RestoreContext): string[] {
   const found = locateNetdev(ctx.host, () => (netnsExists(rec.netns) ? Rtnl.openIn(rec.netns) : null), {
     ifName: rec.ifName,
     sysfsNames,
-    original: original.netdev,
+    original: netdev,
     appliedMac: rec.applied?.netdev?.mac,
   });
   if (!found) {
     warnings.push(`netdev of VF ${rec.pciAddr} found neither in ${rec.netns || 'the pod netns'} as ${rec.ifName} nor on the host`);
-    return warnings;
+    return;
   }
   if (found.where === 'pod') {
     const hostFd = fs.openSync('/proc/self/ns/net', 'r');
     try {
-      const home = moveHome(found.rt, ctx.host, found.link, original.netdev, hostFd);
-      restoreOnHost(ctx.host, home, original.netdev);
+      const home = moveHome(found.rt, ctx.host, found.link, netdev, hostFd);
+      restoreOnHost(ctx.host, home, netdev);
     } finally {
       fs.closeSync(hostFd);
       found.rt.close();
     }
   } else {
-    restoreOnHost(ctx.host, found.link, original.netdev);
+    restoreOnHost(ctx.host, found.link, netdev);
   }
-  return warnings;
 }
 
 /** restoreVf, with any failure turned into one error that says a retry of DEL is safe. */

@@ -1,0 +1,69 @@
+/** Shared set-up for the CNI scenarios: the VFs, the binary, a state dir and pod netns. */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { Cni, describe, netconf, type Attachment, type CniOutcome, type Netconf, type NetconfOptions } from './cni';
+import { netnsAdd, netnsDel, netnsPath, uniq } from './netns';
+import type { Ctx } from './scenario';
+import { findPf, pfUp, setNumVfs, vfLines, vfNetdevState, type NetdevState } from './sriov';
+import type { T } from './tap';
+
+export interface CniBed {
+  pf: string;
+  vfs: string[];
+  cni: Cni;
+  stateDir: string;
+  logFile: string;
+  /** Netconf for VF `i` with the contract's example values and `overrides`. */
+  conf(i: number, address: string, overrides?: Partial<NetconfOptions>): Netconf;
+  /** A fresh pod: netns (deleted at teardown) and a random container ID. */
+  pod(ifname?: string): Promise<Attachment>;
+}
+
+export async function cniBed({ t, project, outDir, defer }: Ctx, numVfs: number): Promise<CniBed> {
+  const pf = await t.step('PF found', () => findPf());
+  const vfs = await t.step(`${numVfs} VFs created`, () => setNumVfs(pf, numVfs));
+  // max_tx_rate needs the PF link (igb reads the link speed).
+  await t.step('PF up with carrier', () => pfUp(pf));
+  const stateDir = '/run/vmtest/cni-state';
+  mkdirSync(stateDir, { recursive: true });
+  const logFile = `${outDir}/cni.log`;
+  const cni = new Cni(`${project}/dist/bin/sriov-underlay`);
+  return {
+    pf,
+    vfs,
+    cni,
+    stateDir,
+    logFile,
+    conf: (i, address, overrides = {}) => netconf({ deviceID: vfs[i]!, stateDir, logFile, address, ...overrides }),
+    async pod(ifname = 'net1') {
+      const ns = uniq('vtc');
+      defer(() => netnsDel(ns));
+      await netnsAdd(ns);
+      return { containerId: randomBytes(16).toString('hex'), netns: netnsPath(ns), ifname, podName: ns };
+    },
+  };
+}
+
+/** Everything DEL must give back: the PF's whole VF line, and the VF netdev's name, MAC and MTU. */
+export interface VfSnapshot {
+  line: string;
+  netdev: NetdevState | null;
+}
+
+export async function snapshot(bed: CniBed, i: number): Promise<VfSnapshot> {
+  return { line: (await vfLines(bed.pf))[i] ?? '(no VF line)', netdev: vfNetdevState(bed.vfs[i]!) };
+}
+
+/** Assert the VF is exactly as `before` (whole VF line, netdev name, MAC, MTU). */
+export async function assertRestored(t: T, bed: CniBed, i: number, before: VfSnapshot, what: string): Promise<void> {
+  const now = await snapshot(bed, i);
+  t.equal(now.line, before.line, `${what}: VF ${i}'s line on the PF is identical`);
+  t.equal(now.netdev, before.netdev, `${what}: VF ${i}'s netdev is back with its name, MAC and MTU`);
+}
+
+/** Assert a CNI call exited 0; on failure the message carries its stdout/stderr. */
+export function assertOk(t: T, o: CniOutcome, name: string): boolean {
+  return t.ok(o.code === 0, name, describe(o));
+}
+
+export const nsName = (a: Attachment): string => a.netns.replace(/^\/run\/netns\//, '');

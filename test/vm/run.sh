@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# The VM tier: boot Debian's kernel under QEMU (TCG) with an emulated Intel 82576 (igb, SR-IOV) and
+# run scenarios against the real igb/igbvf drivers, in one boot.
+#
+#   bash test/vm/run.sh [--shell] [--list] [scenario...]
+#
+# No scenario = all of test/vm/scenarios/*.ts. Prints one TAP-like line per assertion
+# (`ok - ...` / `not ok - ...: why` / `# SKIP ...`), then the summary line `N passed, N failed`,
+# and exits 0 only when nothing failed, the VM did not crash and nothing timed out.
+# See docs/testing.md.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+VM_DIR=${SRIOV_VM_DIR:-$ROOT/.vm}
+CACHE=$VM_DIR/cache
+VM_TIMEOUT=${VM_TIMEOUT:-720}          # seconds for the whole boot, scenarios included (a safety net)
+VM_MEM=${VM_MEM:-2048}
+VM_SMP=${VM_SMP:-1}
+# Modules to load; their dependencies are resolved from each .ko's own `depends=` and loaded first.
+VM_MODULES="igb igbvf 8021q dummy virtio_pci 9pnet_virtio 9p ${VM_EXTRA_MODULES:-}"
+
+say() { echo "# vm: $*"; }
+die() { echo "not ok - vm harness: $*"; echo "0 passed, 1 failed"; exit 1; }
+
+mode=run
+list_only=0
+wanted=()
+for a in "$@"; do
+  case "$a" in
+    --shell) mode=shell ;;
+    --list) list_only=1 ;;
+    -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) die "unknown option $a" ;;
+    *) wanted+=("$a") ;;
+  esac
+done
+
+# ---------------------------------------------------------------- scenarios
+all_scenarios() { for f in "$HERE"/scenarios/*.ts; do basename "$f" .ts; done; }
+if ((list_only)); then all_scenarios; exit 0; fi
+if ((${#wanted[@]} == 0)); then mapfile -t wanted < <(all_scenarios); fi
+for s in "${wanted[@]}"; do
+  [[ -f $HERE/scenarios/$s.ts ]] || die "no scenario $s (have: $(all_scenarios | tr '\n' ' '))"
+done
+[[ $(id -u) == 0 ]] || die "must run as root (apt, mknod, QEMU's 9p export of /)"
+
+# ---------------------------------------------------------------- host dependencies
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+apt_updated=0
+apt_update() { ((apt_updated)) || { say "apt-get update"; apt-get update -qq >/dev/null; apt_updated=1; }; }
+
+qemu_has_igb() {
+  # grep without -q: -q would exit early, SIGPIPE the producer and fail the pipe under pipefail.
+  command -v qemu-system-x86_64 >/dev/null && qemu-system-x86_64 -device help 2>/dev/null | grep '"igb"' >/dev/null
+}
+
+# Enable <codename>-backports by copying this machine's own Debian entry (so the mirror stays the
+# one the machine already uses) and changing the suite. Idempotent.
+add_backports() {
+  if grep -rqsE "^(Suites:.*[[:space:]]|deb .*[[:space:]])${codename}-backports([[:space:]]|$)" \
+      /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    return
+  fi
+  local src=/etc/apt/sources.list.d/debian.sources dst=/etc/apt/sources.list.d/${codename}-backports.sources
+  if [[ -f $src ]]; then
+    # The first deb822 stanza whose Suites has the bare codename; replace its Suites line.
+    awk -v RS= -v c="$codename" -v s="${codename}-backports" '
+      !done && /(^|\n)Types:[^\n]*deb([ \t\n]|$)/ && match($0, /(^|\n)Suites:[^\n]*/) {
+        line = substr($0, RSTART, RLENGTH); n = split(line, w, /[ \t\n]+/); hit = 0
+        for (i = 1; i <= n; i++) if (w[i] == c) hit = 1
+        if (hit) { sub(/(^|\n)Suites:[^\n]*/, "\nSuites: " s); sub(/^\n/, ""); print; done = 1 }
+      }' "$src" > "$dst.tmp"
+  else
+    grep -hE "^deb [^#]*[[:space:]]${codename}[[:space:]]" /etc/apt/sources.list | head -1 \
+      | sed -E "s/[[:space:]]${codename}[[:space:]]/ ${codename}-backports /" > "$dst.tmp"
+    dst=${dst%.sources}.list
+  fi
+  [[ -s $dst.tmp ]] || { rm -f "$dst.tmp"; die "cannot derive a ${codename}-backports entry from the apt sources"; }
+  mv "$dst.tmp" "$dst"
+  say "added $dst"
+  apt_updated=0
+}
+
+ensure_host_deps() {
+  local pkgs=()
+  command -v busybox >/dev/null && busybox --list 2>/dev/null | grep -x cpio >/dev/null || pkgs+=(busybox-static)
+  [[ -x /usr/lib/cni/static ]] || pkgs+=(containernetworking-plugins)
+  [[ -x /usr/sbin/ip || -x /sbin/ip || -x /bin/ip ]] || pkgs+=(iproute2)
+  command -v gzip >/dev/null || pkgs+=(gzip)
+  if ((${#pkgs[@]})); then
+    apt_update
+    say "apt-get install ${pkgs[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+  fi
+  if ! qemu_has_igb; then
+    add_backports
+    apt_update
+    say "apt-get install -t ${codename}-backports qemu-system-x86 (QEMU with -device igb)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t "${codename}-backports" qemu-system-x86 >/dev/null
+    qemu_has_igb || die "qemu-system-x86_64 has no igb device even after installing from ${codename}-backports"
+  fi
+  # busybox must be static: it is PID 1 in an initramfs with no libc.
+  BUSYBOX=/bin/busybox
+  [[ -x $BUSYBOX ]] || BUSYBOX=$(command -v busybox)
+  if ldd "$BUSYBOX" >/dev/null 2>&1; then die "$BUSYBOX is dynamically linked; install busybox-static"; fi
+}
+
+# ---------------------------------------------------------------- kernel (cached per version)
+ensure_kernel() {
+  local kpkg kver
+  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !f {print $2; f = 1}')
+  if [[ -z $kpkg ]]; then
+    apt_update
+    kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !f {print $2; f = 1}')
+  fi
+  [[ -n $kpkg ]] && kver=$(apt-cache policy "$kpkg" | awk '/Candidate:/ {print $2}')
+  if [[ -z ${kver:-} || $kver == "(none)" ]]; then
+    # Offline: fall back to the newest kernel already cached.
+    KDIR=$(ls -d "$CACHE"/linux-image-*/ 2>/dev/null | sort -V | tail -1)
+    [[ -n $KDIR && -f $KDIR/.complete ]] || die "cannot resolve linux-image-amd64 and no cached kernel"
+    KDIR=${KDIR%/}
+    return
+  fi
+  KDIR=$CACHE/${kpkg}_${kver}
+  [[ -f $KDIR/.complete ]] && return
+  say "downloading $kpkg $kver (once; cached in ${KDIR#"$ROOT"/})"
+  rm -rf "$KDIR"; mkdir -p "$KDIR/dl"
+  (cd "$KDIR/dl" && apt-get download -qq "$kpkg=$kver" 2>&1 | grep -v 'unsandboxed' || true)
+  local deb; deb=$(ls "$KDIR"/dl/*.deb 2>/dev/null | head -1)
+  [[ -n $deb ]] || die "apt-get download $kpkg=$kver produced no .deb"
+  dpkg -x "$deb" "$KDIR/root"
+  rm -rf "$KDIR/dl"
+  touch "$KDIR/.complete"
+}
+
+# ---------------------------------------------------------------- initramfs
+build_initramfs() {
+  local stage=$RUN/initramfs modroot vmlinuz
+  modroot=$(ls -d "$KDIR"/root/lib/modules/*/ | head -1)
+  vmlinuz=$(ls "$KDIR"/root/boot/vmlinuz-* | head -1)
+  VMLINUZ=$vmlinuz
+  declare -gA MODPATH=() SEEN=()
+  local p n
+  while read -r p; do n=${p##*/}; n=${n%.ko}; MODPATH[${n//-/_}]=$p; done < <(find "$modroot" -name '*.ko')
+  ORDER=()
+  visit() {
+    local n=${1//-/_} p deps d
+    [[ -n ${SEEN[$n]:-} ]] && return 0
+    SEEN[$n]=1
+    p=${MODPATH[$n]:-}
+    if [[ -z $p ]]; then
+      grep -q "/${n}.ko$" "$modroot/modules.builtin" 2>/dev/null && return 0
+      die "kernel module $1 not found in $(basename "$KDIR")"
+    fi
+    deps=$(tr '\0' '\n' < "$p" | sed -n 's/^depends=//p' | head -1)
+    for d in ${deps//,/ }; do visit "$d"; done
+    ORDER+=("$n")
+  }
+  local m
+  for m in $VM_MODULES; do visit "$m"; done
+  mkdir -p "$stage"/{bin,lib/modules,proc,sys,dev,host}
+  cp "$BUSYBOX" "$stage/bin/busybox"
+  install -m 0755 "$HERE/guest/init.sh" "$stage/init"
+  mknod -m 0600 "$stage/dev/console" c 5 1
+  for n in "${ORDER[@]}"; do cp "${MODPATH[$n]}" "$stage/lib/modules/$n.ko"; echo "$n"; done > "$stage/modules.order"
+  (cd "$stage" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null) | gzip -1 > "$RUN/initrd.gz"
+}
+
+# ---------------------------------------------------------------- project artefacts
+scenario_requires() { sed -n 's|^// vm-requires: *||p' "$HERE/scenarios/$1.ts"; }
+
+ensure_project() {
+  [[ -d $ROOT/node_modules/esbuild ]] || { say "npm ci"; (cd "$ROOT" && npm ci --no-audit --no-fund >/dev/null); }
+  # Build (incrementally) the executables the chosen scenarios need, so a standalone run never tests
+  # a stale binary. VM_NO_BUILD=1 uses dist/ as it is (scripts/test-all.sh has just built it).
+  local targets=() s r
+  for s in "${wanted[@]}"; do
+    for r in $(scenario_requires "$s"); do
+      [[ $r == dist/bin/* ]] && [[ " ${targets[*]} " != *" ${r#dist/bin/} "* ]] && targets+=("${r#dist/bin/}")
+    done
+  done
+  BUILD_FAILED=0
+  ((${#targets[@]})) || return 0
+  [[ -f $ROOT/scripts/build.mjs && ${VM_NO_BUILD:-0} != 1 ]] || return 0
+  local list; list=$(IFS=,; echo "${targets[*]}")
+  say "npm run build -- --only $list"
+  if ! (cd "$ROOT" && npm run build -- --only "$list" >"$RUN/build.log" 2>&1); then
+    echo "not ok - vm: npm run build -- --only $list failed, see ${RUN}/build.log"
+    tail -n 15 "$RUN/build.log" | sed 's/^/#   /'
+    BUILD_FAILED=1
+  fi
+}
+
+bundle_guest_code() {
+  local entries=("$HERE/guest/main.ts" "$HERE/guest/run-one.ts") s
+  for s in "${RUNNABLE[@]}"; do entries+=("$HERE/scenarios/$s.ts"); done
+  "$ROOT/node_modules/.bin/esbuild" "${entries[@]}" --bundle --platform=node --target=node20 \
+    --format=cjs --outbase="$HERE" --outdir="$RUN/build" --log-level=warning \
+    || die "esbuild could not bundle the guest code"
+}
+
+# ---------------------------------------------------------------- main
+mkdir -p "$CACHE" "$VM_DIR/runs"
+RUN=$VM_DIR/runs/$(date +%Y%m%d-%H%M%S)-$$
+mkdir -p "$RUN/out"
+# Keep the last few runs for post-mortems.
+ls -dt "$VM_DIR"/runs/*/ 2>/dev/null | tail -n +6 | xargs -r rm -rf
+
+t0=$(date +%s)
+exec 9>"$CACHE/.lock"; flock 9     # one kernel download / unpack at a time
+ensure_host_deps
+ensure_kernel
+flock -u 9
+build_initramfs
+ensure_project
+
+RUNNABLE=() SKIPPED=0
+for s in "${wanted[@]}"; do
+  missing=""
+  for r in $(scenario_requires "$s"); do [[ -e $ROOT/$r ]] || missing+=" $r"; done
+  if [[ -n $missing ]]; then
+    if [[ $missing == " dist/bin/sriov-underlay" ]]; then
+      echo "# SKIP $s: cni not built (dist/bin/sriov-underlay is absent)"
+    else
+      echo "# SKIP $s: not built:$missing"
+    fi
+    SKIPPED=$((SKIPPED + 1))
+  else
+    RUNNABLE+=("$s")
+  fi
+done
+bundle_guest_code
+
+{
+  echo "{\"project\": \"$ROOT\", \"out\": \"/run/vmout\", \"scenarios\": ["
+  sep=""
+  for s in "${RUNNABLE[@]}"; do echo "$sep{\"name\": \"$s\", \"file\": \"$RUN/build/scenarios/$s.js\"}"; sep=","; done
+  echo "]}"
+} > "$RUN/out/job.json"
+echo "$mode" > "$RUN/out/mode"
+echo "$RUN/build/guest/main.js" > "$RUN/out/guest-main"
+echo "VM_JOB=/run/vmout/job.json VM_OUT=/run/vmout VM_PROJECT=$ROOT" > "$RUN/out/guest-env"
+: > "$RUN/out/results.tap"
+t_prep=$(($(date +%s) - t0))
+say "prepared in ${t_prep}s ($(basename "$KDIR"), ${#RUNNABLE[@]} scenario(s)); booting (TCG)"
+
+qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_SMP"
+  -nographic -no-reboot
+  -kernel "$VMLINUZ" -initrd "$RUN/initrd.gz" -append "console=ttyS0 panic=-1 quiet"
+  -device pcie-root-port,id=rp1,slot=1
+  -netdev user,id=n0,restrict=on -device igb,bus=rp1,netdev=n0
+  -fsdev local,id=fshost,path=/,security_model=none,readonly=on,multidevs=remap
+  -device virtio-9p-pci,fsdev=fshost,mount_tag=host
+  -fsdev local,id=fsout,path="$RUN/out",security_model=none
+  -device virtio-9p-pci,fsdev=fsout,mount_tag=out)
+
+if [[ $mode == shell ]]; then
+  say "shell mode: scenarios are bundled in ${RUN}/build; run one with"
+  say "  node $RUN/build/guest/run-one.js $RUN/build/scenarios/<name>.js   (from the project dir)"
+  say "QEMU console: Ctrl-A X quits"
+  exec "${qemu[@]}"
+fi
+
+t_boot=$(date +%s)
+timeout --kill-after=10 "$VM_TIMEOUT" "${qemu[@]}" </dev/null >"$RUN/console.log" 2>&1 &
+qpid=$!
+tail -n +1 -F --pid="$qpid" "$RUN/out/results.tap" 2>/dev/null || true
+set +e; wait "$qpid"; qrc=$?; set -e
+t_vm=$(($(date +%s) - t_boot))
+
+passed=$(grep -c '^ok ' "$RUN/out/results.tap" || true)
+failed=$(grep -c '^not ok ' "$RUN/out/results.tap" || true)
+failed=$((failed + BUILD_FAILED))
+vm_broke=1
+if ((qrc == 124 || qrc == 137)); then
+  echo "not ok - vm: timed out after ${VM_TIMEOUT}s (VM_TIMEOUT)"
+elif ! grep -q '^# guest done' "$RUN/out/results.tap"; then
+  echo "not ok - vm: the guest stopped before finishing (qemu exit $qrc)"
+elif ((qrc != 0)); then
+  echo "not ok - vm: qemu exited with $qrc"
+else
+  vm_broke=0
+fi
+failed=$((failed + vm_broke))
+if ((vm_broke)); then
+  echo "# console tail (${RUN}/console.log):"
+  grep -v '^$' "$RUN/console.log" | tail -n 25 | sed 's/^/#   /'
+fi
+boot_line=$(grep -o 'ready after [0-9.]*s uptime' "$RUN/console.log" | head -1 || true)
+say "VM ${t_vm}s (${boot_line:-no boot line}), total $(($(date +%s) - t0))s, ${SKIPPED} skipped; logs in ${RUN}"
+echo "$passed passed, $failed failed"
+((failed == 0))
