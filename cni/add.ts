@@ -107,7 +107,7 @@ async function attach(
       const podLink = configureNetdev(pod, inv.ifName, { mac: plan.mac, mtu: plan.mtu });
       rec.applied.netdev = { name: inv.ifName, mac: podLink.mac.toLowerCase(), mtu: podLink.mtu };
       ipCfg = await addressesFor(plan, ipam);
-      configureIps(pod, podLink, inv.netns, ipCfg);
+      configureIps(pod, podLink, inv.netns, ipCfg, { duplicateDetection: plan.duplicateDetection });
       result.interfaces.push({ name: inv.ifName, mac: podLink.mac.toLowerCase(), mtu: podLink.mtu, sandbox: inv.netns, pciID: vf.pciAddr });
     } finally {
       pod.close();
