@@ -1,5 +1,6 @@
 /** `kubectl sriov allocations [-n NS] [--network N] [--node N]`: the IPClaims, one row per address. */
 import * as z from 'zod/mini';
+import { parseIp } from '../src/ipam/cidr';
 import { releasedAtMs } from '../src/ipam/pool-release';
 import { checkFlags, commonFlags, helpText, names, parseArgs, type FlagSpec } from './args';
 import { api, connect } from './cluster';
@@ -20,6 +21,12 @@ export const ALLOCATIONS_HELP = helpText(
   FLAGS,
 );
 
+function byAddress(a: string, b: string): number {
+  const x = parseIp(a);
+  const y = parseIp(b);
+  return x.family - y.family || (x.value < y.value ? -1 : x.value > y.value ? 1 : 0);
+}
+
 export async function allocationsCommand(argv: string[]): Promise<number> {
   const parsed = parseArgs(argv, FLAGS, 'allocations');
   const flags = checkFlags('allocations', flagsSchema, parsed.flags);
@@ -34,7 +41,7 @@ export async function allocationsCommand(argv: string[]): Promise<number> {
     .filter((x) => !flags.network || x.spec.network === flags.network)
     .filter((x) => !flags.node || x.spec.node === flags.node)
     .filter((x) => flags.released || releasedAtMs(x) === null)
-    .sort((a, b) => a.spec.network.localeCompare(b.spec.network) || a.spec.ip.localeCompare(b.spec.ip, 'en', { numeric: true }));
+    .sort((a, b) => a.spec.network.localeCompare(b.spec.network) || byAddress(a.spec.ip, b.spec.ip));
   const rows = items.map((x) => {
     const rel = releasedAtMs(x);
     return {
