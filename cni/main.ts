@@ -1,6 +1,6 @@
 /**
- * sriov-underlay CNI plugin entry. stdin + CNI_* env in; a result or a CNI error JSON on stdout,
- * and nothing else there: logs go to a file.
+ * sriov-underlay CNI plugin: stdin + CNI_* env in; a result or a CNI error JSON on stdout, and
+ * nothing else there: logs go to a file. The process entry is cni/entry.ts.
  */
 import * as fs from 'node:fs';
 import { asUnderlayError, CniCode, UnderlayError } from '../src/errors';
@@ -66,7 +66,7 @@ function makeLogger(conf: NetConf, containerId: string, command: string): Logger
   }
 }
 
-async function run(): Promise<number> {
+export async function run(): Promise<number> {
   const stdin = readStdin();
   let version = '1.1.0';
   let log: Logger | null = null;
@@ -120,6 +120,3 @@ async function run(): Promise<number> {
   }
 }
 
-void run().then((code) => {
-  process.exitCode = code;
-});

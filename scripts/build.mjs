@@ -22,12 +22,13 @@ const WORK = path.join(ROOT, 'dist', '.build');
 const ADDON_ASSET = 'sriov_native.node';
 const ADDON = path.join(ROOT, 'native', 'build', 'Release', 'sriov_native.node');
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
-/** Bump when the steps below change in a way that must invalidate every stamp. */
-const FORMAT = 1;
+/** Any change to this script (steps, options, asset name) invalidates every stamp. */
+const SELF = fs.readFileSync(fileURLToPath(import.meta.url));
 
 /** testOnly targets are built only when --only names them. */
 const TARGETS = [
-  { name: 'sriov-underlay', entry: 'cni/main.ts', out: 'dist/bin/sriov-underlay' },
+  // The CNI starts once per pod: its state after loading every module is a V8 startup snapshot.
+  { name: 'sriov-underlay', entry: 'cni/entry.ts', out: 'dist/bin/sriov-underlay', snapshot: true },
   { name: 'sriov-underlay-node', entry: 'device-plugin/main.ts', out: 'dist/bin/sriov-underlay-node' },
   { name: 'kubectl-sriov', entry: 'cli/main.ts', out: 'dist/bin/kubectl-sriov' },
   { name: 'sea-probe', entry: 'test/fixtures/sea-probe.ts', out: 'dist/test/sea-probe', testOnly: true },
@@ -113,6 +114,36 @@ async function quietly(fn) {
   }
 }
 
+/**
+ * Dependencies probe for optional modules with `try { require('x') } catch {}` (node-fetch's
+ * `encoding`, ws's `bufferutil`...). esbuild leaves such a require as it is when x is not installed,
+ * and inside a SEA that require makes node print a warning on stderr at start-up. Those requires
+ * get a stub that throws MODULE_NOT_FOUND, which is exactly what plain node does, minus the warning.
+ * Only require() calls from node_modules are stubbed: an unresolvable import in our code still
+ * fails the build.
+ */
+const optionalRequireStub = {
+  name: 'optional-require-stub',
+  setup(build) {
+    build.onResolve({ filter: /^[^./]/ }, async (args) => {
+      if (args.kind !== 'require-call' || args.pluginData?.probing) return undefined;
+      if (!args.importer.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
+      const found = await build.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: { probing: true },
+      });
+      if (found.errors.length === 0) return undefined;
+      return { path: args.path, namespace: 'optional-require-stub' };
+    });
+    build.onLoad({ filter: /.*/, namespace: 'optional-require-stub' }, (args) => ({
+      contents: `throw Object.assign(new Error(${JSON.stringify(`Cannot find module '${args.path}' (not installed, not bundled)`)}), { code: 'MODULE_NOT_FOUND' });`,
+      loader: 'js',
+    }));
+  },
+};
+
 async function bundle(esbuild, target) {
   const result = await esbuild.build({
     entryPoints: [path.join(ROOT, target.entry)],
@@ -127,6 +158,7 @@ async function bundle(esbuild, target) {
     write: false,
     outfile: path.join(WORK, `${target.name}.cjs`),
     logLevel: 'silent',
+    plugins: [optionalRequireStub],
   });
   for (const w of result.warnings) process.stderr.write(`  ${target.name}: esbuild warning: ${w.text}\n`);
   const file = result.outputFiles[0];
@@ -139,7 +171,7 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
   const out = path.join(ROOT, target.out);
   const stampFile = path.join(WORK, `${target.name}.stamp`);
   const stamp = sha256(
-    JSON.stringify({ FORMAT, bundle: sha256(bundled.contents), addon: sha256(addonBytes), node: nodeIdentity() }),
+    JSON.stringify({ script: sha256(SELF), bundle: sha256(bundled.contents), addon: sha256(addonBytes), node: nodeIdentity() }),
   );
   const outStat = fs.statSync(out, { throwIfNoEntry: false });
   let prev = null;
@@ -164,7 +196,8 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
       {
         main: bundled.path,
         output: blob,
-        useCodeCache: true,
+        // A snapshot makes the code cache moot (node ignores it then).
+        ...(target.snapshot ? { useSnapshot: true } : { useCodeCache: true }),
         disableExperimentalSEAWarning: true,
         assets: { [ADDON_ASSET]: ADDON },
       },

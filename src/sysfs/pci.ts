@@ -95,6 +95,11 @@ function findVfIndex(pfPath: string, vfAddr: string): number {
 }
 
 export function readVf(root: string, pciAddr: string): VfDevice {
+  return readVfAt(root, pciAddr, undefined);
+}
+
+/** readVf when the caller already knows the VF index (listVfs), saving a scan of the PF's links. */
+function readVfAt(root: string, pciAddr: string, knownIndex: number | undefined): VfDevice {
   if (!PCI_ADDR_RE.test(pciAddr)) {
     throw new UnderlayError(CniCode.InvalidNetworkConfig, `deviceID "${pciAddr}" is not a PCI address (expected dddd:bb:dd.f)`);
   }
@@ -107,7 +112,7 @@ export function readVf(root: string, pciAddr: string): VfDevice {
     throw new UnderlayError(CniCode.DeviceNotFound, `PCI device ${pciAddr} is not an SR-IOV VF (no physfn link)`);
   }
   const pfPath = sysfsDevicePath(root, pfPciAddr);
-  const vfIndex = findVfIndex(pfPath, pciAddr);
+  const vfIndex = knownIndex ?? findVfIndex(pfPath, pciAddr);
   if (vfIndex < 0) {
     throw new UnderlayError(CniCode.DeviceNotFound, `VF ${pciAddr}: its PF ${pfPciAddr} has no virtfn link pointing back at it`);
   }
@@ -160,7 +165,7 @@ export function listVfs(root: string, pfPciAddr: string): VfDevice[] {
     if (vf) indexed.push([Number.parseInt(entry.slice(6), 10), vf]);
   }
   indexed.sort((a, b) => a[0] - b[0]);
-  return indexed.map(([, vf]) => readVf(root, vf));
+  return indexed.map(([idx, vf]) => readVfAt(root, vf, idx));
 }
 
 /** Link type of a host netdev from class/net/<if>/type (1 = ethernet, 32 = infiniband). */
@@ -168,4 +173,46 @@ export function netdevLinkType(root: string, ifname: string): 'ether' | 'infinib
   const t = readIntFile(path.join(root, 'class/net', ifname, 'type'));
   if (t === null) return null;
   return t === 1 ? 'ether' : t === 32 ? 'infiniband' : 'other';
+}
+
+/**
+ * How many NUMA nodes the host has (devices/system/node/nodeN), 0 when the tree does not say.
+ * A device whose numa_node is -1 on a one-node host is on node 0.
+ */
+export function numaNodeCount(root: string): number {
+  return listDir(path.join(root, 'devices/system/node')).filter((e) => /^node\d+$/.test(e)).length;
+}
+
+/** Every PCI device address under the root, sorted. */
+export function listPciAddrs(root: string): string[] {
+  return listDir(path.join(root, 'bus/pci/devices'));
+}
+
+/** What can change on a PCI SR-IOV setup without any netlink event. */
+export interface ChangeMarkers {
+  devices: string[];
+  numVfs: Array<number | null>;
+  drivers: Array<string | null>;
+}
+
+/**
+ * Read the change markers of known PFs and VFs asynchronously (a daemon rescans these often and
+ * must not block its event loop on ~1 read per VF): the device list, each PF's sriov_numvfs and
+ * each VF's driver. Same values listPfs/readVf report, so the two can be compared.
+ */
+export async function readChangeMarkers(root: string, pfAddrs: readonly string[], vfAddrs: readonly string[]): Promise<ChangeMarkers> {
+  const base = path.join(root, 'bus/pci/devices');
+  const [devices, numVfs, drivers] = await Promise.all([
+    fs.promises.readdir(base).then((e) => e.sort(), () => [] as string[]),
+    Promise.all(
+      pfAddrs.map((a) =>
+        fs.promises.readFile(path.join(base, a, 'sriov_numvfs'), 'utf8').then(
+          (s) => (s.trim() === '' ? null : Number.parseInt(s, 10)),
+          () => null,
+        ),
+      ),
+    ),
+    Promise.all(vfAddrs.map((a) => fs.promises.readlink(path.join(base, a, 'driver')).then((l) => path.basename(l), () => null))),
+  ]);
+  return { devices, numVfs, drivers };
 }

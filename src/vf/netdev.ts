@@ -8,8 +8,9 @@ import { CniCode, UnderlayError } from '../errors';
 import type { LinkInfo, Rtnl } from '../netlink';
 import type { NetdevState } from '../schemas/vf-record';
 
-const sleepBuf = new Int32Array(new SharedArrayBuffer(4));
-const nap = (ms: number) => Atomics.wait(sleepBuf, 0, 0, ms);
+// Created on first use: a module-level SharedArrayBuffer cannot go into the CNI's startup snapshot.
+let sleepBuf: Int32Array | undefined;
+const nap = (ms: number) => Atomics.wait((sleepBuf ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, ms);
 
 export function netdevState(l: LinkInfo): NetdevState {
   return { name: l.name, mac: l.mac.toLowerCase(), mtu: l.mtu, up: l.up, altnames: [...l.altnames] };
@@ -47,8 +48,9 @@ export interface PodNetdevConfig {
 }
 
 /**
- * Set MAC and MTU and bring the link up. Some drivers (i40e, ice) apply a MAC asynchronously after
- * the PF has set it, so the MAC is read back with a bounded retry.
+ * Set MAC and MTU; the link stays down until its addresses are in place (see pod-ip.ts). Some
+ * drivers (i40e, ice) apply a MAC asynchronously after the PF has set it, so the MAC is read back
+ * with a bounded retry.
  */
 export function configureNetdev(pod: Rtnl, ifName: string, cfg: PodNetdevConfig): LinkInfo {
   const link = pod.getLink(ifName);
@@ -70,7 +72,6 @@ export function configureNetdev(pod: Rtnl, ifName: string, cfg: PodNetdevConfig)
       nap(10 * Math.min(attempt + 1, 10));
     }
   }
-  pod.setLink(link.index, { up: true });
   const after = pod.getLink(link.index);
   if (!after) throw new UnderlayError(CniCode.DeviceNotFound, `${ifName} vanished from the pod netns`);
   return after;

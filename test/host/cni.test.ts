@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulatedNic, type EmulatedNic } from '../fixtures/sysfs-tree';
 import { requireBinary, runCni, runCniSync } from '../fixtures/cni';
-import { ip, ipJson, linkNames, linkSnapshot, makeNetns, uniqueTag, type NetnsHandle } from '../fixtures/host-net';
+import { captureArp, ip, ipJson, linkNames, linkSnapshot, makeNetns, uniqueTag, type NetnsHandle } from '../fixtures/host-net';
 
 let nic: EmulatedNic;
 let tmp: string;
@@ -103,6 +103,17 @@ describe('ADD / CHECK / DEL on an emulated VF', () => {
     const again = await runCni('DEL', conf, env);
     expect(again.code, again.stdout).toBe(0);
     expect(linkSnapshot(vfName(0))).toEqual(before);
+  });
+
+  it('announces the address with a gratuitous ARP seen on the fabric', async () => {
+    const p = pod('garp');
+    const conf = netconf(15, { mac: '02:00:00:00:15:15', ipam: staticIpam('10.77.0.15/24') });
+    const env = { containerId: 'c-garp', netns: p.path, ifName: 'net1' };
+    const seen = await captureArp(nic.fabricNs, nic.fabricPeer(nic.vfAddrs[15] as string), async () => {
+      expect((await runCni('ADD', conf, env)).code).toBe(0);
+    });
+    expect(seen).toContainEqual(expect.objectContaining({ senderMac: '02:00:00:00:15:15', senderIp: '10.77.0.15', targetIp: '10.77.0.15' }));
+    expect((await runCni('DEL', conf, env)).code).toBe(0);
   });
 
   it('CHECK names what drifted', async () => {

@@ -1,0 +1,67 @@
+/**
+ * Flag parsing for the node daemon: node:util parseArgs for the syntax, zod for the values, so a
+ * bad flag is named with what is wrong and nothing starts.
+ */
+import { parseArgs } from 'node:util';
+import { describeIssues } from '../src/schemas/format';
+import { NodeFlagsSchema, type NodeFlags } from '../src/schemas/node-flags';
+import { DEFAULT_DEVINFO_DIR } from './allocate';
+
+export const FLAG_DEFAULTS = {
+  components: 'device-plugin',
+  'kubelet-dir': '/var/lib/kubelet',
+  'sysfs-root': '/sys',
+  config: '/etc/sriov-underlay/device-plugin/pools.yaml',
+  'devinfo-dir': DEFAULT_DEVINFO_DIR,
+  'registration-mode': 'auto',
+  'log-level': 'info',
+  'metrics-address': ':9410',
+  'rescan-interval-ms': '500',
+} as const;
+
+export const USAGE = `Usage: sriov-underlay-node [flags]
+
+The sriov-underlay node daemon. Components run in one process and start independently.
+
+Flags:
+  --components LIST          components to run, comma-separated (default ${FLAG_DEFAULTS.components}; available: device-plugin)
+  --kubelet-dir DIR          kubelet root dir, holding device-plugins/ and plugins_registry/ (default ${FLAG_DEFAULTS['kubelet-dir']})
+  --sysfs-root DIR           where sysfs is mounted (default ${FLAG_DEFAULTS['sysfs-root']})
+  --config FILE              device-plugin pools config, JSON or YAML, usually a mounted ConfigMap (default ${FLAG_DEFAULTS.config})
+  --devinfo-dir DIR          where Allocate writes Network Plumbing WG device-info files; "" disables (default ${FLAG_DEFAULTS['devinfo-dir']})
+  --registration-mode MODE   auto | legacy | plugin-watcher; auto uses plugin-watcher when <kubelet-dir>/plugins_registry exists (default auto)
+  --log-level LEVEL          error | warning | info | debug (default info)
+  --metrics-address ADDR     host:port for Prometheus /metrics; "" disables (default ${FLAG_DEFAULTS['metrics-address']})
+  --rescan-interval-ms N     cheap sysfs/config/checkpoint rescan period (default ${FLAG_DEFAULTS['rescan-interval-ms']})
+  -h, --help                 print this help
+`;
+
+export class FlagError extends Error {}
+
+export function parseFlags(argv: string[]): NodeFlags {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        components: { type: 'string' },
+        'kubelet-dir': { type: 'string' },
+        'sysfs-root': { type: 'string' },
+        config: { type: 'string' },
+        'devinfo-dir': { type: 'string' },
+        'registration-mode': { type: 'string' },
+        'log-level': { type: 'string' },
+        'metrics-address': { type: 'string' },
+        'rescan-interval-ms': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    throw new FlagError((e as Error).message);
+  }
+  const r = NodeFlagsSchema.safeParse({ ...FLAG_DEFAULTS, help: false, ...values });
+  if (!r.success) throw new FlagError(describeIssues('flags', r.error.issues).replaceAll('field "', 'flag "--'));
+  return r.data;
+}

@@ -1,0 +1,28 @@
+/**
+ * Command-line flags of the node daemon (dist/bin/sriov-underlay-node). Components are started
+ * independently: today the device plugin; the node agent joins the same process later.
+ */
+import { z } from 'zod';
+
+const absPath = z.string().startsWith('/', 'must be an absolute path');
+
+export const NODE_COMPONENTS = ['device-plugin'] as const;
+
+export const NodeFlagsSchema = z
+  .object({
+    components: z
+      .string()
+      .transform((s) => s.split(',').map((c) => c.trim()).filter((c) => c !== ''))
+      .pipe(z.array(z.enum(NODE_COMPONENTS)).min(1, 'name at least one component')),
+    'kubelet-dir': absPath,
+    'sysfs-root': absPath,
+    config: absPath,
+    'devinfo-dir': z.union([absPath, z.literal('')]),
+    'registration-mode': z.enum(['auto', 'legacy', 'plugin-watcher']),
+    'log-level': z.enum(['panic', 'error', 'warning', 'warn', 'info', 'debug']),
+    'metrics-address': z.union([z.literal(''), z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/, 'must be host:port (host may be empty), or "" to disable')]),
+    'rescan-interval-ms': z.coerce.number().int().min(50, 'at least 50 ms').max(60_000, 'at most 60000 ms'),
+    help: z.boolean(),
+  })
+  .strict();
+export type NodeFlags = z.infer<typeof NodeFlagsSchema>;
