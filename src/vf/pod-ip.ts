@@ -42,10 +42,14 @@ export function configureIps(pod: Rtnl, link: LinkInfo, netnsPath: string, cfg: 
   if (opts.duplicateDetection && cfg.ips.length) {
     pod.setLink(link.index, { up: true });
     probeIpv4(link, netnsPath, cfg.ips);
-    const dad = cfg.ips.some(isV6) && enableDad(link, netnsPath);
-    for (const cidr of cfg.ips) {
-      if (isV6(cidr) && dad) addIpv6WithDad(pod, link, netnsPath, cidr);
-      else pod.addAddr(link.index, cidr);
+    const restore = cfg.ips.some(isV6) ? enableDad(link, netnsPath) : null;
+    try {
+      for (const cidr of cfg.ips) {
+        if (isV6(cidr) && restore) addIpv6WithDad(pod, link, netnsPath, cidr);
+        else pod.addAddr(link.index, cidr);
+      }
+    } finally {
+      restore?.();
     }
     withNetns(netnsPath, () => {
       for (const cidr of cfg.ips) announce(link.index, cidr.split('/')[0] ?? cidr, link.mac);
