@@ -5,6 +5,7 @@ import { canonicalIp } from '../../../src/ipam/cidr';
 import { claimIp, type IPClaim } from '../../../src/ipam/claims';
 import { cachedView, fixedAddressesByNetwork, listingView, PoolAllocator } from '../../../src/ipam/pool-allocator';
 import { isTombstone, releaseClaim, RELEASED_AT_LABEL } from '../../../src/ipam/pool-release';
+import { RegistrationIndex } from '../../../src/registrations/index';
 import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
 import { claimEnv, network, poolRequest, source, type ClaimEnv } from './helpers';
 
@@ -166,5 +167,26 @@ describe('pool allocation', () => {
     expect(await liveIps('race')).toEqual([...ips].sort());
     expect(agents.reduce((s, a) => s + a.stats.retries, 0)).toBeGreaterThan(0);
     for (const r of out) if (r.status === 'rejected') expect((r.reason as UnderlayError).code).toBe(CniCode.TryAgainLater);
+  });
+
+  it('malformed pools are rejected naming the field; the valid network in the same ConfigMap keeps allocating', async () => {
+    const idx = new RegistrationIndex();
+    const base = 'vlan: 100\nresourceName: a/b\nsubnet: 10.30.0.0/24\n';
+    idx.applyConfigMap({
+      metadata: { namespace: 'sriov-underlay', name: 'nets', resourceVersion: '1', labels: { 'sriov-underlay.io/kind': 'network' } },
+      data: {
+        overlap: `${base}ranges: [10.30.0.10-10.30.0.20, 10.30.0.15-10.30.0.30]`,
+        outside: `${base}ranges: [10.31.0.10-10.31.0.20]`,
+        covered: `${base}ranges: [10.30.0.10-10.30.0.20]\nexclude: [10.30.0.0/27]`,
+        good: `${base}ranges: [10.30.0.40-10.30.0.50]`,
+      },
+    });
+    const why = Object.fromEntries(idx.networkRejectionsOf('sriov-underlay', 'nets').map((r) => [r.key, `${r.field}: ${r.message}`]));
+    expect(why.overlap).toMatch(/^ranges\.1: .*field "ranges\.1": overlaps ranges\.0 \(10\.30\.0\.10-10\.30\.0\.20\)/);
+    expect(why.outside).toMatch(/^ranges\.0: .*is not inside the subnet 10\.30\.0\.0\/24/);
+    expect(why.covered).toMatch(/^exclude: .*leaves no usable IPv4 address in "ranges"/);
+    expect(idx.networks().map((n) => n.name)).toEqual(['good']);
+    const [c] = await allocator().allocate(idx.network('good')!, poolRequest('p', 'u-good'));
+    expect(c!.spec.ip).toMatch(/^10\.30\.0\.(4\d|50)$/);
   });
 });
