@@ -14,10 +14,14 @@
  *   recently released first. Taking one over is a replace conditional on its resourceVersion;
  * - dual stack: one address per family of the pool, all or nothing (claims made by this call are
  *   deleted again if a later family fails);
+ * - reservations (`reserve: true`, no pod yet) are made by whichever agent gets there first: they
+ *   walk a candidate order seeded by the registration, so racing agents try the same address and
+ *   the loser of the 409 finds the winner's reservation and stops there;
  * - a pod that holds a claim of this network already (same UID: a repeated ADD or a re-created
  *   sandbox, even if it was released into a tombstone meanwhile) or the reservation made for its
  *   registration gets that address back.
  */
+import { createHash } from 'node:crypto';
 import { CniCode, UnderlayError } from '../errors';
 import { isAlreadyExists, isConflict, isNotFound, type ClusterObjects } from '../kube/client';
 import type { NetworkModel } from '../registrations/network-model';
@@ -122,7 +126,7 @@ export class PoolAllocator {
     try {
       for (const fam of families) {
         const own = mine.find((c) => parseIp(c.spec.ip).family === fam);
-        if (own && sameAttachment(own, req)) {
+        if (own && (sameAttachment(own, req) || (req.kind === 'reserved' && own.spec.kind === 'reserved' && !own.spec.pod.uid))) {
           got.push(own); // a repeated ADD: nothing to write
           this.stats.reused++;
           continue;
@@ -177,7 +181,9 @@ export class PoolAllocator {
       return !known.has(name) && !tried.has(name) && !fixed.has(text);
     };
     let attempts = 0;
-    const fresh = this.freeCandidates(ranges, fam, size, isFree);
+    // Reservations: every agent walks the same order for the same registration, so racing agents
+    // collide on the same name and the 409 makes one reservation (see below), not several.
+    const fresh = req.kind === 'reserved' ? this.seededCandidates(ranges, fam, size, isFree, `${req.source.namespace}/${req.source.key}`) : this.freeCandidates(ranges, fam, size, isFree);
     for (let next = fresh.next(); !next.done; next = fresh.next()) {
       if (attempts >= max) break;
       const text = next.value;
@@ -191,6 +197,10 @@ export class PoolAllocator {
       } catch (e) {
         if (!isAlreadyExists(e)) throw apiError(`claim ${text} on network "${net.name}"`, e);
         this.stats.retries++;
+        if (req.kind === 'reserved') {
+          const other = await this.opts.claims.get(name).catch(() => undefined);
+          if (other && ownClaims([other], req).length) return other; // another agent reserved it for us
+        }
       }
     }
     // No address without a claim object (or every try lost a race): cooled-down tombstones,
@@ -253,6 +263,16 @@ export class PoolAllocator {
       [free[i], free[j]] = [free[j]!, free[i]!];
       const t = free[i]!;
       if (isFree(t)) yield t;
+    }
+  }
+
+  /** Unclaimed addresses from an offset hashed from `seed`, in order, wrapping once. */
+  private *seededCandidates(ranges: IpRange[], fam: Family, size: bigint, isFree: (t: string) => boolean, seed: string): Generator<string> {
+    if (size === 0n) return;
+    const start = BigInt(`0x${createHash('sha256').update(seed).digest('hex').slice(0, 16)}`) % size;
+    for (let i = 0n; i < size; i++) {
+      const text = formatIp(fam, nthInRanges(ranges, (start + i) % size)!.value);
+      if (isFree(text)) yield text;
     }
   }
 

@@ -18,7 +18,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { isConflict, isNotFound, type ClusterObjects } from '../kube/client';
 import type { Logger } from '../log';
 import { apiError, CLAIM_LABELS, type IPClaim } from './claims';
-import { releaseClaim, type ReleaseOutcome } from './pool-release';
+import { releaseClaim, releasedAtMs, type ReleaseOutcome } from './pool-release';
 import { DEFAULT_GRACE_FLOOR_SECONDS, graceMs, judgeClaim, statefulSetOrdinal, type ClaimFacts, type Verdict } from './reconcile-rules';
 
 export interface Finding {
@@ -160,6 +160,12 @@ export class Reconciler {
     } catch (e) {
       throw apiError('reconcile: read claims, nodes and pods', e);
     }
+    if (scanAll) {
+      for (const { extra, kept } of duplicateReservations(candidates)) {
+        const f = finding(extra, { action: 'expire', reason: `a second reservation for pod ${extra.spec.pod.namespace}/${extra.spec.pod.name} (${kept} is older and is kept)` });
+        await this.release(extra, f, out, 'expire');
+      }
+    }
     const seen = new Set<string>();
     for (const c of candidates) {
       const name = c.metadata!.name!;
@@ -238,6 +244,26 @@ export class Reconciler {
     this.opts.log?.info({ claim: f.claim, ip: f.ip, network: f.network, pod: `${f.pod.namespace}/${f.pod.name}`, uid: f.pod.uid, outcome: f.outcome }, `reconcile: ${f.reason}`);
     this.opts.onReleased?.(f);
   }
+}
+
+/**
+ * Reservations made twice for one registration (agents that raced with different views of the
+ * pool): per registration, pod and family, all but the oldest.
+ */
+export function duplicateReservations(claims: IPClaim[]): Array<{ extra: IPClaim; kept: string }> {
+  const groups = new Map<string, IPClaim[]>();
+  for (const c of claims) {
+    if (c.spec.kind !== 'reserved' || c.spec.pod.uid || releasedAtMs(c) !== null) continue;
+    const k = `${c.spec.network}|${c.spec.source.namespace}|${c.spec.source.key}|${c.spec.pod.name}|${c.spec.ip.includes(':') ? 6 : 4}`;
+    groups.set(k, [...(groups.get(k) ?? []), c]);
+  }
+  const out: Array<{ extra: IPClaim; kept: string }> = [];
+  for (const g of groups.values()) {
+    if (g.length < 2) continue;
+    g.sort((a, b) => String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)) || a.metadata!.name!.localeCompare(b.metadata!.name!));
+    for (const extra of g.slice(1)) out.push({ extra, kept: g[0]!.metadata!.name! });
+  }
+  return out;
 }
 
 export function finding(c: IPClaim, v: Verdict): Finding {

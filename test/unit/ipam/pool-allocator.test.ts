@@ -189,4 +189,14 @@ describe('pool allocation', () => {
     const [c] = await allocator().allocate(idx.network('good')!, poolRequest('p', 'u-good'));
     expect(c!.spec.ip).toMatch(/^10\.30\.0\.(4\d|50)$/);
   });
+
+  it('agents racing to reserve the same registration make one reservation, and all report it', async () => {
+    const net = network('rr', { subnet: '10.31.0.0/24', ranges: ['10.31.0.10-10.31.0.250'] });
+    const agents = Array.from({ length: 5 }, () => allocator({ view: cachedView(() => []) }));
+    const req = { ...poolRequest('cache', ''), node: '', containerID: '', interface: '', kind: 'reserved' as const };
+    const got = await Promise.all(agents.map((a) => a.allocate(net, req)));
+    const ips = new Set(got.map((g) => g[0]!.spec.ip));
+    expect(ips.size).toBe(1);
+    expect(await liveIps('rr')).toEqual([...ips]);
+  });
 });

@@ -222,4 +222,19 @@ describe('reconcile', () => {
     expect(new Set(all.map((c) => c.spec.pod.uid))).toEqual(new Set(live.values()));
     expect(passes).toBeGreaterThan(5);
   });
+
+  it('keeps the oldest of two reservations made for one registration and deletes the other', async () => {
+    const mk = (ip: string) =>
+      env.claims.create({
+        metadata: { name: claimName('net', ip), labels: { 'sriov-underlay.io/network': 'net', 'sriov-underlay.io/claim-kind': 'reserved' } },
+        spec: { network: 'net', ip, kind: 'reserved', pod: { namespace: NS, name: 'cache', uid: '' }, node: '', containerID: '', interface: '', source: source('cache', NS), claimedAt: 'x', updatedAt: 'x' },
+      });
+    await mk('10.20.7.10');
+    await new Promise((r) => setTimeout(r, 1100)); // creationTimestamp has one-second resolution
+    await mk('10.20.7.11');
+    const res = await reconciler().runOnce();
+    expect(res.released.map((f) => [f.ip, f.outcome])).toEqual([['10.20.7.11', 'expired']]);
+    expect(await claimOf('10.20.7.10')).toBeDefined();
+    expect(await claimOf('10.20.7.11')).toBeUndefined();
+  });
 });
