@@ -124,6 +124,12 @@ describe('kubectl-sriov validate', () => {
     expect(j.pools).toEqual([expect.objectContaining({ network: 'vlan100', size: 3, poolRegistrations: 1, left: 2 })]);
   });
 
+  it('the configmaps/ examples validate clean', async () => {
+    const r = await cli('validate', '-f', path.join(REPO, 'configmaps/networks.yaml'), '-f', path.join(REPO, 'configmaps/registrations.yaml'), '-o', 'json');
+    expect(r.code, r.stdout).toBe(0);
+    expect((JSON.parse(r.stdout) as { findings: unknown[] }).findings).toEqual([]);
+  });
+
   it('reports every kind of error with ConfigMap, key and field, and exits 1', async () => {
     const sts = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'mysql', namespace: 'demo' }, spec: { replicas: 3 } };
     const state = { apiVersion: 'sriov-underlay.io/v1alpha1', kind: 'SriovNodeState', metadata: { name: 'node-a' }, status: { updatedAt: '2026-01-01T00:00:00Z', pools: [{ resourceName: 'sriov-underlay.io/pool-a', capacity: 8, allocatable: 8, allocated: 0, unhealthy: 0, pfs: [{ name: 'ens1f0', linkSpeedMbps: 10000 }] }] } };
