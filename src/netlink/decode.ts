@@ -335,6 +335,8 @@ export function decodeError(buf: Buffer, m: NlMsg): { errno: number; extack?: st
   if (m.flags & C.NLM_F_ACK_TLVS) {
     // After the error code comes the request's header (capped) or the whole request.
     const reqLen = m.flags & C.NLM_F_CAPPED || m.len < C.NLMSG_HDRLEN + 8 ? C.NLMSG_HDRLEN : buf.readUInt32LE(body + 4);
+    // A corrupt length past the message would wrap the 32-bit alignment below: nothing to read then.
+    if (reqLen > m.len) return out;
     const tlvs = body + 4 + ((reqLen + 3) & ~3);
     forEachAttr(buf, tlvs, m.off + m.len, (type, off, len) => {
       if (type === C.NLMSGERR_ATTR_MSG) out.extack = cstring(buf, off, len);

@@ -27,6 +27,8 @@ export const lookupRequestSchema = z.object({
   uid: z.string().check(z.maxLength(64)),
   containerId: z.optional(z.string().check(z.maxLength(256))),
   ifName: z.optional(z.string().check(z.maxLength(15))),
+  /** The VF the CNI was given (netconf deviceID from Multus/the device plugin), for claims and Events. */
+  deviceID: z.optional(z.string().check(z.maxLength(64))),
   /** The netconf's network name, for logs and claims. */
   network: z.optional(z.string().check(z.maxLength(253))),
 });

@@ -228,6 +228,11 @@ describe('decoders on malformed input', () => {
     );
   });
 
+  it('an ACK whose embedded request length is corrupt (found by the fuzz below) decodes without throwing', () => {
+    const b = Buffer.from('340000000200003e00000000033e0000edffffff2000008010000500000000000000000000000000000000000000000000000000', 'hex');
+    expect(decodeError(b, messages(b).next().value as NlMsg)).toEqual({ errno: 19 });
+  });
+
   it('real kernel replies with corrupted bytes never make a decoder throw', () => {
     const datagrams = ['link', 'addr', 'route4', 'route6'].flatMap((n) => reply(n).replies.map((h) => Buffer.from(h, 'hex')));
     fc.assert(
