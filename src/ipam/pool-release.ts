@@ -19,7 +19,7 @@ import { CLAIM_LABELS, type IPClaim, type IPClaimSpec } from './claims';
 /** Unix seconds of the release, so tombstones can be selected (`sriov-underlay.io/released-at`). */
 export const RELEASED_AT_LABEL = 'sriov-underlay.io/released-at';
 
-export type TombstoneSpec = IPClaimSpec & { releasedAt?: string };
+export type TombstoneSpec = IPClaimSpec;
 export type PoolClaim = IPClaim & { spec: TombstoneSpec };
 
 /** Milliseconds since the epoch of the release, or null for a claim in use. */
