@@ -12,6 +12,7 @@ import { claimIp } from '../../../src/ipam/claims';
 import { ClusterObjects, SRIOV_NODE_STATES } from '../../../src/kube/client';
 import type { SriovNodeState } from '../../../src/schemas/node-state';
 import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
+import { crdValidators } from '../../fixtures/crd-schema';
 import { claimEnv, createPod, ensureNamespace, type ClaimEnv } from '../ipam/helpers';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -68,7 +69,7 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(REPO, 'dist', '.test'), { recursive: true });
   bundle = path.join(REPO, 'dist', '.test', `kubectl-sriov-${process.pid}.cjs`);
   await esbuild.build({ entryPoints: [path.join(REPO, 'cli/main.ts')], bundle: true, platform: 'node', packages: 'external', outfile: bundle, logLevel: 'warning' });
-  fake = await startFakeKube();
+  fake = await startFakeKube({ validators: crdValidators() });
   env = claimEnv(fake);
   for (const ns of ['sriov-underlay', 'demo']) await ensureNamespace(env.clients.core, ns);
   const core = env.clients.core;

@@ -7,6 +7,7 @@ import { cachedView, fixedAddressesByNetwork, listingView, PoolAllocator } from 
 import { isTombstone, releaseClaim, RELEASED_AT_LABEL } from '../../../src/ipam/pool-release';
 import { RegistrationIndex } from '../../../src/registrations/index';
 import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
+import { crdValidators } from '../../fixtures/crd-schema';
 import { claimEnv, network, poolRequest, source, type ClaimEnv } from './helpers';
 
 let fake: FakeKube;
@@ -15,7 +16,7 @@ let clock = new Date('2026-01-01T00:00:00Z');
 const now = () => clock;
 
 beforeAll(async () => {
-  fake = await startFakeKube();
+  fake = await startFakeKube({ validators: crdValidators() });
   env = claimEnv(fake, now);
 });
 afterAll(() => fake.close());

@@ -8,6 +8,7 @@ import { isTombstone, releaseClaim } from '../../../src/ipam/pool-release';
 import { ClusterReader, Reconciler, type ReconcilerOptions } from '../../../src/ipam/reconcile';
 import { loadKubeConfig } from '../../../src/kube/client';
 import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
+import { crdValidators } from '../../fixtures/crd-schema';
 import { claimEnv, createPod, ensureNamespace, network, poolRequest, source, type ClaimEnv } from './helpers';
 
 let fake: FakeKube;
@@ -18,7 +19,7 @@ const now = () => t;
 const NS = 'rec';
 
 beforeAll(async () => {
-  fake = await startFakeKube();
+  fake = await startFakeKube({ validators: crdValidators() });
   env = claimEnv(fake, () => new Date(t));
   apps = loadKubeConfig({ kubeconfig: fake.kubeconfigPath, env: {} }).makeApiClient(k8s.AppsV1Api);
   await ensureNamespace(env.clients.core, NS);
