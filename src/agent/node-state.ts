@@ -63,3 +63,30 @@ export class NodeStatePublisher {
     throw new Error(`SriovNodeState ${this.nodeName} kept changing under us`);
   }
 }
+
+/** The device plugin's per-pool counts (its MetricsSource.pools()), as the daemon knows them. */
+export interface DevicePluginPoolCounts {
+  resource: string;
+  total: number;
+  healthy: number;
+  allocated: number;
+}
+
+/**
+ * What the agent publishes, from the device plugin's counts: capacity = VFs in the pool,
+ * allocatable = healthy ones, unhealthy = the rest; plus each serving PF with its link speed.
+ */
+export function nodePoolStates(
+  pools: DevicePluginPoolCounts[],
+  pfsOf: (resource: string) => Iterable<string>,
+  speedOf: (pf: string) => number | null,
+): NodePoolState[] {
+  return pools.map((p) => ({
+    resourceName: p.resource,
+    capacity: p.total,
+    allocatable: p.healthy,
+    allocated: p.allocated,
+    unhealthy: p.total - p.healthy,
+    pfs: [...new Set(pfsOf(p.resource))].sort().map((name) => ({ name, linkSpeedMbps: speedOf(name) })),
+  }));
+}
