@@ -15,7 +15,8 @@ import { formatSource, type Rejection, type ResolvedSettings } from '../registra
 import { DEFAULT_AGENT_SOCKET, type LookupRequest } from '../schemas/agent-protocol';
 import { CLAIM_RELEASE_DIR, type ClaimRelease } from '../schemas/claim-release';
 import { readVf } from '../sysfs/pci';
-import { claimFixed, claimFromPool, withClaimedIps, type Attachment } from './assign';
+import { IpamService } from '../ipam/pool-service';
+import { claimFixed, settingsRecord, withClaimedIps, type Attachment } from './assign';
 import { startCniSocket, type CniSocketServer } from './cni-socket';
 import { EVENT_REASONS, EventRecorder, type EventTarget } from './events';
 import { lookupHandler } from './lookup';
@@ -42,6 +43,10 @@ export interface AgentOptions {
   /** For the PF name in Events. Default /sys. */
   sysfsRoot?: string;
   releaseRetryMs?: number;
+  /** The reconcile loop's period (default 30 s; 0: only when called). */
+  reconcileIntervalMs?: number;
+  /** Reconcile lists what it would release and releases nothing. */
+  reconcileReportOnly?: boolean;
 }
 
 export interface Agent {
@@ -55,6 +60,8 @@ export interface Agent {
   drainReleases(): Promise<void>;
   /** Make missing reservations and drop orphaned ones now (also runs after each index change). */
   syncReservations(): Promise<void>;
+  /** Pools (allocation, queued per pool on this node) and the reconcile loop. */
+  ipam: IpamService;
   stop(): Promise<void>;
 }
 
@@ -70,6 +77,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const running = new Map<string, ResolvedSettings>();
   const podResources = opts.podResourcesSocket === null ? null : new PodResourcesClient(log, opts.podResourcesSocket ?? undefined);
   const sysfsRoot = opts.sysfsRoot ?? '/sys';
+  const ipam = new IpamService({
+    clients, claims, claimDeps: deps, index, nodeName: opts.nodeName, log,
+    ...(opts.reconcileIntervalMs !== undefined ? { reconcileIntervalMs: opts.reconcileIntervalMs } : {}),
+    ...(opts.reconcileReportOnly !== undefined ? { reportOnly: opts.reconcileReportOnly } : {}),
+    onReleased: (f) => {
+      const msg = `reconcile released ${f.ip} on network ${f.network} of pod ${f.pod.namespace}/${f.pod.name} (uid ${f.pod.uid}): ${f.reason}`;
+      events.emit({ kind: 'Pod', namespace: f.pod.namespace, name: f.pod.name }, 'Normal', EVENT_REASONS.released, msg);
+    },
+  });
 
   const cmTarget = (r: { namespace: string; configMap: string }): EventTarget => ({ kind: 'ConfigMap', namespace: r.namespace, name: r.configMap });
   const podTarget = (req: { namespace: string; name: string; uid?: string }): EventTarget => {
@@ -95,7 +111,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     try {
       if (s.pool) {
         const net = index.network(s.network)!;
-        out = withClaimedIps(s, net, await claimFromPool(deps, net, s, a, 'pool'));
+        out = withClaimedIps(s, net, await ipam.allocate(net, { ...a, source: s.source, settings: settingsRecord(s), kind: 'pool' }));
       } else {
         await claimFixed(deps, s, a);
       }
@@ -184,7 +200,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       if (covered.has(key)) continue;
       const net = index.network(res.settings.network)!;
       try {
-        await claimFromPool(deps, net, res.settings, { pod: { namespace: r.meta.namespace, name: r.key, uid: '' }, node: '', containerID: '', interface: '' }, 'reserved');
+        await ipam.allocate(net, { pod: { namespace: r.meta.namespace, name: r.key, uid: '' }, node: '', containerID: '', interface: '', source: res.settings.source, settings: settingsRecord(res.settings), kind: 'reserved' });
       } catch (e) {
         log.warn({ namespace: r.meta.namespace, key: r.key, err: (e as Error).message }, 'reservation failed; will retry');
       }
@@ -253,6 +269,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
 
   // ---- start ------------------------------------------------------------------------------------------
   await informer.start();
+  await ipam.start();
   log.info({ configMaps: informer.size, registrations: index.registrationKeyCount, networks: index.networks().length }, 'registrations listed');
   void syncReservations();
   // Pods this node already serves (agent restart): their settings, for drift reports.
@@ -272,6 +289,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   } catch (e) {
     await informer.stop();
     await queue.stop();
+    await ipam.stop();
     throw e;
   }
   log.info({ socket: server.path, networks: index.networks().length, registrations: index.registrationKeyCount }, 'node agent ready');
@@ -284,8 +302,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     running,
     drainReleases: () => queue.scan(),
     syncReservations,
+    ipam,
     async stop() {
       await server.close();
+      await ipam.stop();
       await informer.stop();
       await queue.stop();
       await reservationsRunning;

@@ -32,6 +32,7 @@ export function toWire(s: ResolvedSettings): WireSettings {
   if (s.maxTxRateMbps !== undefined) w.maxTxRateMbps = s.maxTxRateMbps;
   if (s.spoofchk !== undefined) w.spoofchk = s.spoofchk;
   if (s.trust !== undefined) w.trust = s.trust;
+  w.duplicateDetection = s.duplicateDetection;
   return w;
 }
 

@@ -15,6 +15,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { CniCode, UnderlayError } from '../errors';
 import { isAlreadyExists, isConflict, isNotFound, kubeFailure, type ClusterObjects } from '../kube/client';
 import { parseIp } from './cidr';
+import { releaseClaim } from './pool-release';
 
 export const CLAIM_LABELS = {
   network: 'sriov-underlay.io/network',
@@ -53,6 +54,8 @@ export interface IPClaimSpec {
   settings?: Record<string, unknown>;
   claimedAt: string;
   updatedAt: string;
+  /** Set on a released pool claim (a tombstone, see pool-release.ts): cooling down since then. */
+  releasedAt?: string;
 }
 
 export interface IPClaim {
@@ -155,7 +158,9 @@ export async function claimIp(deps: ClaimDeps, r: ClaimRequest): Promise<IPClaim
     const held = cur.spec.pod;
     const samePod = held.namespace === r.pod.namespace && held.name === r.pod.name;
     let takeOver = false;
-    if (held.uid && held.uid === r.pod.uid) {
+    if (cur.spec.releasedAt && r.kind === 'fixed') {
+      takeOver = true; // a released pool address cooling down: ops' explicit choice wins over the cooldown
+    } else if (held.uid && held.uid === r.pod.uid) {
       const s = cur.spec;
       if (s.containerID === r.containerID && s.interface === r.interface && s.node === r.node && s.source.resourceVersion === r.source.resourceVersion) return cur;
       takeOver = true; // same pod, new sandbox: refresh the record
@@ -221,7 +226,9 @@ export async function releaseAttachment(
     if (c.spec.containerID !== a.containerID || c.spec.interface !== a.interface) continue;
     const name = c.metadata!.name!;
     try {
-      if (c.spec.kind === 'reserved') {
+      if (c.spec.kind === 'pool') {
+        await releaseClaim(deps.claims, c, new Date(now())); // a tombstone: the address cools down
+      } else if (c.spec.kind === 'reserved') {
         const spec: IPClaimSpec = { ...c.spec, pod: { ...c.spec.pod, uid: '' }, node: '', containerID: '', interface: '', updatedAt: now() };
         delete spec.vf;
         const labels = { ...(c.metadata?.labels ?? {}) };

@@ -56,6 +56,8 @@ export const wireSettingsSchema = z.object({
   maxTxRateMbps: z.optional(z.int().check(z.gte(0))),
   spoofchk: z.optional(z.boolean()),
   trust: z.optional(z.boolean()),
+  /** The network's `duplicateDetection` (ARP probe / DAD in ADD). */
+  duplicateDetection: z.optional(z.boolean()),
 });
 export type WireSettings = z.infer<typeof wireSettingsSchema>;
 

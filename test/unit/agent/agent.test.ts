@@ -157,6 +157,21 @@ describe('node agent against the fake API server', () => {
     expect(last >= 100 && last <= 199 && last !== 150).toBe(true);
   });
 
+  it('pool: DEL leaves the address cooling down as a tombstone; the same pod UID gets it back, another pod does not', async () => {
+    const uid = await pod('demo', 'web2');
+    await putCm('demo', 'pool-extra', 'registration', { web2: 'pool: vlan100', web3: 'pool: vlan100' });
+    await expect.poll(() => agent.index.lookup('demo', 'web2').kind).toBe('resolved');
+    const got = answerToPodSettings(await add('demo', 'web2', uid))!.ips!.map((x) => x.split('/')[0]!);
+    await del('demo', 'web2', uid);
+    const stones = (await claims.list()).items.filter((c) => got.includes(c.spec.ip));
+    expect(stones.map((c) => [c.spec.kind, Boolean(c.spec.releasedAt), c.spec.node])).toEqual([['pool', true, ''], ['pool', true, '']]);
+    const uid3 = await pod('demo', 'web3');
+    const other = answerToPodSettings(await add('demo', 'web3', uid3))!.ips!.map((x) => x.split('/')[0]!);
+    expect(other.filter((ip) => got.includes(ip))).toEqual([]);
+    const again = answerToPodSettings(await add('demo', 'web2', uid, { containerId: 'ctr-web2-b' }))!.ips!.map((x) => x.split('/')[0]!);
+    expect(again.sort()).toEqual([...got].sort());
+  });
+
   it('an edited registration does not touch the running pod; it is reported as drift', async () => {
     await putCm('demo', 'demo-net', 'registration', {
       'app-a': 'network: vlan100\nip: 10.100.0.21\nqos: {maxTxRateMbps: 300}',
