@@ -189,7 +189,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   let reservationsAgain = false;
   const syncReservationsOnce = async () => {
     const all = (await claims.list()).items;
-    const covered = new Set(all.filter((c) => c.spec.pod.name === c.spec.source.key).map((c) => `${c.spec.source.namespace}/${c.spec.source.key}`));
+    const covered = new Set(all.filter((c) => !c.spec.releasedAt && c.spec.pod.name === c.spec.source.key).map((c) => `${c.spec.source.namespace}/${c.spec.source.key}`));
     const wanted = new Set<string>();
     for (const r of index.registrations()) {
       if (!r.spec.pool || !r.spec.reserve || r.form !== 'pod') continue;

@@ -170,6 +170,13 @@ describe('node agent against the fake API server', () => {
     expect(other.filter((ip) => got.includes(ip))).toEqual([]);
     const again = answerToPodSettings(await add('demo', 'web2', uid, { containerId: 'ctr-web2-b' }))!.ips!.map((x) => x.split('/')[0]!);
     expect(again.sort()).toEqual([...got].sort());
+    await del('demo', 'web2', uid, 'ctr-web2-b');
+    // Made a reservation later: the tombstones of its earlier pod do not count as one.
+    await putCm('demo', 'pool-extra', 'registration', { web2: 'pool: vlan100\nreserve: true', web3: 'pool: vlan100' });
+    await expect.poll(() => { const r = agent.index.lookup('demo', 'web2'); return r.kind === 'resolved' && r.settings.pool?.reserve; }).toBe(true);
+    await agent.syncReservations();
+    const reserved = (await claims.list()).items.filter((c) => c.spec.pod.name === 'web2' && c.spec.kind === 'reserved');
+    expect(reserved).toHaveLength(2);
   });
 
   it('a duplicate address the CNI found on the wire becomes a Warning Event on the pod', async () => {
