@@ -162,6 +162,9 @@ function main(): void {
             sysfsRoot: root,
             stateDir,
             ipam: IPAM,
+            // Same work as the reference, which probes nothing: duplicate detection (on by default)
+            // adds its 300 ms ARP-probe listen to every IPv4 ADD (see docs/ipam.md).
+            duplicateDetection: false,
           },
           add: [],
           del: [],
