@@ -62,7 +62,7 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
     try {
       const result = await attach(host, inv, vf, plan, rec, ipam);
       rec.phase = 'ready';
-      ctx.records.write(rec);
+      ctx.records.update(rec);
       return result;
     } catch (err) {
       await rollback(host, ctx, inv, rec, ipam, log, err);
