@@ -247,7 +247,7 @@ say "prepared in ${t_prep}s ($(basename "$KDIR"), ${#RUNNABLE[@]} scenario(s)); 
 
 qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_SMP"
   -nographic -no-reboot
-  -kernel "$VMLINUZ" -initrd "$RUN/initrd.gz" -append "console=ttyS0 panic=-1 quiet"
+  -kernel "$VMLINUZ" -initrd "$RUN/initrd.gz" -append "console=ttyS0 panic=-1 quiet sriov_project=$ROOT"
   -device pcie-root-port,id=rp1,slot=1
   -netdev user,id=n0,restrict=on -device igb,bus=rp1,netdev=n0
   -fsdev local,id=fshost,path=/,security_model=none,readonly=on,multidevs=remap

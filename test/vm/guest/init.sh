@@ -29,12 +29,21 @@ mkdir -p /host/dev/pts /host/dev/shm 2>/dev/null
 mount -t devpts devpts /host/dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /host/dev/shm 2>/dev/null
 # Everything a scenario, iproute2 or the CNI writes must land on tmpfs: /run (netns, CNI state),
-# /var/lib (default CNI state dir), /var/log (default CNI log), /tmp. Note: tmpfs hides what the host
-# has there, so nothing the tests need may live under these paths on the host.
+# /var/lib (default CNI state dir), /var/log (default CNI log), /tmp. tmpfs hides what the host has
+# there, so the project itself (a CI clone may well live under /tmp) is bind-mounted back on top.
+project=$(sed -n 's/.*sriov_project=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$project" ]; then
+  mkdir -p /project
+  mount -o bind "/host$project" /project
+fi
 for d in tmp run var/lib var/log; do
   mount -t tmpfs -o mode=0755 tmpfs "/host/$d"
 done
 chmod 1777 /host/tmp
+if [ -n "$project" ] && [ ! -d "/host$project/test/vm" ]; then
+  mkdir -p "/host$project"
+  mount -o bind /project "/host$project"
+fi
 mkdir -p /host/run/vmout /host/run/netns
 if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /host/run/vmout; then
   log "FATAL: cannot mount the results share"
