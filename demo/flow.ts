@@ -1,0 +1,342 @@
+/**
+ * The demo itself, the same on both platforms (host: emulated VFs; VM: real igbvf VFs):
+ * fake API server with configmaps/, node daemon (device plugin + node agent) against the fake
+ * kubelet, three pods scheduled the way kubelet and Multus do it (Allocate, then CNI ADD with the
+ * pod's CNI_ARGS), what each pod got, connectivity and isolation, teardown and the VFs restored.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FakeKubelet } from '../test/fakes/kubelet';
+import { loadKubeConfig, makeKubeClients } from '../src/kube/client';
+import { RegistrationIndex } from '../src/registrations/index';
+import type { ResolvedSettings } from '../src/registrations/types';
+import { readVf } from '../src/sysfs/pci';
+import { poolResources, type CmFile } from './configmaps';
+import { execCni, startFakeApi, startNodeDaemon } from './processes';
+import { renderTable } from './table';
+import { startStandInAgent, daemonHasAgent } from './agent';
+import type { Teardown } from './teardown';
+
+export interface Platform {
+  mode: 'host' | 'vm';
+  repo: string;
+  /** Prefix of every netns the demo creates. */
+  tag: string;
+  workDir: string;
+  sysfsRoot: string;
+  /** What is loaded into the API server (after the platform's derivations). */
+  networks: CmFile;
+  registrations: CmFile;
+  pools: CmFile;
+  poolsText: string;
+  /** configmaps/ as written, for the "registered" columns. */
+  original: { networks: CmFile; registrations: CmFile };
+  /** Lines explaining every derivation, printed before anything starts. */
+  notes: string[];
+  /** Who enforces the registered VLAN and rates on this platform. */
+  enforcedBy: string;
+  cniPath: string;
+  /** iproute2 (the user-facing view: an oracle independent of our netlink layer). */
+  ip(...args: string[]): Promise<string>;
+  ping(netns: string, addr: string): Promise<boolean>;
+  /** VM: the PF's VF lines from `ip -d link show <pf>`. */
+  vfLines?(pf: string): Promise<string[]>;
+}
+
+export const POD_NAMESPACE = 'demo';
+export const PODS = ['app-a', 'app-b', 'app-c'];
+const NODE = 'demo-node';
+
+type Out = (line: string) => void;
+
+interface PodRun {
+  name: string;
+  uid: string;
+  netns: string;
+  containerId: string;
+  resource: string;
+  deviceID: string;
+  podUidAtKubelet: string;
+  registered: ResolvedSettings;
+  netconf: Record<string, unknown>;
+  env: Record<string, string>;
+  result: Record<string, unknown>;
+  added: boolean;
+}
+
+interface VfState {
+  pci: string;
+  pf: string;
+  vfIndex: number;
+  name: string;
+  mac: string;
+  mtu: number;
+  line?: string;
+}
+
+async function step<T>(out: Out, what: string, fn: () => Promise<T>): Promise<T> {
+  const t0 = Date.now();
+  const r = await fn();
+  out(`  ✓ ${what} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  return r;
+}
+
+async function waitFor(what: string, pred: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The registrations as written, resolved by the project's own index (what the agent serves). */
+function registeredSettings(p: Platform): Map<string, ResolvedSettings> {
+  const index = new RegistrationIndex();
+  index.replaceAll([p.original.networks, p.original.registrations]);
+  const out = new Map<string, ResolvedSettings>();
+  for (const pod of PODS) {
+    const r = index.lookup(POD_NAMESPACE, pod);
+    if (r.kind !== 'resolved') throw new Error(`configmaps/: pod ${POD_NAMESPACE}/${pod} is ${r.kind === 'rejected' ? r.rejection.message : 'not registered'}`);
+    out.set(pod, r.settings);
+  }
+  return out;
+}
+
+async function vfStates(p: Platform, pcis: string[]): Promise<VfState[]> {
+  const lines = new Map<string, string[]>();
+  const out: VfState[] = [];
+  for (const pci of pcis) {
+    const vf = readVf(p.sysfsRoot, pci);
+    const name = vf.netdevs[0];
+    if (!name) throw new Error(`VF ${pci} has no netdev on the host`);
+    const [link] = JSON.parse(await p.ip('-j', 'link', 'show', 'dev', name)) as Array<{ ifname: string; address: string; mtu: number }>;
+    const pf = vf.pfNetdev ?? '?';
+    const s: VfState = { pci, pf, vfIndex: vf.vfIndex, name: link!.ifname, mac: link!.address, mtu: link!.mtu };
+    if (p.vfLines) {
+      if (!lines.has(pf)) lines.set(pf, await p.vfLines(pf));
+      s.line = lines.get(pf)!.find((l) => l.startsWith(`vf ${vf.vfIndex} `));
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+function cniErr(call: { code: number | null; stdout: string; stderr: string }): string {
+  return `exit ${call.code}: ${call.stdout.trim() || call.stderr.trim()}`;
+}
+
+/** The source the CNI reported for an ADD (its pino log line), i.e. what the agent answered. */
+function sourceFromLog(logFile: string, containerId: string): string | undefined {
+  if (!fs.existsSync(logFile)) return undefined;
+  for (const line of fs.readFileSync(logFile, 'utf8').split('\n').reverse()) {
+    if (!line.includes(containerId) && !line.includes('"ADD"')) continue;
+    try {
+      const j = JSON.parse(line) as { msg?: string; source?: string; container?: string; containerId?: string };
+      if (j.msg === 'ADD' && j.source && (j.container === containerId || j.containerId === containerId || line.includes(containerId))) return j.source;
+    } catch {
+      /* not a log line */
+    }
+  }
+  return undefined;
+}
+
+export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promise<void> {
+  const cniBin = path.join(p.repo, 'dist/bin/sriov-underlay');
+  const nodeBin = path.join(p.repo, 'dist/bin/sriov-underlay-node');
+  for (const b of [cniBin, nodeBin]) if (!fs.existsSync(b)) throw new Error(`${b} is missing: run \`npm run build\``);
+  for (const n of p.notes) out(`note: ${n}`);
+  const registered = registeredSettings(p);
+  const logs = path.join(p.workDir, 'logs');
+  fs.mkdirSync(logs, { recursive: true });
+  out(`logs: ${logs}`);
+
+  out('\n[1/6] control plane');
+  const kubeconfig = path.join(p.workDir, 'kubeconfig');
+  const api = await step(out, 'fake kube-apiserver (test/fakes/kube-apiserver, standalone)', () => startFakeApi(p.repo, kubeconfig, path.join(logs, 'apiserver.log')));
+  teardown.push('stop the fake API server', () => api.stop());
+  out(`    ${api.url}, kubeconfig ${kubeconfig}`);
+  const { core } = makeKubeClients(loadKubeConfig({ kubeconfig }));
+  for (const ns of ['sriov-underlay', POD_NAMESPACE]) await core.createNamespace({ body: { metadata: { name: ns } } });
+  for (const cm of [p.networks, p.registrations, p.pools]) {
+    const body = { metadata: { name: cm.metadata!.name!, namespace: cm.metadata!.namespace!, labels: cm.metadata!.labels ?? {} }, data: cm.data ?? {} };
+    const made = await core.createNamespacedConfigMap({ namespace: body.metadata.namespace, body });
+    out(`  ✓ loaded configmap ${body.metadata.namespace}/${body.metadata.name} @ resourceVersion ${made.metadata?.resourceVersion} (keys: ${Object.keys(body.data).join(', ')})`);
+  }
+
+  out('\n[2/6] node daemon: device plugin + node agent');
+  const poolsDir = path.join(p.workDir, 'pools');
+  fs.mkdirSync(poolsDir, { recursive: true });
+  // The pools ConfigMap, mounted as a directory the way kubelet projects a ConfigMap volume.
+  fs.writeFileSync(path.join(poolsDir, 'pools.yaml'), p.poolsText);
+  const kubelet = new FakeKubelet(path.join(p.workDir, 'kubelet'), 'legacy');
+  await kubelet.start();
+  teardown.push('stop the fake kubelet', () => kubelet.stop());
+  const agentSocket = path.join(p.workDir, 'agent.sock');
+  const withAgent = await daemonHasAgent(nodeBin);
+  const args = [
+    '--components', withAgent ? 'device-plugin,agent' : 'device-plugin',
+    '--kubelet-dir', kubelet.dir,
+    '--sysfs-root', p.sysfsRoot,
+    '--config', path.join(poolsDir, 'pools.yaml'),
+    '--devinfo-dir', path.join(p.workDir, 'devinfo'),
+    '--registration-mode', 'legacy',
+    '--metrics-address', '',
+    '--log-level', 'info',
+  ];
+  if (withAgent) args.push('--kubeconfig', kubeconfig, '--agent-socket', agentSocket, '--node-name', NODE);
+  const daemon = startNodeDaemon(nodeBin, args, path.join(logs, 'node.log'), { NODE_NAME: NODE, KUBECONFIG: kubeconfig });
+  teardown.push('stop the node daemon', () => daemon.stop());
+  out(`    dist/bin/sriov-underlay-node ${args.join(' ')}`);
+  const resources = poolResources(p.poolsText);
+  await step(out, `device plugin registered ${resources.join(', ')} with the (fake) kubelet`, () =>
+    waitFor('every pool registered and streaming', () => {
+      if (daemon.child.exitCode !== null) throw new Error(`the node daemon exited with ${daemon.child.exitCode} (log: ${logs}/node.log)`);
+      return resources.every((r) => kubelet.devices(r) !== null);
+    }, 60_000),
+  );
+  const needed = [...new Set(PODS.map((pod) => registered.get(pod)!.resourceName))];
+  await waitFor('VFs in the pools the pods need', () => needed.every((r) => kubelet.healthyIds(r).length > 0), 30_000);
+  for (const r of resources) out(`    ${r}: ${kubelet.healthyIds(r).length} healthy VF(s) ${kubelet.healthyIds(r).join(' ')}`);
+  if (withAgent) {
+    await step(out, `node agent serving ${agentSocket}`, () => waitFor('the agent socket', () => fs.existsSync(agentSocket), 60_000));
+  } else {
+    const agent = await startStandInAgent(kubeconfig, agentSocket, path.join(logs, 'agent-standin.log'));
+    teardown.push('stop the stand-in agent', () => agent.close());
+    out(`  ! STAND-IN AGENT: this build of sriov-underlay-node has no "agent" component yet, so the demo serves ${agentSocket}`);
+    out('    itself with the project\'s agent modules (src/agent lookup + CNI socket over the registration index from the API server)');
+  }
+
+  const allVfs = [...new Set(resources.flatMap((r) => kubelet.healthyIds(r)))].sort();
+  const before = await vfStates(p, allVfs);
+
+  out('\n[3/6] scheduling three pods: Allocate (kubelet → device plugin, gRPC), then CNI ADD (as Multus)');
+  const pods: PodRun[] = [];
+  const cniLog = path.join(logs, 'cni.log');
+  for (const name of PODS) {
+    const reg = registered.get(name)!;
+    const network = reg.network;
+    const resource = reg.resourceName;
+    const created = await core.createNamespacedPod({
+      namespace: POD_NAMESPACE,
+      body: { metadata: { name, namespace: POD_NAMESPACE }, spec: { nodeName: NODE, containers: [{ name: 'app', image: 'demo' }] } },
+    });
+    const uid = created.metadata!.uid!;
+    const offered = kubelet.healthyIds(resource);
+    const [pick] = await kubelet.preferred(resource, offered, [], 1);
+    const { podUid, response } = await kubelet.allocate(resource, [pick!]);
+    const envName = `PCIDEVICE_${resource.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+    const deviceID = response.container_responses[0]?.envs?.[envName];
+    if (!deviceID) throw new Error(`Allocate for ${name}: no ${envName} in the answer`);
+    const netns = `${p.tag}-${name}`;
+    await p.ip('netns', 'add', netns);
+    teardown.push(`delete netns ${netns}`, async () => void (await p.ip('netns', 'del', netns).catch(() => '')));
+    const containerId = `demo-${name}-${uid.slice(0, 8)}`;
+    const netconf: Record<string, unknown> = {
+      cniVersion: '1.0.0',
+      name: network,
+      type: 'sriov-underlay',
+      deviceID,
+      agentSocket,
+      sysfsRoot: p.sysfsRoot,
+      stateDir: path.join(p.workDir, 'cni-state'),
+      logFile: cniLog,
+      logLevel: 'info',
+    };
+    const env = {
+      CNI_CONTAINERID: containerId,
+      CNI_NETNS: `/var/run/netns/${netns}`,
+      CNI_IFNAME: 'net1',
+      CNI_PATH: p.cniPath,
+      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${POD_NAMESPACE};K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=${containerId};K8S_POD_UID=${uid}`,
+    };
+    const run: PodRun = { name, uid, netns, containerId, resource, deviceID, podUidAtKubelet: podUid, registered: reg, netconf, env, result: {}, added: false };
+    pods.push(run);
+    teardown.push(`CNI DEL ${name}`, async () => {
+      if (!run.added) return;
+      await execCni(cniBin, 'DEL', env, netconf);
+    });
+    const t0 = Date.now();
+    const add = await execCni(cniBin, 'ADD', env, netconf);
+    if (add.code !== 0 || !add.json) throw new Error(`CNI ADD for ${name} failed: ${cniErr(add)}`);
+    run.added = true;
+    run.result = add.json;
+    const ms = Date.now() - t0;
+    out(`  ✓ ${name}: Allocate(${resource}) → ${deviceID}; ADD in netns ${netns} (${(ms / 1000).toFixed(1)} s)`);
+  }
+
+  out('\n[4/6] what each pod got');
+  const vfLineOf = async (pf: string, vfIndex: number) => (p.vfLines ? (await p.vfLines(pf)).find((l) => l.startsWith(`vf ${vfIndex} `)) : undefined);
+  const rows: string[][] = [];
+  for (const pod of pods) {
+    const r = pod.result as { ips?: Array<{ address: string }>; interfaces?: Array<{ name: string; mac?: string; sandbox?: string }> };
+    const iface = r.interfaces?.find((i) => i.sandbox);
+    const vf = readVf(p.sysfsRoot, pod.deviceID);
+    const reg = pod.registered;
+    const qos = [reg.maxTxRateMbps !== undefined ? `max ${reg.maxTxRateMbps}` : '', reg.minTxRateMbps !== undefined ? `min ${reg.minTxRateMbps}` : ''].filter(Boolean).join(' / ');
+    rows.push([
+      `${POD_NAMESPACE}/${pod.name}`,
+      (r.ips ?? []).map((i) => i.address).join(' '),
+      String(reg.vlan),
+      qos ? `${qos} Mb/s` : '-',
+      iface?.mac ?? '?',
+      pod.deviceID,
+      `${vf.pfNetdev} vf ${vf.vfIndex}`,
+      (sourceFromLog(cniLog, pod.containerId) ?? '?').replace(/^configmap /, '').replace(' @ resourceVersion ', '@'),
+    ]);
+  }
+  for (const line of renderTable(['pod', 'IP(s)', 'VLAN', 'QoS (registered)', 'MAC', 'VF', 'PF', 'source ConfigMap@resourceVersion'], rows)) out(line);
+  out(`VLAN and QoS are enforced by: ${p.enforcedBy}`);
+  if (p.vfLines) {
+    out('the PF\'s VF lines (ip -d link show), as the driver reports them:');
+    for (const pod of pods) {
+      const vf = readVf(p.sysfsRoot, pod.deviceID);
+      out(`  ${pod.name}: ${vf.pfNetdev} ${(await vfLineOf(vf.pfNetdev!, vf.vfIndex)) ?? '(no VF line)'}`);
+    }
+  }
+
+  out('\n[5/6] connectivity');
+  const ipv4 = (pod: PodRun) => {
+    const ips = (pod.result as { ips?: Array<{ address: string }> }).ips ?? [];
+    const a = ips.find((i) => !i.address.includes(':'));
+    if (!a) throw new Error(`${pod.name} has no IPv4 address`);
+    return a.address.split('/')[0]!;
+  };
+  const [a, b, c] = pods as [PodRun, PodRun, PodRun];
+  for (const [from, to] of [[a, b], [b, a]] as const) {
+    const ok = await p.ping(from.netns, ipv4(to));
+    out(`  ${ok ? 'PASS' : 'FAIL'} ping ${from.name} → ${to.name} (${ipv4(to)}, VLAN ${to.registered.vlan}): ${ok ? 'reachable' : 'NO REPLY'}`);
+    if (!ok) throw new Error(`${from.name} cannot reach ${to.name} on the same VLAN`);
+  }
+  // Routed, app-c could never reach 10.100.0.0/24 (no router here), which would prove nothing. So
+  // app-c impersonates VLAN 100's subnet: only the wire (VLAN / segment) can keep it out.
+  const probe = `${ipv4(a).split('.').slice(0, 3).join('.')}.250/24`;
+  await p.ip('-n', c.netns, 'addr', 'add', probe, 'dev', 'net1');
+  for (const to of [a, b]) {
+    const ok = await p.ping(c.netns, ipv4(to));
+    out(`  ${ok ? 'FAIL' : 'PASS'} ${c.name} (VLAN ${c.registered.vlan}, given a probe address ${probe} in VLAN ${to.registered.vlan}'s subnet) → ${to.name} ${ipv4(to)}: ${ok ? 'REACHABLE (isolation broken)' : 'isolated, no reply'}`);
+    if (ok) throw new Error(`${c.name} reached ${to.name} across VLANs`);
+  }
+  await p.ip('-n', c.netns, 'addr', 'del', probe, 'dev', 'net1');
+
+  out('\n[6/6] teardown: CNI DEL for each pod, then the VFs compared with before');
+  for (const pod of [...pods].reverse()) {
+    const del = await execCni(cniBin, 'DEL', pod.env, pod.netconf);
+    if (del.code !== 0) throw new Error(`CNI DEL for ${pod.name} failed: ${cniErr(del)}`);
+    pod.added = false;
+    kubelet.release(pod.podUidAtKubelet);
+    await core.deleteNamespacedPod({ namespace: POD_NAMESPACE, name: pod.name, gracePeriodSeconds: 0 });
+    out(`  ✓ DEL ${pod.name}: VF ${pod.deviceID} released`);
+  }
+  const after = await vfStates(p, allVfs);
+  let broken = 0;
+  for (const was of before) {
+    const now = after.find((s) => s.pci === was.pci)!;
+    const fmt = (s: VfState) => `${s.name} ${s.mac} mtu ${s.mtu}${s.line ? ` | ${s.line}` : ''}`;
+    const same = fmt(was) === fmt(now);
+    if (!same) broken++;
+    const used = pods.find((q) => q.deviceID === was.pci);
+    out(`  ${same ? 'restored' : 'CHANGED '} ${was.pci} (${was.pf} vf ${was.vfIndex}${used ? `, was ${used.name}'s` : ''}): before ${fmt(was)}${same ? '' : ` | after ${fmt(now)}`}`);
+  }
+  if (broken > 0) throw new Error(`${broken} VF(s) not restored`);
+  out(`all ${before.length} VFs restored exactly (name, MAC, MTU${p.vfLines ? ', VF line' : ''})`);
+}
