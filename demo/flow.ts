@@ -221,7 +221,8 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
       body: { metadata: { name, namespace: POD_NAMESPACE }, spec: { nodeName: NODE, containers: [{ name: 'app', image: 'demo' }] } },
     });
     const uid = created.metadata!.uid!;
-    const offered = kubelet.healthyIds(resource);
+    // kubelet offers only the healthy devices no other pod holds.
+    const offered = kubelet.healthyIds(resource).filter((id) => !pods.some((q) => q.deviceID === id));
     const [pick] = await kubelet.preferred(resource, offered, [], 1);
     const { podUid, response } = await kubelet.allocate(resource, [pick!]);
     const envName = `PCIDEVICE_${resource.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;

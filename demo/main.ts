@@ -4,7 +4,9 @@
  * created is gone again; Ctrl-C (or SIGTERM) tears down first.
  */
 import * as path from 'node:path';
-import { runDemo } from './flow';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { runDemo, type Platform } from './flow';
 import { hostPlatform, HOST_TAG_PREFIX, ipCmd } from './host';
 import { Teardown } from './teardown';
 
@@ -15,6 +17,14 @@ async function leftovers(tag: string): Promise<string[]> {
   const ns = (await ipCmd('netns', 'list')).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`${tag}-`) || n === tag);
   const links = (JSON.parse(await ipCmd('-j', 'link', 'show')) as Array<{ ifname: string }>).map((l) => l.ifname).filter((n) => n.startsWith(tag));
   return [...ns.map((n) => `netns ${n}`), ...links.map((l) => `link ${l}`)];
+}
+
+/** The run's logs survive a failure (the work directory does not). */
+function keepLogs(workDir: string, tag: string): string {
+  const to = path.join(os.tmpdir(), `sriov-underlay-demo-logs-${tag}`);
+  fs.rmSync(to, { recursive: true, force: true });
+  fs.cpSync(path.join(workDir, 'logs'), to, { recursive: true });
+  return to;
 }
 
 async function main(): Promise<number> {
@@ -50,8 +60,9 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   let ok = true;
+  let platform: Platform | undefined;
   try {
-    const platform = hostPlatform(repo, teardown);
+    platform = hostPlatform(repo, teardown);
     tag = platform.tag;
     out(`sriov-underlay demo (host mode, tag ${tag}): emulated VFs on this host's kernel`);
     await runDemo(platform, out, teardown);
@@ -59,6 +70,7 @@ async function main(): Promise<number> {
     ok = false;
     if (signalled) return new Promise(() => undefined); // the signal handler finishes and exits
     out(`\nDEMO FAILED: ${(e as Error).message}`);
+    if (platform) out(`logs kept in ${keepLogs(platform.workDir, platform.tag)}`);
   }
   const clean = await finish();
   if (ok && clean) out('\ndemo complete');
