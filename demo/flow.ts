@@ -33,8 +33,8 @@ export interface Platform {
   original: { networks: CmFile; registrations: CmFile };
   /** Lines explaining every derivation, printed before anything starts. */
   notes: string[];
-  /** Who enforces the registered VLAN and rates on this platform. */
-  enforcedBy: string;
+  /** Who enforces the registered VLAN / rates on this platform, and why (one line). */
+  enforcement: { vlan: string; qos: string; explain: string };
   cniPath: string;
   /** iproute2 (the user-facing view: an oracle independent of our netlink layer). */
   ip(...args: string[]): Promise<string>;
@@ -213,6 +213,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   const pods: PodRun[] = [];
   const cniLog = path.join(logs, 'cni.log');
   for (const name of PODS) {
+    teardown.check();
     const reg = registered.get(name)!;
     const network = reg.network;
     const resource = reg.resourceName;
@@ -257,14 +258,16 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
       await execCni(cniBin, 'DEL', env, netconf);
     });
     const t0 = Date.now();
+    // From here a DEL is owed, even if ADD is interrupted or fails (DEL is idempotent).
+    run.added = true;
     const add = await execCni(cniBin, 'ADD', env, netconf);
     if (add.code !== 0 || !add.json) throw new Error(`CNI ADD for ${name} failed: ${cniErr(add)}`);
-    run.added = true;
     run.result = add.json;
     const ms = Date.now() - t0;
     out(`  ✓ ${name}: Allocate(${resource}) → ${deviceID}; ADD in netns ${netns} (${(ms / 1000).toFixed(1)} s)`);
   }
 
+  teardown.check();
   out('\n[4/6] what each pod got');
   const vfLineOf = async (pf: string, vfIndex: number) => (p.vfLines ? (await p.vfLines(pf)).find((l) => l.startsWith(`vf ${vfIndex} `)) : undefined);
   const rows: string[][] = [];
@@ -277,16 +280,16 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     rows.push([
       `${POD_NAMESPACE}/${pod.name}`,
       (r.ips ?? []).map((i) => i.address).join(' '),
-      String(reg.vlan),
-      qos ? `${qos} Mb/s` : '-',
+      `${reg.vlan ?? '-'} (${p.enforcement.vlan})`,
+      qos ? `${qos} Mb/s (${p.enforcement.qos})` : '-',
       iface?.mac ?? '?',
       pod.deviceID,
       `${vf.pfNetdev} vf ${vf.vfIndex}`,
-      (sourceFromLog(cniLog, pod.containerId) ?? '?').replace(/^configmap /, '').replace(' @ resourceVersion ', '@'),
+      (sourceFromLog(cniLog, pod.containerId) ?? '?').replace(/^configmap /, '').replace(' @ resourceVersion ', ' @ rv '),
     ]);
   }
-  for (const line of renderTable(['pod', 'IP(s)', 'VLAN', 'QoS (registered)', 'MAC', 'VF', 'PF', 'source ConfigMap@resourceVersion'], rows)) out(line);
-  out(`VLAN and QoS are enforced by: ${p.enforcedBy}`);
+  for (const line of renderTable(['pod', 'IP(s)', 'VLAN (enforced by)', 'QoS, registered (enforced by)', 'MAC', 'VF', 'PF', 'source ConfigMap @ resourceVersion'], rows)) out(line);
+  out(p.enforcement.explain);
   if (p.vfLines) {
     out('the PF\'s VF lines (ip -d link show), as the driver reports them:');
     for (const pod of pods) {
@@ -295,6 +298,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     }
   }
 
+  teardown.check();
   out('\n[5/6] connectivity');
   const ipv4 = (pod: PodRun) => {
     const ips = (pod.result as { ips?: Array<{ address: string }> }).ips ?? [];
@@ -319,6 +323,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   }
   await p.ip('-n', c.netns, 'addr', 'del', probe, 'dev', 'net1');
 
+  teardown.check();
   out('\n[6/6] teardown: CNI DEL for each pod, then the VFs compared with before');
   for (const pod of [...pods].reverse()) {
     const del = await execCni(cniBin, 'DEL', pod.env, pod.netconf);
@@ -330,14 +335,19 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   }
   const after = await vfStates(p, allVfs);
   let broken = 0;
+  const fmt = (st: VfState) => `${st.name} ${st.mac} mtu ${st.mtu}${st.line ? ` [${st.line}]` : ''}`;
   for (const was of before) {
-    const now = after.find((s) => s.pci === was.pci)!;
-    const fmt = (s: VfState) => `${s.name} ${s.mac} mtu ${s.mtu}${s.line ? ` | ${s.line}` : ''}`;
+    const now = after.find((st) => st.pci === was.pci)!;
     const same = fmt(was) === fmt(now);
     if (!same) broken++;
     const used = pods.find((q) => q.deviceID === was.pci);
-    out(`  ${same ? 'restored' : 'CHANGED '} ${was.pci} (${was.pf} vf ${was.vfIndex}${used ? `, was ${used.name}'s` : ''}): before ${fmt(was)}${same ? '' : ` | after ${fmt(now)}`}`);
+    if (!used && same) continue;
+    out(`  ${same ? 'restored' : 'NOT RESTORED'} ${was.pci} (${was.pf} vf ${was.vfIndex}${used ? `, ${used.name}'s` : ''})`);
+    out(`      before: ${fmt(was)}`);
+    out(`      after:  ${fmt(now)}`);
   }
+  const untouched = before.filter((b) => !pods.some((q) => q.deviceID === b.pci)).length;
+  out(`  the ${untouched} VFs no pod got: unchanged`);
   if (broken > 0) throw new Error(`${broken} VF(s) not restored`);
   out(`all ${before.length} VFs restored exactly (name, MAC, MTU${p.vfLines ? ', VF line' : ''})`);
 }

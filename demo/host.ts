@@ -54,7 +54,13 @@ export function hostPlatform(repo: string, teardown: Teardown): Platform {
       `emulated dual-port 82576 in ${root}: PFs ${pfList}, 4 VFs each; each PF and its VFs on its own fabric bridge in netns ${nic.fabricNs}`,
       `pool selectors name the example card's ports; here they are: ${pools.changes.join(', ') || 'unchanged'}`,
     ],
-    enforcedBy: 'fabric (emulated)',
+    enforcement: {
+      vlan: 'fabric, emulated',
+      qos: 'not enforced',
+      explain:
+        'host mode: VLAN and QoS are the registered values; the PF is a veth without a VF table, so the VLAN is ' +
+        'enforced by the emulated fabric (a wire per network) and the rates by nothing. `npm run demo -- --vm` applies both on a real PF.',
+    },
     cniPath: ['/usr/lib/cni', '/opt/cni/bin'].filter((d) => fs.existsSync(d)).join(':'),
     ip: ipCmd,
     ping: pingOnce,

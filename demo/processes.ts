@@ -44,6 +44,7 @@ export function startFakeApi(repo: string, kubeconfig: string, logFile: string):
   const child = spawn(process.execPath, [path.join(repo, 'test/fakes/kube-apiserver/run.mjs'), '--port', '0', '--kubeconfig', kubeconfig], {
     env: childEnv(),
     stdio: ['ignore', 'pipe', fs.openSync(logFile, 'a')],
+    detached: true,
   });
   return new Promise((resolve, reject) => {
     const lines = readline.createInterface({ input: child.stdout! });
@@ -65,7 +66,7 @@ export function startFakeApi(repo: string, kubeconfig: string, logFile: string):
 
 /** dist/bin/sriov-underlay-node with the given flags, its pino log to logFile. */
 export function startNodeDaemon(bin: string, args: string[], logFile: string, env: Record<string, string>): Started {
-  const child = spawn(bin, args, { env: childEnv(env), stdio: ['ignore', 'ignore', fs.openSync(logFile, 'a')] });
+  const child = spawn(bin, args, { env: childEnv(env), stdio: ['ignore', 'ignore', fs.openSync(logFile, 'a')], detached: true });
   return { child, stop: stopper(child) };
 }
 
@@ -79,7 +80,11 @@ export interface CniCall {
 /** One CNI invocation, exactly as a runtime makes it. */
 export function execCni(bin: string, command: string, env: Record<string, string>, netconf: object): Promise<CniCall> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, [], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: command, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(bin, [], {
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: command, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
