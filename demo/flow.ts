@@ -29,8 +29,8 @@ export interface Platform {
   registrations: CmFile;
   pools: CmFile;
   poolsText: string;
-  /** configmaps/ as written, for the "registered" columns. */
-  original: { networks: CmFile; registrations: CmFile };
+  /** The registrations the table reports as registered (host: configmaps/ as written). */
+  registered: { networks: CmFile; registrations: CmFile };
   /** Lines explaining every derivation, printed before anything starts. */
   notes: string[];
   /** Who enforces the registered VLAN / rates on this platform, and why (one line). */
@@ -62,6 +62,8 @@ interface PodRun {
   env: Record<string, string>;
   result: Record<string, unknown>;
   added: boolean;
+  /** net1 in the pod after ADD, as iproute2 sees it. */
+  inPod?: { name: string; mac: string; mtu: number };
 }
 
 interface VfState {
@@ -92,7 +94,7 @@ async function waitFor(what: string, pred: () => boolean | Promise<boolean>, tim
 /** The registrations as written, resolved by the project's own index (what the agent serves). */
 function registeredSettings(p: Platform): Map<string, ResolvedSettings> {
   const index = new RegistrationIndex();
-  index.replaceAll([p.original.networks, p.original.registrations]);
+  index.replaceAll([p.registered.networks, p.registered.registrations]);
   const out = new Map<string, ResolvedSettings>();
   for (const pod of PODS) {
     const r = index.lookup(POD_NAMESPACE, pod);
@@ -140,7 +142,16 @@ function sourceFromLog(logFile: string, containerId: string): string | undefined
   return undefined;
 }
 
-export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promise<void> {
+/** What the demo saw, for the tests that run it. */
+export interface DemoSummary {
+  pods: number;
+  reachable: number;
+  isolated: number;
+  restored: number;
+  vfs: number;
+}
+
+export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promise<DemoSummary> {
   const cniBin = path.join(p.repo, 'dist/bin/sriov-underlay');
   const nodeBin = path.join(p.repo, 'dist/bin/sriov-underlay-node');
   for (const b of [cniBin, nodeBin]) if (!fs.existsSync(b)) throw new Error(`${b} is missing: run \`npm run build\``);
@@ -264,6 +275,8 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     if (add.code !== 0 || !add.json) throw new Error(`CNI ADD for ${name} failed: ${cniErr(add)}`);
     run.result = add.json;
     const ms = Date.now() - t0;
+    const [l] = JSON.parse(await p.ip('-n', netns, '-j', 'link', 'show', 'dev', 'net1')) as Array<{ ifname: string; address: string; mtu: number }>;
+    run.inPod = { name: l!.ifname, mac: l!.address, mtu: l!.mtu };
     out(`  ✓ ${name}: Allocate(${resource}) → ${deviceID}; ADD in netns ${netns} (${(ms / 1000).toFixed(1)} s)`);
   }
 
@@ -283,12 +296,13 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
       `${reg.vlan ?? '-'} (${p.enforcement.vlan})`,
       qos ? `${qos} Mb/s (${p.enforcement.qos})` : '-',
       iface?.mac ?? '?',
+      String(pod.inPod?.mtu ?? '?'),
       pod.deviceID,
       `${vf.pfNetdev} vf ${vf.vfIndex}`,
       (sourceFromLog(cniLog, pod.containerId) ?? '?').replace(/^configmap /, '').replace(' @ resourceVersion ', ' @ rv '),
     ]);
   }
-  for (const line of renderTable(['pod', 'IP(s)', 'VLAN (enforced by)', 'QoS, registered (enforced by)', 'MAC', 'VF', 'PF', 'source ConfigMap @ resourceVersion'], rows)) out(line);
+  for (const line of renderTable(['pod', 'IP(s)', 'VLAN (enforced by)', 'QoS, registered (enforced by)', 'MAC', 'MTU', 'VF', 'PF', 'source ConfigMap @ resourceVersion'], rows)) out(line);
   out(p.enforcement.explain);
   if (p.vfLines) {
     out('the PF\'s VF lines (ip -d link show), as the driver reports them:');
@@ -307,8 +321,10 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     return a.address.split('/')[0]!;
   };
   const [a, b, c] = pods as [PodRun, PodRun, PodRun];
+  const summary: DemoSummary = { pods: pods.length, reachable: 0, isolated: 0, restored: 0, vfs: 0 };
   for (const [from, to] of [[a, b], [b, a]] as const) {
     const ok = await p.ping(from.netns, ipv4(to));
+    if (ok) summary.reachable++;
     out(`  ${ok ? 'PASS' : 'FAIL'} ping ${from.name} → ${to.name} (${ipv4(to)}, VLAN ${to.registered.vlan}): ${ok ? 'reachable' : 'NO REPLY'}`);
     if (!ok) throw new Error(`${from.name} cannot reach ${to.name} on the same VLAN`);
   }
@@ -320,6 +336,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     const ok = await p.ping(c.netns, ipv4(to));
     out(`  ${ok ? 'FAIL' : 'PASS'} ${c.name} (VLAN ${c.registered.vlan}, given a probe address ${probe} in VLAN ${to.registered.vlan}'s subnet) → ${to.name} ${ipv4(to)}: ${ok ? 'REACHABLE (isolation broken)' : 'isolated, no reply'}`);
     if (ok) throw new Error(`${c.name} reached ${to.name} across VLANs`);
+    summary.isolated++;
   }
   await p.ip('-n', c.netns, 'addr', 'del', probe, 'dev', 'net1');
 
@@ -340,14 +357,18 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     const now = after.find((st) => st.pci === was.pci)!;
     const same = fmt(was) === fmt(now);
     if (!same) broken++;
+    else summary.restored++;
     const used = pods.find((q) => q.deviceID === was.pci);
     if (!used && same) continue;
     out(`  ${same ? 'restored' : 'NOT RESTORED'} ${was.pci} (${was.pf} vf ${was.vfIndex}${used ? `, ${used.name}'s` : ''})`);
     out(`      before: ${fmt(was)}`);
+    if (used?.inPod) out(`      in pod: ${used.inPod.name} ${used.inPod.mac} mtu ${used.inPod.mtu} (netns ${used.netns})`);
     out(`      after:  ${fmt(now)}`);
   }
   const untouched = before.filter((b) => !pods.some((q) => q.deviceID === b.pci)).length;
   out(`  the ${untouched} VFs no pod got: unchanged`);
   if (broken > 0) throw new Error(`${broken} VF(s) not restored`);
   out(`all ${before.length} VFs restored exactly (name, MAC, MTU${p.vfLines ? ', VF line' : ''})`);
+  summary.vfs = before.length;
+  return summary;
 }

@@ -48,7 +48,7 @@ export function hostPlatform(repo: string, teardown: Teardown): Platform {
     registrations: derived.registrations,
     pools: cms.pools,
     poolsText: pools.text,
-    original: { networks: cms.networks, registrations: cms.registrations },
+    registered: { networks: cms.networks, registrations: cms.registrations },
     notes: [
       derived.note,
       `emulated dual-port 82576 in ${root}: PFs ${pfList}, 4 VFs each; each PF and its VFs on its own fabric bridge in netns ${nic.fabricNs}`,

@@ -70,10 +70,10 @@ describe('npm run demo (host mode)', () => {
     expect(r.code, r.out).toBe(0);
     const { tag, workDir } = identity(r.out);
 
-    // The table: registered IPs (dual stack for app-b) and app-b's registered MAC, each pod's source.
-    expect(row(r.out, 'app-a')).toMatch(/^demo\/app-a +10\.100\.0\.11\/24 +100 \(fabric, emulated\) +max 300 \/ min 100 Mb\/s \(not enforced\) +([0-9a-f]{2}:){5}[0-9a-f]{2} +0000:01:1[0-9a-f]\.\d +dm[0-9a-f]{2}p0 vf \d +demo\/demo-net key "app-a" @ rv \d+$/);
-    expect(row(r.out, 'app-b')).toMatch(/^demo\/app-b +10\.100\.0\.12\/24 fd00:100::12\/64 +100 .* 02:00:0a:64:00:0c +0000:01:1[0-9a-f]\.\d +dm[0-9a-f]{2}p0 vf \d +demo\/demo-net key "app-b" @ rv \d+$/);
-    expect(row(r.out, 'app-c')).toMatch(/^demo\/app-c +10\.200\.0\.13\/24 +200 .*dm[0-9a-f]{2}p1 vf \d +demo\/demo-net key "app-c" @ rv \d+$/);
+    // The table: registered IPs (dual stack for app-b), app-b's MAC and app-c's MTU, each pod's source.
+    expect(row(r.out, 'app-a')).toMatch(/^demo\/app-a +10\.100\.0\.11\/24 +100 \(fabric, emulated\) +max 300 \/ min 100 Mb\/s \(not enforced\) +([0-9a-f]{2}:){5}[0-9a-f]{2} +1500 +0000:01:1[0-9a-f]\.\d +dm[0-9a-f]{2}p0 vf \d +demo\/demo-net key "app-a" @ rv \d+$/);
+    expect(row(r.out, 'app-b')).toMatch(/^demo\/app-b +10\.100\.0\.12\/24 fd00:100::12\/64 +100 .* 02:00:0a:64:00:0c +1500 +0000:01:1[0-9a-f]\.\d +dm[0-9a-f]{2}p0 vf \d +demo\/demo-net key "app-b" @ rv \d+$/);
+    expect(row(r.out, 'app-c')).toMatch(/^demo\/app-c +10\.200\.0\.13\/24 +200 .* 1400 +0000:01:1[0-9a-f]\.\d +dm[0-9a-f]{2}p1 vf \d +demo\/demo-net key "app-c" @ rv \d+$/);
     expect(r.out).toMatch(/refuses PF-side settings by design/);
 
     expect(r.out).toContain('PASS ping app-a → app-b (10.100.0.12, VLAN 100): reachable');
@@ -84,7 +84,7 @@ describe('npm run demo (host mode)', () => {
     // Restored: the three VFs the pods held, before and after identical.
     const restored = r.out.split('\n').filter((l) => /^ {2}restored 0000:01:/.test(l));
     expect(restored.map((l) => /, (app-[abc])'s\)$/.exec(l)?.[1]).sort()).toEqual(['app-a', 'app-b', 'app-c']);
-    const pairs = [...r.out.matchAll(/ {6}before: (.*)\n {6}after: {2}(.*)/g)];
+    const pairs = [...r.out.matchAll(/ {6}before: (.*)\n {6}in pod: .*\n {6}after: {2}(.*)/g)];
     expect(pairs).toHaveLength(3);
     for (const [, before, after] of pairs) expect(after).toBe(before);
     expect(r.out).not.toContain('NOT RESTORED');
