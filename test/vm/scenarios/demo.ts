@@ -22,6 +22,8 @@ export const scenario: Scenario = {
     const pf = await t.step('an igb PF netdev exists', () => findPf());
     await t.step('PF up with carrier (max_tx_rate needs the link)', () => pfUp(pf));
     const vfs = await t.step('6 VFs', () => setNumVfs(pf, 6));
+    // The fake API server listens on 127.0.0.1: the guest's loopback must be up.
+    await t.step('loopback up', () => ip('link', 'set', 'lo', 'up'));
     const workDir = '/run/demo';
     rmSync(workDir, { recursive: true, force: true });
     mkdirSync(workDir, { recursive: true });
