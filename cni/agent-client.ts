@@ -94,6 +94,7 @@ export const agentPodSettings: PodSettingsSource = async (conf, inv) => {
     containerId: inv.containerId,
     ifName: inv.ifName,
     network: conf.name,
+    ...(conf.deviceID ? { deviceID: conf.deviceID } : {}),
   });
   return answerToPodSettings(answer);
 };

@@ -10,11 +10,20 @@ import type { NetConf } from '../src/schemas/netconf';
 import { VfLock } from '../src/state/vf-lock';
 import { restoreOrExplain } from '../src/vf/restore';
 import { LOCK_TIMEOUT_MS, makeCtx } from './context';
+import { queueClaimRelease } from './claim-release';
 import { releaseIpam, retryPendingReleases } from './ipam-release';
 import type { Invocation } from './skel';
 
 export async function cmdDel(inv: Invocation, conf: NetConf, log: Logger): Promise<void> {
   const ctx = makeCtx(conf);
+  // Registrations in use: leave the IP-claim release to the node agent (never waited for here).
+  if (conf.agentSocket) {
+    try {
+      queueClaimRelease(ctx.stateDir, inv);
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'DEL: could not queue the IP-claim release; the agent reconcile will find it');
+    }
+  }
   await retryPendingReleases(ctx.stateDir, inv, log);
   const pci = conf.deviceID ?? ctx.records.attachmentPci(inv.containerId, inv.ifName);
   if (!pci) {

@@ -12,7 +12,7 @@ import { cmdCheck } from './check';
 import { DEFAULT_LOG_FILE } from './context';
 import { cmdDel } from './del';
 import { cmdGc } from './gc';
-import { noPodSettings } from './pod-settings';
+import { agentPodSettings } from './agent-client';
 import { assertSupported, formatResult, parseResult, SUPPORTED_VERSIONS, versionAtLeast, type CniResult } from './result';
 import { parseInvocation, type Command } from './skel';
 import { cmdStatus } from './status';
@@ -94,7 +94,7 @@ export async function run(): Promise<number> {
     const prev = conf.prevResult === undefined ? null : parseResult(conf.prevResult, 'prevResult');
     switch (inv.command) {
       case 'ADD': {
-        const ours = await cmdAdd(inv, conf, noPodSettings, log);
+        const ours = await cmdAdd(inv, conf, agentPodSettings, log);
         print(formatResult(mergeWithPrev(prev, ours), conf.cniVersion));
         break;
       }

@@ -17,6 +17,8 @@ export interface AttachmentPlan {
   /** Addresses fixed by the pod's registration; otherwise delegated IPAM (if any) provides them. */
   staticIps?: { ips: string[]; gateways: string[]; routes: PodRoute[]; source: string };
   useIpam: boolean;
+  /** Probe the wire for each address before ADD finishes (registration's network, else netconf, else on). */
+  duplicateDetection: boolean;
 }
 
 const onOff = (v: 'on' | 'off' | undefined) => (v === undefined ? undefined : v === 'on');
@@ -59,7 +61,7 @@ export function makePlan(conf: NetConf, inv: Invocation, pod: PodSettings | null
   if (minRate !== undefined) vf.minTxRate = minRate;
   if (maxRate !== undefined) vf.maxTxRate = maxRate;
 
-  const plan: AttachmentPlan = { deviceID, vf, useIpam: false };
+  const plan: AttachmentPlan = { deviceID, vf, useIpam: false, duplicateDetection: pod?.duplicateDetection ?? conf.duplicateDetection ?? true };
   if (mac !== undefined) plan.mac = mac.toLowerCase();
   const mtu = pod?.mtu ?? conf.mtu;
   if (mtu !== undefined) plan.mtu = mtu;

@@ -30,6 +30,8 @@ export interface PodSettings {
   maxTxRateMbps?: number;
   spoofchk?: boolean;
   trust?: boolean;
+  /** ARP probe / IPv6 DAD before ADD finishes; the network's setting. */
+  duplicateDetection?: boolean;
 }
 
 export type PodSettingsSource = (conf: NetConf, inv: Invocation) => Promise<PodSettings | null>;

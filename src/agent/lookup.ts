@@ -22,7 +22,8 @@ export interface LookupDeps {
 }
 
 export function toWire(s: ResolvedSettings): WireSettings {
-  const w: WireSettings = { ips: s.ips, gateways: s.gateways, routes: s.routes, vlan: s.vlan };
+  const w: WireSettings = { ips: s.ips, gateways: s.gateways, routes: s.routes };
+  if (s.vlan !== undefined) w.vlan = s.vlan;
   if (s.vlanQoS !== undefined) w.vlanQoS = s.vlanQoS;
   if (s.vlanProto !== undefined) w.vlanProto = s.vlanProto;
   if (s.mac !== undefined) w.mac = s.mac;
@@ -31,6 +32,7 @@ export function toWire(s: ResolvedSettings): WireSettings {
   if (s.maxTxRateMbps !== undefined) w.maxTxRateMbps = s.maxTxRateMbps;
   if (s.spoofchk !== undefined) w.spoofchk = s.spoofchk;
   if (s.trust !== undefined) w.trust = s.trust;
+  w.duplicateDetection = s.duplicateDetection;
   return w;
 }
 
@@ -52,12 +54,13 @@ export function lookupHandler(deps: LookupDeps): LookupHandler {
       return fail(rej.reason === 'conflict' ? CniCode.IpConflict : CniCode.RegistrationInvalid, rej.message);
     }
     let settings = r.settings;
-    if (deps.assign) settings = await deps.assign(req, settings);
+    // The VF first, so the claim and the assigned Event can name it.
+    const deviceID = deps.deviceFor ? await deps.deviceFor(req, settings.resourceName) : undefined;
+    if (deps.assign) settings = await deps.assign(deviceID ? { ...req, deviceID } : req, settings);
     else if (settings.pool) {
       return fail(CniCode.TryAgainLater, `pod ${req.namespace}/${req.name}: pool registrations need the claims store, which this agent has not started`);
     }
     const settingsOut = toWire(settings);
-    const deviceID = deps.deviceFor ? await deps.deviceFor(req, settings.resourceName) : undefined;
     if (deviceID) settingsOut.deviceID = deviceID;
     return { v: PROTOCOL_VERSION, ok: true, registered: true, settings: settingsOut, source: settings.source };
   };

@@ -171,3 +171,57 @@ export function arpProbe(ifindex: number, ip: string, srcMac: string, timeoutMs:
     }
   });
 }
+
+const ICMPV6_NS = 135;
+
+/**
+ * While IPv6 DAD runs for `ip` (started by `begin`, e.g. adding the address), reads neighbour
+ * discovery on the link and returns the MAC of another host that advertises the address (an NA for
+ * it) or probes for it too (a DAD NS from ::), or null. Ends when `stop()` is true (checked every
+ * sliceMs), a conflicting MAC is seen, or timeoutMs passes. The socket is open before `begin`, so an
+ * early answer is not missed. Call it in the link's netns.
+ */
+export function watchDad(ifindex: number, ip: string, ownMac: string, begin: () => void, stop: () => boolean, timeoutMs: number, sliceMs = 20): string | null {
+  const a = parseIp(ip);
+  if (a.family !== 6) throw new UnderlayError(CniCode.Internal, `DAD needs an IPv6 address, got ${ip}`);
+  const mine = formatMac(parseMac(ownMac));
+  const n = native();
+  return withPacketSocket(ifindex, ETH_P_IPV6, `watch DAD for ${ip} on ifindex ${ifindex}`, (fd) => {
+    const conflict = (wait: number): string | null | undefined => {
+      const frame = n.packetRecv(fd, wait);
+      if (!frame) return undefined;
+      if (frame.pktType === PACKET_OUTGOING) return null;
+      const mac = ndConflict(frame.payload, a.bytes, formatMac(frame.srcMac, 0));
+      return mac && mac !== mine ? mac : null;
+    };
+    begin();
+    const start = Date.now();
+    while (Date.now() - start < timeoutMs) {
+      const mac = conflict(sliceMs);
+      if (mac) return mac;
+      if (stop()) {
+        // The kernel's IPv6 input may see the defending NA before this socket does: drain what is queued.
+        for (let m = conflict(sliceMs); m !== undefined; m = conflict(sliceMs)) if (m) return m;
+        return null;
+      }
+    }
+    return null;
+  });
+}
+
+/** The MAC claiming `target` in an IPv6 ND packet (NA for it, or a DAD NS from ::), else null. */
+export function ndConflict(p: Buffer, target: Buffer, srcMac: string): string | null {
+  if (p.length < 40 + 24 || p[6] !== 58) return null; // no extension headers in ND
+  const icmp = p.subarray(40);
+  const type = icmp[0];
+  if ((type !== ICMPV6_NA && type !== ICMPV6_NS) || !icmp.subarray(8, 24).equals(target)) return null;
+  if (type === ICMPV6_NS && !p.subarray(8, 24).equals(Buffer.alloc(16))) return null; // an ordinary resolution, not DAD
+  // Prefer the target link-layer address option (type 2) of an NA.
+  for (let o = 24; type === ICMPV6_NA && o + 8 <= icmp.length; ) {
+    const len = (icmp[o + 1] ?? 0) * 8;
+    if (len === 0) break;
+    if (icmp[o] === 2 && len >= 8) return formatMac(icmp, o + 2);
+    o += len;
+  }
+  return srcMac;
+}

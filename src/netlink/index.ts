@@ -5,4 +5,4 @@ export { NetlinkError, errnoName } from './errors';
 export type { LinkInfo, VfInfo, AddrInfo, RouteInfo } from './decode';
 export type { LinkPatch, RouteSpec, AddrOptions, VlanProto, VfLinkState } from './encode';
 export { parseIp, parseCidr, parseMac, formatIp, formatMac, type Family } from './addr';
-export { announce, sendGratuitousArp, sendUnsolicitedNa, arpProbe } from './announce';
+export { announce, sendGratuitousArp, sendUnsolicitedNa, arpProbe, watchDad } from './announce';

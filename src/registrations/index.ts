@@ -59,7 +59,8 @@ export class RegistrationIndex {
   private regCms = new Map<string, RegEntry[]>();
   private byKey = new Map<string, RegEntry[]>();
   private ipUses = new Map<string, IpUse[]>();
-  private cache = new Map<RegEntry, Map<string, Outcome>>();
+  /** Per entry and pod: null when it resolves, else its rejection. Cleared on every change. */
+  private cache = new Map<RegEntry, Map<string, Rejection | null>>();
 
   constructor(opts: IndexOptions = {}) {
     this.systemNamespace = opts.systemNamespace ?? SYSTEM_NAMESPACE;
@@ -259,12 +260,28 @@ export class RegistrationIndex {
     return null;
   }
 
+  /**
+   * Resolve (cheap: microseconds), remembering only the verdict per pod: the conflict checks ask
+   * "is this entry valid for that pod" often, and keeping whole settings for 10,000 pods would
+   * double the index's memory.
+   */
   private outcome(entry: RegEntry, pod: string, ordinal: number | null): Outcome {
-    let perPod = this.cache.get(entry);
-    if (!perPod) this.cache.set(entry, (perPod = new Map()));
-    let out = perPod.get(pod);
-    if (!out) perPod.set(pod, (out = this.resolve(entry, ordinal)));
+    const perPod = this.cache.get(entry);
+    const known = perPod?.get(pod);
+    if (known !== undefined && known !== null) return { ok: false, rejection: known };
+    const out = this.resolve(entry, ordinal);
+    if (known === undefined) {
+      if (perPod) perPod.set(pod, out.ok ? null : out.rejection);
+      else this.cache.set(entry, new Map([[pod, out.ok ? null : out.rejection]]));
+    }
     return out;
+  }
+
+  /** Whether the entry resolves for the pod, from the verdict cache when known. */
+  private valid(entry: RegEntry, pod: string, ordinal: number | null): boolean {
+    const known = this.cache.get(entry)?.get(pod);
+    if (known !== undefined) return known === null;
+    return this.outcome(entry, pod, ordinal).ok;
   }
 
   private resolve(entry: RegEntry, ordinal: number | null): Outcome {
@@ -278,8 +295,8 @@ export class RegistrationIndex {
       const known = [...this.networkByName.keys()].sort();
       return fail(netField, `unknown network "${netName}" (known: ${known.length ? known.join(', ') : 'none'})`);
     }
-    if (spec.vlan !== undefined && spec.vlan !== net.spec.vlan) {
-      return fail('vlan', `is ${spec.vlan} but network "${netName}" has vlan ${net.spec.vlan}`);
+    if (spec.vlan !== undefined && spec.vlan !== (net.spec.vlan ?? 0)) {
+      return fail('vlan', `is ${spec.vlan} but network "${netName}" has ${net.spec.vlan === undefined ? 'no vlan' : `vlan ${net.spec.vlan}`}`);
     }
 
     // Addresses: [field, text] pairs for this pod.
@@ -349,13 +366,13 @@ export class RegistrationIndex {
     const settings: ResolvedSettings = {
       network: netName,
       resourceName: net.spec.resourceName,
-      vlan: net.spec.vlan,
       ips,
       gateways,
       routes,
       duplicateDetection: net.spec.duplicateDetection,
       source: { namespace: entry.meta.namespace, configMap: entry.meta.name, key: entry.key, resourceVersion: entry.meta.resourceVersion },
     };
+    if (net.spec.vlan !== undefined) settings.vlan = net.spec.vlan;
     if (net.spec.vlanQoS !== undefined) settings.vlanQoS = net.spec.vlanQoS;
     if (net.spec.vlanProto !== undefined) settings.vlanProto = net.spec.vlanProto;
     if (mtu !== undefined) settings.mtu = mtu;
@@ -372,7 +389,7 @@ export class RegistrationIndex {
   private effective(use: IpUse): boolean {
     const g = this.governing(use.entry.meta.namespace, use.pod);
     if (!g || g.entry !== use.entry) return false;
-    return this.outcome(use.entry, use.pod, use.ordinal).ok;
+    return this.valid(use.entry, use.pod, use.ordinal);
   }
 
   private conflictFor(entry: RegEntry, pod: string): Rejection | null {

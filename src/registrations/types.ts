@@ -37,7 +37,8 @@ export interface ResolvedRoute {
 export interface ResolvedSettings {
   network: string;
   resourceName: string;
-  vlan: number;
+  /** Absent when the network leaves the VF's VLAN alone. */
+  vlan?: number;
   vlanQoS?: number;
   vlanProto?: '802.1q' | '802.1ad';
   /** Interface addresses with the subnet's prefix length. Empty for a pool entry (the agent allocates). */

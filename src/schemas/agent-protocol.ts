@@ -27,6 +27,8 @@ export const lookupRequestSchema = z.object({
   uid: z.string().check(z.maxLength(64)),
   containerId: z.optional(z.string().check(z.maxLength(256))),
   ifName: z.optional(z.string().check(z.maxLength(15))),
+  /** The VF the CNI was given (netconf deviceID from Multus/the device plugin), for claims and Events. */
+  deviceID: z.optional(z.string().check(z.maxLength(64))),
   /** The netconf's network name, for logs and claims. */
   network: z.optional(z.string().check(z.maxLength(253))),
 });
@@ -54,6 +56,8 @@ export const wireSettingsSchema = z.object({
   maxTxRateMbps: z.optional(z.int().check(z.gte(0))),
   spoofchk: z.optional(z.boolean()),
   trust: z.optional(z.boolean()),
+  /** The network's `duplicateDetection` (ARP probe / DAD in ADD). */
+  duplicateDetection: z.optional(z.boolean()),
 });
 export type WireSettings = z.infer<typeof wireSettingsSchema>;
 

@@ -51,6 +51,8 @@ export const netconfSchema = z
     sysfsRoot: z.optional(absPath),
     stateDir: z.optional(absPath),
     agentSocket: z.optional(absPath),
+    /** ARP probe / IPv6 DAD before ADD finishes (default true); a registration's network setting wins. */
+    duplicateDetection: z.optional(z.boolean()),
     ipam: z.optional(ipamSchema),
     runtimeConfig: z.optional(z.looseObject({ mac: z.optional(mac) })),
     'cni.dev/valid-attachments': z.optional(z.array(validAttachmentSchema)),

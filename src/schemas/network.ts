@@ -47,7 +47,8 @@ type Issue = { code: 'custom'; input: unknown; path: (string | number)[]; messag
 
 export const networkSchema = z
   .strictObject({
-    vlan: vlanId,
+    /** Absent: the VF's VLAN is not managed by the registration (the netconf's applies). */
+    vlan: z.optional(vlanId),
     vlanQoS: z.optional(int(0, 7)),
     vlanProto: z.optional(z.enum(['802.1q', '802.1ad'])),
     subnet: z.optional(ipv4Cidr),
@@ -78,7 +79,7 @@ function crossFieldIssues(n: {
   gateway6?: string | undefined;
   routes?: { dst: string; gw?: string | undefined }[] | undefined;
   mtu?: number | undefined;
-  vlan: number;
+  vlan?: number | undefined;
   vlanQoS?: number | undefined;
   ranges?: string[] | undefined;
   exclude?: string[] | undefined;

@@ -175,6 +175,12 @@ export function netdevLinkType(root: string, ifname: string): 'ether' | 'infinib
   return t === 1 ? 'ether' : t === 32 ? 'infiniband' : 'other';
 }
 
+/** Link speed of a host netdev in Mb/s (class/net/<if>/speed); null when down or not reported (-1). */
+export function netdevSpeedMbps(root: string, ifname: string): number | null {
+  const v = readIntFile(path.join(root, 'class/net', ifname, 'speed'));
+  return v !== null && v > 0 ? v : null;
+}
+
 /**
  * How many NUMA nodes the host has (devices/system/node/nodeN), 0 when the tree does not say.
  * A device whose numa_node is -1 on a one-node host is on node 0.

@@ -190,6 +190,14 @@ function claimErrors(o: KubeObject): FieldError[] {
   return out;
 }
 
+function statefulSetErrors(o: KubeObject): FieldError[] {
+  const r = at(o, 'spec', 'replicas');
+  if (typeof r === 'number' && r < 0) {
+    return [{ reason: 'FieldValueInvalid', field: 'spec.replicas', message: `Invalid value: ${r}: must be greater than or equal to 0` }];
+  }
+  return [];
+}
+
 function objectFields(o: KubeObject, keys: string[]): FieldError[] {
   return keys.filter((k) => o[k] !== undefined && !isRecord(o[k]))
     .map((k) => ({ reason: 'FieldValueInvalid' as const, field: k, message: `Invalid value: ${JSON.stringify(o[k])}: ${k} in body must be of type object` }));
@@ -310,6 +318,22 @@ export function defaultResources(): ResourceDef[] {
         o.status = { phase: 'Active' };
       },
     }),
+    {
+      // Only what the reconcile loop reads (spec.replicas); no controller creates or deletes pods.
+      group: 'apps', version: 'v1', plural: 'statefulsets', singular: 'statefulset', kind: 'StatefulSet',
+      namespaced: true, shortNames: ['sts'], custom: false, returnDeletedObject: false, statusSubresource: true,
+      nameRule: 'subdomain', fields: {},
+      decode: (o, fail) => {
+        if (o.spec !== undefined && !isRecord(o.spec)) fail('StatefulSet.spec', 'v1.StatefulSetSpec');
+        const r = at(o, 'spec', 'replicas');
+        if (r !== undefined && (typeof r !== 'number' || !Number.isInteger(r))) fail('StatefulSetSpec.spec.replicas', 'int32');
+      },
+      validate: statefulSetErrors,
+      defaults: (o) => {
+        if (!isRecord(o.spec)) o.spec = {};
+        (o.spec as Record<string, unknown>).replicas ??= 1;
+      },
+    },
     {
       group: SRIOV_GROUP, version: 'v1alpha1', plural: 'ipclaims', singular: 'ipclaim', kind: 'IPClaim',
       namespaced: false, shortNames: ['ipc'], custom: true, returnDeletedObject: true, statusSubresource: false,

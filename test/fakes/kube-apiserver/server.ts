@@ -224,7 +224,7 @@ export class FakeKubeApiServer {
     }
     obj.metadata.uid ??= randomUUID();
     obj.metadata.creationTimestamp ??= nowIso();
-    if (res.defaults && res.plural === 'namespaces') res.defaults(obj);
+    if (res.defaults && (res.plural === 'namespaces' || res.plural === 'statefulsets')) res.defaults(obj);
     return this.store.commit(res, 'ADDED', obj);
   }
 
@@ -441,7 +441,7 @@ export class FakeKubeApiServer {
     for (const k of ['uid', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'generation', 'creationTimestamp'] as const) delete m[k];
     if (r.res.plural === 'pods') obj.status = { phase: 'Pending' };
     if (r.res.plural === 'pods' && isRecord(obj.spec)) r.res.defaults?.(obj);
-    if (r.res.plural === 'namespaces') r.res.defaults?.(obj);
+    if (r.res.plural === 'namespaces' || r.res.plural === 'statefulsets') r.res.defaults?.(obj);
     const errors = this.validate(r.res, obj, undefined);
     if (errors.length) throw invalid(r.res.kind, r.res.group, m.name ?? m.generateName ?? '', errors);
     this.requireNamespace(r.ns);
@@ -475,7 +475,7 @@ export class FakeKubeApiServer {
         else next.metadata[k] = existing.metadata[k] as never;
       }
       if (r.res.statusSubresource) next.status = existing.status;
-      if (r.res.plural === 'pods' && isRecord(next.spec)) r.res.defaults?.(next);
+      if ((r.res.plural === 'pods' && isRecord(next.spec)) || r.res.plural === 'statefulsets') r.res.defaults?.(next);
       if (r.res.custom) {
         const strip = (o: KubeObject) => ({ ...o, metadata: undefined, status: undefined });
         if (!deepEqual(strip(existing), strip(next))) next.metadata.generation = (existing.metadata.generation ?? 0) + 1;

@@ -85,6 +85,7 @@ describe('agent socket ↔ CNI client', () => {
       maxTxRateMbps: 1000,
       spoofchk: true,
       trust: false,
+      duplicateDetection: true,
     });
   });
 
