@@ -1,19 +1,12 @@
 /**
- * The node agent for the demo. The agent is a component of sriov-underlay-node (`--components
- * device-plugin,agent`); until a build has it, the demo serves the same socket itself with the
- * project's agent modules (src/agent's lookup handler and CNI socket over src/registrations' index,
- * filled from the API server), and says so loudly. It claims no IPs: the demo's pods have fixed
- * addresses and the registration index already refuses a second holder.
+ * The node agent for the demo. The agent is meant to be a component of sriov-underlay-node
+ * (`--components device-plugin,agent`); until a build has it, the demo runs the same agent
+ * (`startAgent` of src/agent/agent.ts: registration index by list+watch, CNI socket, IP claims,
+ * Events, release queue) in its own process, and says so loudly. Only the host process differs.
  */
 import { execFile } from 'node:child_process';
-import { startCniSocket } from '../src/agent/cni-socket';
-import { lookupHandler } from '../src/agent/lookup';
-import { loadKubeConfig, makeKubeClients } from '../src/kube/client';
+import { startAgent } from '../src/agent/agent';
 import { fileLogger } from '../src/log';
-import { RegistrationIndex } from '../src/registrations/index';
-import type { ConfigMapObject } from '../src/registrations/types';
-import { NETWORK_LABEL } from '../src/schemas/network';
-import { REGISTRATION_LABEL } from '../src/schemas/registration';
 
 /** True when the daemon's --help lists an "agent" component. */
 export function daemonHasAgent(nodeBin: string): Promise<boolean> {
@@ -22,15 +15,25 @@ export function daemonHasAgent(nodeBin: string): Promise<boolean> {
   });
 }
 
-export async function startStandInAgent(kubeconfig: string, socket: string, logFile: string): Promise<{ close(): Promise<void> }> {
-  const log = fileLogger(logFile, 'info', { name: 'demo-agent-standin' });
-  const { core } = makeKubeClients(loadKubeConfig({ kubeconfig }));
-  const cms: ConfigMapObject[] = [];
-  for (const label of [NETWORK_LABEL, REGISTRATION_LABEL]) {
-    const list = await core.listConfigMapForAllNamespaces({ labelSelector: `${label.key}=${label.value}` });
-    cms.push(...(list.items as ConfigMapObject[]));
-  }
-  const index = new RegistrationIndex();
-  index.replaceAll(cms);
-  return startCniSocket(socket, lookupHandler({ index, log }), log);
+export interface StandInOptions {
+  kubeconfig: string;
+  socket: string;
+  stateDir: string;
+  sysfsRoot: string;
+  nodeName: string;
+  logFile: string;
+}
+
+export async function startStandInAgent(o: StandInOptions): Promise<{ close(): Promise<void> }> {
+  const log = fileLogger(o.logFile, 'info', { name: 'sriov-underlay-agent (demo stand-in)' });
+  const agent = await startAgent({
+    nodeName: o.nodeName,
+    log,
+    kubeconfig: o.kubeconfig,
+    socketPath: o.socket,
+    stateDir: o.stateDir,
+    sysfsRoot: o.sysfsRoot,
+    podResourcesSocket: null, // the demo's pods come with a deviceID (secondary-network case)
+  });
+  return { close: () => agent.stop() };
 }

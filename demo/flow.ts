@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FakeKubelet } from '../test/fakes/kubelet';
-import { loadKubeConfig, makeKubeClients } from '../src/kube/client';
+import { IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../src/kube/client';
 import { RegistrationIndex } from '../src/registrations/index';
 import type { ResolvedSettings } from '../src/registrations/types';
 import { readVf } from '../src/sysfs/pci';
@@ -104,6 +104,23 @@ function registeredSettings(p: Platform): Map<string, ResolvedSettings> {
   return out;
 }
 
+interface ClaimView {
+  name: string;
+  spec: { network: string; ip: string; kind?: string; pod?: { namespace?: string; name?: string; uid?: string } };
+}
+
+/** The cluster-wide IP claims (IPClaim objects in the API server). */
+async function listClaims(custom: KubeClients['custom']): Promise<ClaimView[]> {
+  const list = (await custom.listClusterCustomObject({ group: IPCLAIMS.group, version: IPCLAIMS.version, plural: IPCLAIMS.plural })) as {
+    items: Array<{ metadata: { name: string }; spec: ClaimView['spec'] }>;
+  };
+  return list.items.map((c) => ({ name: c.metadata.name, spec: c.spec }));
+}
+
+const claimLine = (c: ClaimView) =>
+  `${c.name}: ${c.spec.ip} (${c.spec.kind ?? '?'}), ${c.spec.pod?.uid ? `held by pod ${c.spec.pod.namespace}/${c.spec.pod.name}` : `reserved for ${c.spec.pod?.namespace}/${c.spec.pod?.name}, no pod yet`}`;
+const ofDemoPod = (c: ClaimView) => c.spec.pod?.namespace === POD_NAMESPACE && PODS.includes(c.spec.pod.name ?? '') && !!c.spec.pod.uid;
+
 async function vfStates(p: Platform, pcis: string[]): Promise<VfState[]> {
   const lines = new Map<string, string[]>();
   const out: VfState[] = [];
@@ -166,7 +183,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   const api = await step(out, 'fake kube-apiserver (test/fakes/kube-apiserver, standalone)', () => startFakeApi(p.repo, kubeconfig, path.join(logs, 'apiserver.log')));
   teardown.push('stop the fake API server', () => api.stop());
   out(`    ${api.url}, kubeconfig ${kubeconfig}`);
-  const { core } = makeKubeClients(loadKubeConfig({ kubeconfig }));
+  const { core, custom } = makeKubeClients(loadKubeConfig({ kubeconfig }));
   for (const ns of ['sriov-underlay', POD_NAMESPACE]) await core.createNamespace({ body: { metadata: { name: ns } } });
   for (const cm of [p.networks, p.registrations, p.pools]) {
     const body = { metadata: { name: cm.metadata!.name!, namespace: cm.metadata!.namespace!, labels: cm.metadata!.labels ?? {} }, data: cm.data ?? {} };
@@ -183,6 +200,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   await kubelet.start();
   teardown.push('stop the fake kubelet', () => kubelet.stop());
   const agentSocket = path.join(p.workDir, 'agent.sock');
+  const stateDir = path.join(p.workDir, 'cni-state');
   const withAgent = await daemonHasAgent(nodeBin);
   const args = [
     '--components', withAgent ? 'device-plugin,agent' : 'device-plugin',
@@ -194,7 +212,8 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     '--metrics-address', '',
     '--log-level', 'info',
   ];
-  if (withAgent) args.push('--kubeconfig', kubeconfig, '--agent-socket', agentSocket, '--node-name', NODE);
+  // TODO(agent component): these flag names are a guess until the daemon has the agent.
+  if (withAgent) args.push('--kubeconfig', kubeconfig, '--agent-socket', agentSocket, '--state-dir', stateDir, '--node-name', NODE);
   const daemon = startNodeDaemon(nodeBin, args, path.join(logs, 'node.log'), { NODE_NAME: NODE, KUBECONFIG: kubeconfig });
   teardown.push('stop the node daemon', () => daemon.stop());
   out(`    dist/bin/sriov-underlay-node ${args.join(' ')}`);
@@ -211,10 +230,10 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   if (withAgent) {
     await step(out, `node agent serving ${agentSocket}`, () => waitFor('the agent socket', () => fs.existsSync(agentSocket), 60_000));
   } else {
-    const agent = await startStandInAgent(kubeconfig, agentSocket, path.join(logs, 'agent-standin.log'));
-    teardown.push('stop the stand-in agent', () => agent.close());
-    out(`  ! STAND-IN AGENT: this build of sriov-underlay-node has no "agent" component yet, so the demo serves ${agentSocket}`);
-    out('    itself with the project\'s agent modules (src/agent lookup + CNI socket over the registration index from the API server)');
+    const agent = await startStandInAgent({ kubeconfig, socket: agentSocket, stateDir, sysfsRoot: p.sysfsRoot, nodeName: NODE, logFile: path.join(logs, 'agent.log') });
+    teardown.push('stop the node agent (stand-in)', () => agent.close());
+    out(`  ! AGENT STAND-IN: this sriov-underlay-node has no "agent" component yet, so the demo runs the node agent`);
+    out(`    (startAgent, src/agent/agent.ts) in its own process instead, serving ${agentSocket}`);
   }
 
   const allVfs = [...new Set(resources.flatMap((r) => kubelet.healthyIds(r)))].sort();
@@ -251,7 +270,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
       deviceID,
       agentSocket,
       sysfsRoot: p.sysfsRoot,
-      stateDir: path.join(p.workDir, 'cni-state'),
+      stateDir,
       logFile: cniLog,
       logLevel: 'info',
     };
@@ -282,6 +301,8 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
 
   teardown.check();
   out('\n[4/6] what each pod got');
+  out('cluster-wide IP claims (IPClaim objects the node agent created in the API server):');
+  for (const c of await listClaims(custom)) out(`  ${claimLine(c)}`);
   const vfLineOf = async (pf: string, vfIndex: number) => (p.vfLines ? (await p.vfLines(pf)).find((l) => l.startsWith(`vf ${vfIndex} `)) : undefined);
   const rows: string[][] = [];
   for (const pod of pods) {
@@ -350,6 +371,11 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     await core.deleteNamespacedPod({ namespace: POD_NAMESPACE, name: pod.name, gracePeriodSeconds: 0 });
     out(`  ✓ DEL ${pod.name}: VF ${pod.deviceID} released`);
   }
+  // The agent releases the claims from the CNI's DEL queue, asynchronously.
+  const claimsLeft = async () => (await listClaims(custom)).filter(ofDemoPod).length;
+  await waitFor('the IP claims released', async () => (await claimsLeft()) === 0, 20_000).catch(() => undefined);
+  const left = await claimsLeft();
+  out(left === 0 ? '  ✓ the pods\' IPClaims released by the node agent (from the CNI\'s DEL queue)' : `  ! ${left} IPClaim(s) of the pods not released yet`);
   const after = await vfStates(p, allVfs);
   let broken = 0;
   const fmt = (st: VfState) => `${st.name} ${st.mac} mtu ${st.mtu}${st.line ? ` [${st.line}]` : ''}`;

@@ -19,7 +19,7 @@ interface Run {
 
 function runDemo(opts: { interruptAfter?: RegExp } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, SRIOV_DEMO_NO_NPM_CI: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env, SRIOV_DEMO_NO_NPM_CI: '1' };
     delete env.NODE_EXTRA_CA_CERTS;
     const child = spawn('bash', ['scripts/demo.sh'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -75,6 +75,11 @@ describe('npm run demo (host mode)', () => {
     expect(row(r.out, 'app-b')).toMatch(/^demo\/app-b +10\.100\.0\.12\/24 fd00:100::12\/64 +100 .* 02:00:0a:64:00:0c +1500 +0000:01:1[0-9a-f]\.\d +dm[0-9a-f]{2}p0 vf \d +demo\/demo-net key "app-b" @ rv \d+$/);
     expect(row(r.out, 'app-c')).toMatch(/^demo\/app-c +10\.200\.0\.13\/24 +200 .* 1400 +0000:01:1[0-9a-f]\.\d +dm[0-9a-f]{2}p1 vf \d +demo\/demo-net key "app-c" @ rv \d+$/);
     expect(r.out).toMatch(/refuses PF-side settings by design/);
+    // The node agent claimed each registered address cluster-wide, and released them after DEL.
+    expect(r.out).toContain('vlan100.10.100.0.11: 10.100.0.11 (fixed), held by pod demo/app-a');
+    expect(r.out).toContain('vlan100.fd000100000000000000000000000012: fd00:100::12 (fixed), held by pod demo/app-b');
+    expect(r.out).toContain('vlan200.10.200.0.13: 10.200.0.13 (fixed), held by pod demo/app-c');
+    expect(r.out).toContain("✓ the pods' IPClaims released by the node agent");
 
     expect(r.out).toContain('PASS ping app-a → app-b (10.100.0.12, VLAN 100): reachable');
     expect(r.out).toContain('PASS ping app-b → app-a (10.100.0.11, VLAN 100): reachable');
