@@ -8,10 +8,23 @@ import { execFile } from 'node:child_process';
 import { startAgent } from '../src/agent/agent';
 import { fileLogger } from '../src/log';
 
-/** True when the daemon's --help lists an "agent" component. */
-export function daemonHasAgent(nodeBin: string): Promise<boolean> {
+/** The flags the demo passes to the daemon's agent component. */
+export const AGENT_FLAGS = ['--kubeconfig', '--agent-socket', '--state-dir', '--node-name'];
+
+export interface DaemonAgentSupport {
+  /** --help lists an "agent" component. */
+  component: boolean;
+  /** AGENT_FLAGS that --help does not list. */
+  missingFlags: string[];
+}
+
+/** What the daemon's --help says about the agent component and the flags the demo would pass. */
+export function daemonAgentSupport(nodeBin: string): Promise<DaemonAgentSupport> {
   return new Promise((resolve) => {
-    execFile(nodeBin, ['--help'], { encoding: 'utf8' }, (_err, stdout) => resolve(/\bagent\b/.test(stdout.split('\n').find((l) => l.includes('--components')) ?? '')));
+    execFile(nodeBin, ['--help'], { encoding: 'utf8' }, (_err, stdout) => {
+      const components = stdout.split('\n').find((l) => l.includes('--components')) ?? '';
+      resolve({ component: /\bagent\b/.test(components), missingFlags: AGENT_FLAGS.filter((f) => !stdout.includes(f)) });
+    });
   });
 }
 

@@ -14,7 +14,7 @@ import { readVf } from '../src/sysfs/pci';
 import { poolResources, type CmFile } from './configmaps';
 import { execCni, startFakeApi, startNodeDaemon } from './processes';
 import { renderTable } from './table';
-import { startStandInAgent, daemonHasAgent } from './agent';
+import { daemonAgentSupport, startStandInAgent } from './agent';
 import type { Teardown } from './teardown';
 
 export interface Platform {
@@ -201,7 +201,10 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   teardown.push('stop the fake kubelet', () => kubelet.stop());
   const agentSocket = path.join(p.workDir, 'agent.sock');
   const stateDir = path.join(p.workDir, 'cni-state');
-  const withAgent = await daemonHasAgent(nodeBin);
+  // The daemon's own agent component when it has one with the flags the demo passes; else the same
+  // agent code in the demo's process (see agent.ts).
+  const support = await daemonAgentSupport(nodeBin);
+  const withAgent = support.component && support.missingFlags.length === 0;
   const args = [
     '--components', withAgent ? 'device-plugin,agent' : 'device-plugin',
     '--kubelet-dir', kubelet.dir,
@@ -212,7 +215,6 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     '--metrics-address', '',
     '--log-level', 'info',
   ];
-  // TODO(agent component): these flag names are a guess until the daemon has the agent.
   if (withAgent) args.push('--kubeconfig', kubeconfig, '--agent-socket', agentSocket, '--state-dir', stateDir, '--node-name', NODE);
   const daemon = startNodeDaemon(nodeBin, args, path.join(logs, 'node.log'), { NODE_NAME: NODE, KUBECONFIG: kubeconfig });
   teardown.push('stop the node daemon', () => daemon.stop());
@@ -232,7 +234,8 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   } else {
     const agent = await startStandInAgent({ kubeconfig, socket: agentSocket, stateDir, sysfsRoot: p.sysfsRoot, nodeName: NODE, logFile: path.join(logs, 'agent.log') });
     teardown.push('stop the node agent (stand-in)', () => agent.close());
-    out(`  ! AGENT STAND-IN: this sriov-underlay-node has no "agent" component yet, so the demo runs the node agent`);
+    const why = support.component ? `has an "agent" component but not the flags ${support.missingFlags.join(', ')}` : 'has no "agent" component yet';
+    out(`  ! AGENT STAND-IN: this sriov-underlay-node ${why}, so the demo runs the node agent`);
     out(`    (startAgent, src/agent/agent.ts) in its own process instead, serving ${agentSocket}`);
   }
 
