@@ -17,6 +17,11 @@ export const FLAG_DEFAULTS = {
   'log-level': 'info',
   'metrics-address': ':9410',
   'rescan-interval-ms': '500',
+  kubeconfig: '',
+  'agent-socket': '/run/sriov-underlay/agent.sock',
+  'cni-state-dir': '/var/lib/cni/sriov-underlay',
+  'pod-resources-socket': '/var/lib/kubelet/pod-resources/kubelet.sock',
+  'reconcile-interval-ms': '30000',
 } as const;
 
 export const USAGE = `Usage: sriov-underlay-node [flags]
@@ -24,7 +29,7 @@ export const USAGE = `Usage: sriov-underlay-node [flags]
 The sriov-underlay node daemon. Components run in one process and start independently.
 
 Flags:
-  --components LIST          components to run, comma-separated (default ${FLAG_DEFAULTS.components}; available: device-plugin)
+  --components LIST          components to run, comma-separated (default ${FLAG_DEFAULTS.components}; available: device-plugin, agent)
   --kubelet-dir DIR          kubelet root dir, holding device-plugins/ and plugins_registry/ (default ${FLAG_DEFAULTS['kubelet-dir']})
   --sysfs-root DIR           where sysfs is mounted (default ${FLAG_DEFAULTS['sysfs-root']})
   --config FILE              device-plugin pools config, JSON or YAML, usually a mounted ConfigMap (default ${FLAG_DEFAULTS.config})
@@ -33,6 +38,15 @@ Flags:
   --log-level LEVEL          error | warning | info | debug (default info)
   --metrics-address ADDR     host:port for Prometheus /metrics; "" disables (default ${FLAG_DEFAULTS['metrics-address']})
   --rescan-interval-ms N     cheap sysfs/config/checkpoint rescan period (default ${FLAG_DEFAULTS['rescan-interval-ms']})
+
+Node agent (component "agent"):
+  --node-name NAME           this node's name (default $NODE_NAME, from the downward API)
+  --kubeconfig FILE          kubeconfig; "" uses the in-cluster service account (default "")
+  --agent-socket PATH        unix socket the CNI asks for per-pod settings (default ${FLAG_DEFAULTS['agent-socket']})
+  --cni-state-dir DIR        the CNI's stateDir, where DEL queues claim releases (default ${FLAG_DEFAULTS['cni-state-dir']})
+  --pod-resources-socket P   kubelet PodResources socket, for pods without a deviceID; "" disables (default ${FLAG_DEFAULTS['pod-resources-socket']})
+  --reconcile-interval-ms N  period of the leaked-claim reconcile loop; 0 disables (default ${FLAG_DEFAULTS['reconcile-interval-ms']})
+  --reconcile-report-only    log what reconcile would release, release nothing
   -h, --help                 print this help
 `;
 
@@ -55,13 +69,21 @@ export function parseFlags(argv: string[]): NodeFlags {
         'log-level': { type: 'string' },
         'metrics-address': { type: 'string' },
         'rescan-interval-ms': { type: 'string' },
+        'node-name': { type: 'string' },
+        kubeconfig: { type: 'string' },
+        'agent-socket': { type: 'string' },
+        'cni-state-dir': { type: 'string' },
+        'pod-resources-socket': { type: 'string' },
+        'reconcile-interval-ms': { type: 'string' },
+        'reconcile-report-only': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (e) {
     throw new FlagError((e as Error).message);
   }
-  const r = NodeFlagsSchema.safeParse({ ...FLAG_DEFAULTS, help: false, ...values });
+  const nodeName = process.env.NODE_NAME || undefined;
+  const r = NodeFlagsSchema.safeParse({ ...FLAG_DEFAULTS, 'node-name': nodeName, 'reconcile-report-only': false, help: false, ...values });
   if (!r.success) throw new FlagError(describeIssues('flags', r.error.issues).replaceAll('field "', 'flag "--'));
   return r.data;
 }

@@ -1,8 +1,14 @@
 /**
  * Entry of the node daemon executable (dist/bin/sriov-underlay-node). Each component is started
- * on its own according to --components; today that is the device plugin.
+ * on its own according to --components: the device plugin and the node agent. Together, the agent
+ * publishes the device plugin's pool counts as this node's SriovNodeState.
  */
+import { startAgent } from '../src/agent/agent';
+import { NodeStatePublisher, nodePoolStates } from '../src/agent/node-state';
+import { ClusterObjects, SRIOV_NODE_STATES } from '../src/kube/client';
 import { stderrLogger, type Logger } from '../src/log';
+import type { SriovNodeState } from '../src/schemas/node-state';
+import { netdevSpeedMbps } from '../src/sysfs/pci';
 import { DevicePluginDaemon } from './daemon';
 import { FlagError, parseFlags, USAGE } from './flags';
 import type { NodeFlags } from '../src/schemas/node-flags';
@@ -11,7 +17,10 @@ interface Component {
   stop(): Promise<void>;
 }
 
-async function startDevicePlugin(flags: NodeFlags, log: Logger): Promise<Component> {
+/** How often the node state is re-published (writes are skipped when nothing changed). */
+const NODE_STATE_PERIOD_MS = 10_000;
+
+async function startDevicePlugin(flags: NodeFlags, log: Logger): Promise<Component & { daemon: DevicePluginDaemon }> {
   const daemon = new DevicePluginDaemon({
     kubeletDir: flags['kubelet-dir'],
     sysfsRoot: flags['sysfs-root'],
@@ -24,9 +33,51 @@ async function startDevicePlugin(flags: NodeFlags, log: Logger): Promise<Compone
   await daemon.start();
   const metrics = flags['metrics-address'] === '' ? null : await daemon.metrics.listen(flags['metrics-address'], log);
   return {
+    daemon,
     async stop() {
       metrics?.server.close();
       await daemon.stop();
+    },
+  };
+}
+
+async function startAgentComponent(flags: NodeFlags, log: Logger, dp: DevicePluginDaemon | null): Promise<Component> {
+  const agent = await startAgent({
+    nodeName: flags['node-name'] as string,
+    log,
+    ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
+    socketPath: flags['agent-socket'],
+    stateDir: flags['cni-state-dir'],
+    podResourcesSocket: flags['pod-resources-socket'] === '' ? null : flags['pod-resources-socket'],
+    sysfsRoot: flags['sysfs-root'],
+    reconcileIntervalMs: flags['reconcile-interval-ms'],
+    reconcileReportOnly: flags['reconcile-report-only'],
+  });
+  let timer: NodeJS.Timeout | undefined;
+  if (dp) {
+    const publisher = new NodeStatePublisher(new ClusterObjects<SriovNodeState>(agent.clients.custom, SRIOV_NODE_STATES), flags['node-name'] as string, log);
+    let last = '';
+    const publish = () => {
+      const pools = nodePoolStates(
+        dp.pools(),
+        (resource) => [...(dp.poolStates().find((p) => p.resource === resource)?.devices.values() ?? [])].flatMap((d) => (d.vf.pfNetdev ? [d.vf.pfNetdev] : [])),
+        (pf) => netdevSpeedMbps(flags['sysfs-root'], pf),
+      );
+      const key = JSON.stringify(pools);
+      if (key === last) return;
+      publisher.update(pools).then(
+        () => (last = key),
+        () => undefined, // logged by the publisher; retried on the next tick
+      );
+    };
+    publish();
+    timer = setInterval(publish, NODE_STATE_PERIOD_MS);
+    timer.unref();
+  }
+  return {
+    async stop() {
+      if (timer) clearInterval(timer);
+      await agent.stop();
     },
   };
 }
@@ -47,7 +98,13 @@ export async function main(argv: string[]): Promise<number> {
   const log = stderrLogger(flags['log-level'], { name: 'sriov-underlay-node' });
   const components: Component[] = [];
   try {
-    if (flags.components.includes('device-plugin')) components.push(await startDevicePlugin(flags, log));
+    let dp: DevicePluginDaemon | null = null;
+    if (flags.components.includes('device-plugin')) {
+      const started = await startDevicePlugin(flags, log);
+      dp = started.daemon;
+      components.push(started);
+    }
+    if (flags.components.includes('agent')) components.push(await startAgentComponent(flags, log, dp));
   } catch (e) {
     log.fatal({ err: (e as Error).message }, 'start-up failed');
     await Promise.all(components.map((c) => c.stop()));

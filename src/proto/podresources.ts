@@ -5,10 +5,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { join } from 'node:path';
+import * as protobuf from 'protobufjs';
+import { POD_RESOURCES_V1_PROTO } from './podresources-v1';
 
 export const POD_RESOURCES_SOCKET = '/var/lib/kubelet/pod-resources/kubelet.sock';
-export const POD_RESOURCES_PROTO = join(__dirname, 'podresources', 'v1', 'api.proto');
 
 export interface NumaNode { ID: number }
 export interface TopologyInfo { nodes: NumaNode[] }
@@ -33,8 +33,9 @@ export interface AllocatableResourcesResponse { devices: ContainerDevices[]; cpu
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, arrays: true, oneofs: true };
 
 /** The PodResourcesLister service: `.service` for servers, the constructor itself for clients. */
-export function loadPodResourcesLister(protoPath = POD_RESOURCES_PROTO): grpc.ServiceClientConstructor {
-  const def = protoLoader.loadSync(protoPath, LOADER_OPTIONS);
+export function loadPodResourcesLister(): grpc.ServiceClientConstructor {
+  const root = protobuf.parse(POD_RESOURCES_V1_PROTO, { keepCase: false }).root;
+  const def = protoLoader.fromJSON(root.toJSON(), LOADER_OPTIONS);
   const pkg = grpc.loadPackageDefinition(def) as unknown as { v1: { PodResourcesLister: grpc.ServiceClientConstructor } };
   return pkg.v1.PodResourcesLister;
 }

@@ -1,12 +1,12 @@
 /**
  * Command-line flags of the node daemon (dist/bin/sriov-underlay-node). Components are started
- * independently: today the device plugin; the node agent joins the same process later.
+ * independently: the device plugin and the node agent.
  */
 import { z } from 'zod';
 
 const absPath = z.string().startsWith('/', 'must be an absolute path');
 
-export const NODE_COMPONENTS = ['device-plugin'] as const;
+export const NODE_COMPONENTS = ['device-plugin', 'agent'] as const;
 
 export const NodeFlagsSchema = z
   .object({
@@ -22,7 +22,19 @@ export const NodeFlagsSchema = z
     'log-level': z.enum(['panic', 'error', 'warning', 'warn', 'info', 'debug']),
     'metrics-address': z.union([z.literal(''), z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/, 'must be host:port (host may be empty), or "" to disable')]),
     'rescan-interval-ms': z.coerce.number().int().min(50, 'at least 50 ms').max(60_000, 'at most 60000 ms'),
+    // The node agent (component "agent").
+    'node-name': z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes node name (set NODE_NAME or --node-name)').optional(),
+    kubeconfig: z.union([absPath, z.literal('')]),
+    'agent-socket': absPath,
+    'cni-state-dir': absPath,
+    'pod-resources-socket': z.union([absPath, z.literal('')]),
+    'reconcile-interval-ms': z.coerce.number().int().min(0).max(3_600_000),
+    'reconcile-report-only': z.boolean(),
     help: z.boolean(),
   })
-  .strict();
+  .strict()
+  .refine((f) => !f.components.includes('agent') || f['node-name'] !== undefined, {
+    path: ['node-name'],
+    message: 'the agent needs the node name: set NODE_NAME (downward API) or --node-name',
+  });
 export type NodeFlags = z.infer<typeof NodeFlagsSchema>;

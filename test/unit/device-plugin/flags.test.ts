@@ -10,7 +10,8 @@ describe('node daemon flags', () => {
 
   it('names the bad flag and what is wrong', () => {
     expect(() => parseFlags(['--sysfs-root', 'sys'])).toThrow('flags: flag "--sysfs-root": must be an absolute path');
-    expect(() => parseFlags(['--components', 'device-plugin,agnet'])).toThrow('flags: flag "--components.1": Invalid input: expected "device-plugin"');
+    expect(() => parseFlags(['--components', 'device-plugin,agnet'])).toThrow('flags: flag "--components.1": Invalid option: expected one of "device-plugin"|"agent"');
+    expect(() => parseFlags(['--components', 'agent', '--node-name', 'Bad_Name'])).toThrow(/flag "--node-name": must be a Kubernetes node name/);
     expect(() => parseFlags(['--metrics-address', '9410'])).toThrow(/flag "--metrics-address"/);
     expect(() => parseFlags(['--rescan-interval-ms', '5'])).toThrow('flags: flag "--rescan-interval-ms": at least 50 ms');
     expect(() => parseFlags(['--bogus'])).toThrow(FlagError);

@@ -1,4 +1,8 @@
-// kubelet PodResources API, version v1 (package k8s.io/kubelet/pkg/apis/podresources/v1).
+/**
+ * kubelet's PodResources API v1 (k8s.io/kubelet/pkg/apis/podresources/v1), written from the public
+ * definition. Kept as a string so the single executable carries it (no file system access).
+ */
+export const POD_RESOURCES_V1_PROTO = `// kubelet PodResources API, version v1 (package k8s.io/kubelet/pkg/apis/podresources/v1).
 // Written for sriov-underlay from the public API definition: message and field numbers match
 // kubelet's, so this file talks to a real kubelet. Served on the unix socket
 // /var/lib/kubelet/pod-resources/kubelet.sock.
@@ -92,3 +96,4 @@ message GetPodResourcesRequest {
 message GetPodResourcesResponse {
   PodResources pod_resources = 1;
 }
+`;
