@@ -1,20 +1,19 @@
 /**
  * The demo itself, the same on both platforms (host: emulated VFs; VM: real igbvf VFs):
- * fake API server with configmaps/, node daemon (device plugin + node agent) against the fake
+ * fake API server with configmaps/, node daemon (device plugin + node agent components) against the fake
  * kubelet, three pods scheduled the way kubelet and Multus do it (Allocate, then CNI ADD with the
  * pod's CNI_ARGS), what each pod got, connectivity and isolation, teardown and the VFs restored.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FakeKubelet } from '../test/fakes/kubelet';
-import { IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../src/kube/client';
+import { IPCLAIMS, loadKubeConfig, makeKubeClients, SRIOV_NODE_STATES, type KubeClients } from '../src/kube/client';
 import { RegistrationIndex } from '../src/registrations/index';
 import type { ResolvedSettings } from '../src/registrations/types';
 import { readVf } from '../src/sysfs/pci';
 import { poolResources, type CmFile } from './configmaps';
 import { execCni, startFakeApi, startNodeDaemon } from './processes';
 import { renderTable } from './table';
-import { daemonAgentSupport, startStandInAgent } from './agent';
 import type { Teardown } from './teardown';
 
 export interface Platform {
@@ -201,12 +200,8 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   teardown.push('stop the fake kubelet', () => kubelet.stop());
   const agentSocket = path.join(p.workDir, 'agent.sock');
   const stateDir = path.join(p.workDir, 'cni-state');
-  // The daemon's own agent component when it has one with the flags the demo passes; else the same
-  // agent code in the demo's process (see agent.ts).
-  const support = await daemonAgentSupport(nodeBin);
-  const withAgent = support.component && support.missingFlags.length === 0;
   const args = [
-    '--components', withAgent ? 'device-plugin,agent' : 'device-plugin',
+    '--components', 'device-plugin,agent',
     '--kubelet-dir', kubelet.dir,
     '--sysfs-root', p.sysfsRoot,
     '--config', path.join(poolsDir, 'pools.yaml'),
@@ -214,9 +209,13 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     '--registration-mode', 'legacy',
     '--metrics-address', '',
     '--log-level', 'info',
+    '--node-name', NODE,
+    '--kubeconfig', kubeconfig,
+    '--agent-socket', agentSocket,
+    '--cni-state-dir', stateDir,
+    '--pod-resources-socket', '', // the pods come with a deviceID from Allocate (secondary network)
   ];
-  if (withAgent) args.push('--kubeconfig', kubeconfig, '--agent-socket', agentSocket, '--state-dir', stateDir, '--node-name', NODE);
-  const daemon = startNodeDaemon(nodeBin, args, path.join(logs, 'node.log'), { NODE_NAME: NODE, KUBECONFIG: kubeconfig });
+  const daemon = startNodeDaemon(nodeBin, args, path.join(logs, 'node.log'));
   teardown.push('stop the node daemon', () => daemon.stop());
   out(`    dist/bin/sriov-underlay-node ${args.join(' ')}`);
   const resources = poolResources(p.poolsText);
@@ -229,14 +228,29 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   const needed = [...new Set(PODS.map((pod) => registered.get(pod)!.resourceName))];
   await waitFor('VFs in the pools the pods need', () => needed.every((r) => kubelet.healthyIds(r).length > 0), 30_000);
   for (const r of resources) out(`    ${r}: ${kubelet.healthyIds(r).length} healthy VF(s) ${kubelet.healthyIds(r).join(' ')}`);
-  if (withAgent) {
-    await step(out, `node agent serving ${agentSocket}`, () => waitFor('the agent socket', () => fs.existsSync(agentSocket), 60_000));
+  await step(out, `node agent: registrations indexed, serving ${agentSocket}`, () =>
+    waitFor('the agent socket', () => {
+      if (daemon.child.exitCode !== null) throw new Error(`the node daemon exited with ${daemon.child.exitCode} (log: ${logs}/node.log)`);
+      return fs.existsSync(agentSocket);
+    }, 60_000),
+  );
+
+  const nodeState = async () => {
+    try {
+      return (await custom.getClusterCustomObject({ group: SRIOV_NODE_STATES.group, version: SRIOV_NODE_STATES.version, plural: SRIOV_NODE_STATES.plural, name: NODE })) as {
+        status?: { pools?: Array<{ resourceName: string; capacity: number; allocatable: number; allocated: number; pfs?: Array<{ name: string }> }> };
+      };
+    } catch {
+      return undefined;
+    }
+  };
+  await waitFor('SriovNodeState', async () => (await nodeState())?.status?.pools !== undefined, 15_000).catch(() => undefined);
+  const published = (await nodeState())?.status?.pools;
+  if (published) {
+    out(`    SriovNodeState ${NODE} (published by the agent from the device plugin's pools):`);
+    for (const pool of published) out(`      ${pool.resourceName}: capacity ${pool.capacity}, allocatable ${pool.allocatable}, allocated ${pool.allocated}${pool.pfs?.length ? `, PFs ${pool.pfs.map((f) => f.name).join(' ')}` : ''}`);
   } else {
-    const agent = await startStandInAgent({ kubeconfig, socket: agentSocket, stateDir, sysfsRoot: p.sysfsRoot, nodeName: NODE, logFile: path.join(logs, 'agent.log') });
-    teardown.push('stop the node agent (stand-in)', () => agent.close());
-    const why = support.component ? `has an "agent" component but not the flags ${support.missingFlags.join(', ')}` : 'has no "agent" component yet';
-    out(`  ! AGENT STAND-IN: this sriov-underlay-node ${why}, so the demo runs the node agent`);
-    out(`    (startAgent, src/agent/agent.ts) in its own process instead, serving ${agentSocket}`);
+    out(`  ! SriovNodeState ${NODE} not published within 15 s`);
   }
 
   const allVfs = [...new Set(resources.flatMap((r) => kubelet.healthyIds(r)))].sort();

@@ -65,8 +65,8 @@ export function startFakeApi(repo: string, kubeconfig: string, logFile: string):
 }
 
 /** dist/bin/sriov-underlay-node with the given flags, its pino log to logFile. */
-export function startNodeDaemon(bin: string, args: string[], logFile: string, env: Record<string, string>): Started {
-  const child = spawn(bin, args, { env: childEnv(env), stdio: ['ignore', 'ignore', fs.openSync(logFile, 'a')], detached: true });
+export function startNodeDaemon(bin: string, args: string[], logFile: string): Started {
+  const child = spawn(bin, args, { env: childEnv(), stdio: ['ignore', 'ignore', fs.openSync(logFile, 'a')], detached: true });
   return { child, stop: stopper(child) };
 }
 
