@@ -26,6 +26,7 @@ export interface Platform {
   /** What is loaded into the API server (after the platform's derivations). */
   networks: CmFile;
   registrations: CmFile;
+  /** The pools ConfigMap of configmaps/ (its metadata) and the pools config for this machine. */
   pools: CmFile;
   poolsText: string;
   /** The registrations the table reports as registered (host: configmaps/ as written). */
@@ -143,14 +144,13 @@ function cniErr(call: { code: number | null; stdout: string; stderr: string }): 
   return `exit ${call.code}: ${call.stdout.trim() || call.stderr.trim()}`;
 }
 
-/** The source the CNI reported for an ADD (its pino log line), i.e. what the agent answered. */
+/** The source the CNI logged for an ADD (its pino line), i.e. what the agent answered it. */
 function sourceFromLog(logFile: string, containerId: string): string | undefined {
   if (!fs.existsSync(logFile)) return undefined;
-  for (const line of fs.readFileSync(logFile, 'utf8').split('\n').reverse()) {
-    if (!line.includes(containerId) && !line.includes('"ADD"')) continue;
+  for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
     try {
-      const j = JSON.parse(line) as { msg?: string; source?: string; container?: string; containerId?: string };
-      if (j.msg === 'ADD' && j.source && (j.container === containerId || j.containerId === containerId || line.includes(containerId))) return j.source;
+      const j = JSON.parse(line) as { msg?: string; source?: string; container?: string };
+      if (j.msg === 'ADD' && j.container === containerId && j.source) return j.source;
     } catch {
       /* not a log line */
     }
@@ -184,7 +184,9 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   out(`    ${api.url}, kubeconfig ${kubeconfig}`);
   const { core, custom } = makeKubeClients(loadKubeConfig({ kubeconfig }));
   for (const ns of ['sriov-underlay', POD_NAMESPACE]) await core.createNamespace({ body: { metadata: { name: ns } } });
-  for (const cm of [p.networks, p.registrations, p.pools]) {
+  // The pools ConfigMap as this machine needs it (selectors renamed): the daemon reads the same text.
+  const poolsCm: CmFile = { ...p.pools, data: { 'pools.yaml': p.poolsText } };
+  for (const cm of [p.networks, p.registrations, poolsCm]) {
     const body = { metadata: { name: cm.metadata!.name!, namespace: cm.metadata!.namespace!, labels: cm.metadata!.labels ?? {} }, data: cm.data ?? {} };
     const made = await core.createNamespacedConfigMap({ namespace: body.metadata.namespace, body });
     out(`  ✓ loaded configmap ${body.metadata.namespace}/${body.metadata.name} @ resourceVersion ${made.metadata?.resourceVersion} (keys: ${Object.keys(body.data).join(', ')})`);
