@@ -13,7 +13,9 @@ import { VfLock } from '../src/state/vf-lock';
 import { readVf, type VfDevice } from '../src/sysfs/pci';
 import { configureNetdev, moveIntoPod, netdevState, netnsExists } from '../src/vf/netdev';
 import { applyVfSettings, readVfSettings, type VfPatch } from '../src/vf/pf-side';
+import { DuplicateAddressError } from '../src/vf/duplicate-detection';
 import { configureIps, type IpConfig } from '../src/vf/pod-ip';
+import { agentReport } from './agent-client';
 import { restoreOrExplain } from '../src/vf/restore';
 import { LOCK_TIMEOUT_MS, makeCtx, type Ctx } from './context';
 import { ipamAdd } from './ipam';
@@ -60,10 +62,14 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
     try {
       const result = await attach(host, inv, vf, plan, rec, ipam);
       rec.phase = 'ready';
-      ctx.records.write(rec);
+      ctx.records.update(rec);
       return result;
     } catch (err) {
       await rollback(host, ctx, inv, rec, ipam, log, err);
+      if (err instanceof DuplicateAddressError && conf.agentSocket && inv.pod) {
+        // The agent records the Event (the CNI holds no credentials); best effort, ADD fails anyway.
+        await agentReport(conf.agentSocket, { namespace: inv.pod.namespace, name: inv.pod.name, uid: inv.pod.uid, containerId: inv.containerId, ifName: inv.ifName, reason: 'DuplicateAddress', message: err.message });
+      }
       throw err;
     }
   } finally {

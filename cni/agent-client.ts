@@ -6,7 +6,7 @@
 import * as net from 'node:net';
 import { CniCode, UnderlayError, type CniCodeValue } from '../src/errors';
 import { describeIssues } from '../src/schemas/format';
-import { lookupAnswerSchema, PROTOCOL_VERSION, type LookupAnswer, type LookupRequest } from '../src/schemas/agent-protocol';
+import { lookupAnswerSchema, PROTOCOL_VERSION, type LookupAnswer, type LookupRequest, type ReportRequest } from '../src/schemas/agent-protocol';
 import { formatSource } from '../src/registrations/types';
 import type { PodSettings, PodSettingsSource } from './pod-settings';
 
@@ -51,6 +51,30 @@ export function agentLookup(socketPath: string, req: Omit<LookupRequest, 'v' | '
     sock.on('end', () => {
       if (buf.indexOf('\n') === -1) finish(unreachable(socketPath, 'connection closed without an answer'));
     });
+  });
+}
+
+/** How long a failed ADD waits to tell the agent (best effort: the ADD's own error is what counts). */
+export const REPORT_TIMEOUT_MS = 1_000;
+
+/** Tell the agent about a failed ADD so it records an Event; never throws, resolves when done or timed out. */
+export function agentReport(socketPath: string, req: Omit<ReportRequest, 'v' | 'op'>, timeoutMs = REPORT_TIMEOUT_MS): Promise<boolean> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const sock = net.createConnection(socketPath);
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('error', () => finish(false));
+    sock.on('connect', () => sock.write(`${JSON.stringify({ v: PROTOCOL_VERSION, op: 'report', ...req })}\n`));
+    sock.on('data', (chunk: string) => finish(chunk.includes('"ok":true')));
+    sock.on('end', () => finish(false));
   });
 }
 

@@ -73,6 +73,25 @@ vm_tier() {
   fi
 }
 
+# Set-up, so `npm test` alone works on a fresh Debian 12 machine (Node 20, npm, python3, gcc, make):
+# the Debian packages the tiers use, then npm packages when node_modules is missing or older than
+# the lock file. Both are skipped quickly when already done. (The VM tier installs QEMU and its
+# guest kernel itself.)
+tier setup
+apt_needed=()
+for p in iproute2 iputils-ping strace containernetworking-plugins time binutils; do
+  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || apt_needed+=("$p")
+done
+if ((${#apt_needed[@]})); then
+  echo "apt-get install ${apt_needed[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${apt_needed[@]}" >/dev/null
+fi
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
 check typecheck npx tsc -p tsconfig.json
 check lint npx eslint .
 check build npm run build --silent

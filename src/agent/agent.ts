@@ -12,7 +12,7 @@ import type { Logger } from '../log';
 import { detectDrift } from '../registrations/drift';
 import { RegistrationIndex } from '../registrations/index';
 import { formatSource, type Rejection, type ResolvedSettings } from '../registrations/types';
-import { DEFAULT_AGENT_SOCKET, type LookupRequest } from '../schemas/agent-protocol';
+import { DEFAULT_AGENT_SOCKET, type LookupRequest, type ReportRequest } from '../schemas/agent-protocol';
 import { CLAIM_RELEASE_DIR, type ClaimRelease } from '../schemas/claim-release';
 import { readVf } from '../sysfs/pci';
 import { IpamService } from '../ipam/pool-service';
@@ -189,7 +189,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   let reservationsAgain = false;
   const syncReservationsOnce = async () => {
     const all = (await claims.list()).items;
-    const covered = new Set(all.filter((c) => c.spec.pod.name === c.spec.source.key).map((c) => `${c.spec.source.namespace}/${c.spec.source.key}`));
+    const covered = new Set(all.filter((c) => !c.spec.releasedAt && c.spec.pod.name === c.spec.source.key).map((c) => `${c.spec.source.namespace}/${c.spec.source.key}`));
     const wanted = new Set<string>();
     for (const r of index.registrations()) {
       if (!r.spec.pool || !r.spec.reserve || r.form !== 'pod') continue;
@@ -285,7 +285,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   queue.start();
   let server: CniSocketServer;
   try {
-    server = await startCniSocket(opts.socketPath ?? DEFAULT_AGENT_SOCKET, lookupHandler({ index, log, assign, deviceFor, onRejected }), log);
+    const onReport = (r: ReportRequest) => {
+      log.warn({ namespace: r.namespace, pod: r.name, uid: r.uid, containerId: r.containerId, reason: r.reason }, r.message);
+      events.emit(podTarget(r), 'Warning', EVENT_REASONS.duplicate, r.message);
+    };
+    server = await startCniSocket(opts.socketPath ?? DEFAULT_AGENT_SOCKET, lookupHandler({ index, log, assign, deviceFor, onRejected }), log, onReport);
   } catch (e) {
     await informer.stop();
     await queue.stop();

@@ -10,9 +10,11 @@ import * as path from 'node:path';
 import { asUnderlayError, CniCode } from '../errors';
 import type { Logger } from '../log';
 import { describeIssues } from '../schemas/format';
-import { lookupRequestSchema, PROTOCOL_VERSION, type LookupAnswer, type LookupRequest } from '../schemas/agent-protocol';
+import { lookupRequestSchema, PROTOCOL_VERSION, reportRequestSchema, type LookupAnswer, type LookupRequest, type ReportRequest } from '../schemas/agent-protocol';
 
 export type LookupHandler = (req: LookupRequest) => Promise<LookupAnswer>;
+/** A CNI report (an Event to record); answered at once with ok. */
+export type ReportHandler = (req: ReportRequest) => void;
 
 const MAX_REQUEST_BYTES = 16 * 1024;
 const IDLE_MS = 5_000;
@@ -22,10 +24,10 @@ export interface CniSocketServer {
   close(): Promise<void>;
 }
 
-export async function startCniSocket(socketPath: string, handler: LookupHandler, log: Logger): Promise<CniSocketServer> {
+export async function startCniSocket(socketPath: string, handler: LookupHandler, log: Logger, onReport?: ReportHandler): Promise<CniSocketServer> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
   removeStaleSocket(socketPath);
-  const server = net.createServer((conn) => serve(conn, handler, log));
+  const server = net.createServer((conn) => serve(conn, handler, log, onReport));
   const oldMask = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -66,7 +68,7 @@ function removeStaleSocket(p: string): void {
   fs.unlinkSync(p);
 }
 
-function serve(conn: net.Socket, handler: LookupHandler, log: Logger): void {
+function serve(conn: net.Socket, handler: LookupHandler, log: Logger, onReport?: ReportHandler): void {
   let buf = '';
   let done = false;
   conn.setEncoding('utf8');
@@ -90,6 +92,12 @@ function serve(conn: net.Socket, handler: LookupHandler, log: Logger): void {
       raw = JSON.parse(line);
     } catch {
       return answer(fail(CniCode.DecodeFailure, 'request is not JSON'));
+    }
+    if ((raw as { op?: unknown } | null)?.op === 'report') {
+      const r = reportRequestSchema.safeParse(raw);
+      if (!r.success) return answer(fail(CniCode.DecodeFailure, describeIssues('agent report', r.error.issues)));
+      onReport?.(r.data);
+      return answer({ v: PROTOCOL_VERSION, ok: true, registered: false });
     }
     const parsed = lookupRequestSchema.safeParse(raw);
     if (!parsed.success) return answer(fail(CniCode.DecodeFailure, describeIssues('agent request', parsed.error.issues)));

@@ -14,6 +14,7 @@ export const EVENT_REASONS = {
   rejected: 'RegistrationRejected',
   conflict: 'IPConflict',
   drift: 'RegistrationDrift',
+  duplicate: 'DuplicateAddress',
 } as const;
 
 export interface EventTarget {

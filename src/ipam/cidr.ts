@@ -2,10 +2,12 @@
  * IPv4 and IPv6 addresses, prefixes and ranges as BigInt, so one set of functions serves both
  * families. Pure and dependency-free: the schemas, the registration index, the pools and the CLI
  * all use it. Text output is canonical (RFC 5952 for IPv6) so an address has one spelling and can
- * be used in object names and map keys.
+ * be used in object names and map keys. Text is parsed and printed by the netlink layer's address
+ * helpers (the project's one IP parser); this module adds the arithmetic.
  */
+import { formatIp as formatAddress, parseIp as parseAddress, type Family, type ParsedIp } from '../netlink/addr';
 
-export type Family = 4 | 6;
+export type { Family };
 
 export interface Ip {
   family: Family;
@@ -33,77 +35,28 @@ export const BITS: Record<Family, number> = { 4: 32, 6: 128 };
 
 export class AddressError extends Error {}
 
-const V4_OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
-
-function parseV4(s: string): bigint | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
+/** The one address parser is the netlink layer's (bytes); IPAM works on the same value as a bigint. */
+function toBigInt(bytes: Buffer): bigint {
   let v = 0n;
-  for (const p of parts) {
-    if (!V4_OCTET.test(p)) return null;
-    v = (v << 8n) | BigInt(Number(p));
-  }
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
   return v;
 }
 
-function parseV6(s: string): bigint | null {
-  if (s.includes('%')) return null; // zone ids are link-local scoping, never a pod address
-  const dbl = s.indexOf('::');
-  if (dbl !== -1 && s.indexOf('::', dbl + 1) !== -1) return null;
-  let head: string[];
-  let tail: string[];
-  if (dbl === -1) {
-    head = s.split(':');
-    tail = [];
-  } else {
-    head = s.slice(0, dbl) ? s.slice(0, dbl).split(':') : [];
-    tail = s.slice(dbl + 2) ? s.slice(dbl + 2).split(':') : [];
-  }
-  const groups: bigint[] = [];
-  const all = [...head, ...tail];
-  // An embedded IPv4 tail (::ffff:1.2.3.4) counts as two groups.
-  const lastPart = all[all.length - 1];
-  let v4tail: bigint | null = null;
-  if (lastPart !== undefined && lastPart.includes('.')) {
-    v4tail = parseV4(lastPart);
-    if (v4tail === null) return null;
-    if (tail.length) tail.pop();
-    else head.pop();
-  }
-  const toGroups = (xs: string[]): bigint[] | null => {
-    const out: bigint[] = [];
-    for (const g of xs) {
-      if (!HEX_GROUP.test(g)) return null;
-      out.push(BigInt(parseInt(g, 16)));
-    }
-    return out;
-  };
-  const h = toGroups(head);
-  const t = toGroups(tail);
-  if (!h || !t) return null;
-  const v4Groups = v4tail === null ? [] : [v4tail >> 16n, v4tail & 0xffffn];
-  const explicit = h.length + t.length + v4Groups.length;
-  if (dbl === -1) {
-    if (explicit !== 8) return null;
-    groups.push(...h, ...v4Groups);
-  } else {
-    if (explicit > 7) return null;
-    groups.push(...h, ...Array<bigint>(8 - explicit).fill(0n), ...t, ...v4Groups);
-  }
-  let v = 0n;
-  for (const g of groups) v = (v << 16n) | g;
-  return v;
+function toBytes(family: Family, value: bigint): Buffer {
+  const out = Buffer.alloc(family === 4 ? 4 : 16);
+  for (let i = out.length - 1, v = value; i >= 0; i--, v >>= 8n) out[i] = Number(v & 0xffn);
+  return out;
 }
 
 /** Parse an address; null when it is not one. */
 export function tryParseIp(s: string): Ip | null {
-  if (s.includes(':')) {
-    const v = parseV6(s);
-    return v === null ? null : { family: 6, value: v };
+  let parsed: ParsedIp;
+  try {
+    parsed = parseAddress(s);
+  } catch {
+    return null;
   }
-  const v = parseV4(s);
-  return v === null ? null : { family: 4, value: v };
+  return { family: parsed.family, value: toBigInt(parsed.bytes) };
 }
 
 export function parseIp(s: string): Ip {
@@ -113,33 +66,9 @@ export function parseIp(s: string): Ip {
 }
 
 export function formatIp(family: Family, value: bigint): string {
-  if (family === 4) {
-    return [24n, 16n, 8n, 0n].map((s) => ((value >> s) & 0xffn).toString()).join('.');
-  }
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: compress the longest run of two or more zero groups, the first one on a tie.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart === -1) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatAddress(toBytes(family, value));
 }
 
-/** The canonical spelling of an address (throws when it is not one). */
 export function canonicalIp(s: string): string {
   const ip = parseIp(s);
   return formatIp(ip.family, ip.value);

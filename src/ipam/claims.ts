@@ -82,18 +82,8 @@ export interface ClaimDeps {
   now?: () => Date;
 }
 
-export interface ClaimRequest {
-  network: string;
-  ip: string;
-  kind: ClaimMode;
-  pod: ClaimPod;
-  node: string;
-  containerID: string;
-  interface: string;
-  vf?: string;
-  source: ClaimSource;
-  settings?: Record<string, unknown>;
-}
+/** A claim's spec as asked for: the timestamps are the claim machinery's own. */
+export type ClaimRequest = Omit<IPClaimSpec, 'claimedAt' | 'updatedAt' | 'releasedAt'>;
 
 const MAX_ATTEMPTS = 5;
 

@@ -26,7 +26,7 @@ import { CniCode, UnderlayError } from '../errors';
 import { isAlreadyExists, isConflict, isNotFound, type ClusterObjects } from '../kube/client';
 import type { NetworkModel } from '../registrations/network-model';
 import { formatIp, nthInRanges, parseIp, rangeContains, totalSize, type Family, type IpRange } from './cidr';
-import { apiError, CLAIM_LABELS, claimIp, claimName, type ClaimDeps, type ClaimPod, type ClaimRequest, type ClaimSource, type IPClaim, type IPClaimSpec } from './claims';
+import { apiError, CLAIM_LABELS, claimIp, claimName, type ClaimDeps, type ClaimRequest, type IPClaim, type IPClaimSpec } from './claims';
 import { releasedAtMs, reusableAt } from './pool-release';
 
 /** What this agent knows is claimed on a network (may lag the API server; the create decides). */
@@ -48,17 +48,11 @@ export function cachedView(all: () => Iterable<IPClaim>): ClaimView {
   };
 }
 
-export interface PoolRequest {
-  pod: ClaimPod;
-  node: string;
-  containerID: string;
-  interface: string;
-  vf?: string;
-  source: ClaimSource;
-  settings?: Record<string, unknown>;
+/** A pool claim as asked for: the network and address are the allocator's to choose. */
+export type PoolRequest = Omit<ClaimRequest, 'network' | 'ip' | 'kind'> & {
   /** `reserved`: pre-allocation for a registration whose pod does not exist yet (pod.uid ''). */
   kind: 'pool' | 'reserved';
-}
+};
 
 export interface PoolAllocatorOptions {
   claims: ClusterObjects<IPClaim>;

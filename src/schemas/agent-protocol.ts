@@ -34,6 +34,23 @@ export const lookupRequestSchema = z.object({
 });
 export type LookupRequest = z.infer<typeof lookupRequestSchema>;
 
+/**
+ * CNI → agent, best effort, after a failed ADD the agent should record an Event for (it answers
+ * `{"v":1,"ok":true,"registered":false}`): today a duplicate address found on the wire.
+ */
+export const reportRequestSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  op: z.literal('report'),
+  namespace: name,
+  name,
+  uid: z.string().check(z.maxLength(64)),
+  containerId: z.optional(z.string().check(z.maxLength(256))),
+  ifName: z.optional(z.string().check(z.maxLength(15))),
+  reason: z.enum(['DuplicateAddress']),
+  message: z.string().check(z.maxLength(1024)),
+});
+export type ReportRequest = z.infer<typeof reportRequestSchema>;
+
 const sourceSchema = z.object({
   namespace: z.string(),
   configMap: z.string(),

@@ -43,6 +43,11 @@ export class VfRecords {
     writeFileDurable(this.attachmentFile(rec.containerId, rec.ifName), rec.pciAddr);
   }
 
+  /** A later update of the same attachment: the attachment index already points here. */
+  update(rec: VfRecord): void {
+    writeFileDurable(this.vfFile(rec.pciAddr), JSON.stringify(rec));
+  }
+
   /** Removed last, after the VF is restored: until then DEL can always be retried. */
   remove(rec: Pick<VfRecord, 'pciAddr' | 'containerId' | 'ifName'>): void {
     const att = this.attachmentFile(rec.containerId, rec.ifName);

@@ -8,6 +8,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCniSocket } from '../../src/agent/cni-socket';
+import { silentLogger } from '../../src/log';
+import type { ReportRequest } from '../../src/schemas/agent-protocol';
 import { requireBinary, runCni } from '../fixtures/cni';
 import { ip, ipJson, linkSnapshot, makeNetns, uniqueTag, type NetnsHandle } from '../fixtures/host-net';
 import { createEmulatedNic, type EmulatedNic } from '../fixtures/sysfs-tree';
@@ -103,5 +106,23 @@ describe('CNI ADD: duplicate address detection', () => {
     const add = await runCni('ADD', c, env);
     expect(add.code, add.stdout + add.stderr).toBe(0);
     expect((await runCni('DEL', c, env)).code).toBe(0);
+  });
+
+  it('with an agent socket, the refused ADD is reported to the agent, which records the Event', async () => {
+    const reports: ReportRequest[] = [];
+    const sock = path.join(tmp, 'agent.sock');
+    // The agent's real socket server; this pod has no registration, so the netconf's IPAM applies.
+    const server = await startCniSocket(sock, async () => ({ v: 1, ok: true, registered: false }), silentLogger(), (r) => reports.push(r));
+    try {
+      const env = { containerId: 'dup-report', netns: pod.path, ifName: 'net1', args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=demo;K8S_POD_NAME=web;K8S_POD_UID=uid-web' };
+      const add = await runCni('ADD', conf('10.77.0.5/24', { agentSocket: sock }), env);
+      expect(add.stdout).toContain('duplicate address');
+      expect(reports).toEqual([
+        expect.objectContaining({ op: 'report', namespace: 'demo', name: 'web', uid: 'uid-web', reason: 'DuplicateAddress', message: expect.stringContaining(`by MAC ${ROGUE_MAC}`) }),
+      ]);
+      expect((await runCni('DEL', conf('10.77.0.5/24', { agentSocket: sock }), env)).code).toBe(0);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -9,7 +9,7 @@ import { waitFor } from '../../fakes/kube-apiserver/wait';
 import { FakePodResourcesServer } from '../../fakes/podresources/server';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../../src/kube/client';
 import { startAgent, type Agent } from '../../../src/agent/agent';
-import { agentLookup, answerToPodSettings } from '../../../cni/agent-client';
+import { agentLookup, agentReport, answerToPodSettings } from '../../../cni/agent-client';
 import { queueClaimRelease } from '../../../cni/claim-release';
 import { silentLogger } from '../../../src/log';
 import type { IPClaim } from '../../../src/ipam/claims';
@@ -170,6 +170,19 @@ describe('node agent against the fake API server', () => {
     expect(other.filter((ip) => got.includes(ip))).toEqual([]);
     const again = answerToPodSettings(await add('demo', 'web2', uid, { containerId: 'ctr-web2-b' }))!.ips!.map((x) => x.split('/')[0]!);
     expect(again.sort()).toEqual([...got].sort());
+    await del('demo', 'web2', uid, 'ctr-web2-b');
+    // Made a reservation later: the tombstones of its earlier pod do not count as one.
+    await putCm('demo', 'pool-extra', 'registration', { web2: 'pool: vlan100\nreserve: true', web3: 'pool: vlan100' });
+    await expect.poll(() => { const r = agent.index.lookup('demo', 'web2'); return r.kind === 'resolved' && r.settings.pool?.reserve; }).toBe(true);
+    await agent.syncReservations();
+    const reserved = (await claims.list()).items.filter((c) => c.spec.pod.name === 'web2' && c.spec.kind === 'reserved');
+    expect(reserved).toHaveLength(2);
+  });
+
+  it('a duplicate address the CNI found on the wire becomes a Warning Event on the pod', async () => {
+    const msg = 'duplicate address: 10.100.0.12 is already in use on the network by MAC 02:00:00:00:dd:01 (RFC 5227 ARP probe); the attachment was rolled back';
+    expect(await agentReport(agent.socketPath, { namespace: 'demo', name: 'app-b', uid: 'u-b', reason: 'DuplicateAddress', message: msg })).toBe(true);
+    await expect.poll(async () => (await eventsFor('demo', 'Pod', 'app-b')).filter((e) => e.reason === 'DuplicateAddress').map((e) => [e.type, e.message])).toEqual([['Warning', msg]]);
   });
 
   it('an edited registration does not touch the running pod; it is reported as drift', async () => {
