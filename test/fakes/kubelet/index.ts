@@ -229,7 +229,8 @@ export class FakeKubelet {
     }
     this.record(req.resource_name, null);
     // kubelet answers Register first and connects to the plugin right after.
-    setImmediate(() => void this.connect(req.resource_name, path.join(this.devicePluginsDir, req.endpoint)));
+    // A failed connection leaves the plugin without a stream, as with kubelet; never an unhandled rejection.
+    setImmediate(() => void this.connect(req.resource_name, path.join(this.devicePluginsDir, req.endpoint)).catch(() => undefined));
   }
 
   private scanRegistry(): void {
@@ -305,6 +306,9 @@ export class FakeKubelet {
     const conn: PluginConnection = { resource, endpoint, client, options: null, devices: null, updates: 0, streamOpen: false, stream: null };
     this.plugins.set(resource, conn);
     conn.options = await promisify<DevicePluginOptionsMsg>((cb) => client.GetDevicePluginOptions({}, cb));
+    // The plugin registered again while we asked (kubelet then drops the older connection): this
+    // client is closed, and the newer connection streams instead.
+    if (this.plugins.get(resource) !== conn) return;
     const stream = client.ListAndWatch({});
     conn.stream = stream;
     conn.streamOpen = true;
