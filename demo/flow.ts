@@ -165,6 +165,8 @@ export interface DemoSummary {
   isolated: number;
   restored: number;
   vfs: number;
+  /** Each pod's VF line on its PF while it ran, with what was registered (only where the PF has them). */
+  vfLines: Array<{ pod: string; line: string | undefined; vlan: number | undefined; maxTxRateMbps: number | undefined }>;
 }
 
 export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promise<DemoSummary> {
@@ -344,11 +346,14 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   }
   for (const line of renderTable(['pod', 'IP(s)', 'VLAN (enforced by)', 'QoS, registered (enforced by)', 'MAC', 'MTU', 'VF', 'PF', 'source ConfigMap @ resourceVersion'], rows)) out(line);
   out(p.enforcement.explain);
+  const vfLinesSeen: DemoSummary['vfLines'] = [];
   if (p.vfLines) {
     out('the PF\'s VF lines (ip -d link show), as the driver reports them:');
     for (const pod of pods) {
       const vf = readVf(p.sysfsRoot, pod.deviceID);
-      out(`  ${pod.name}: ${vf.pfNetdev} ${(await vfLineOf(vf.pfNetdev!, vf.vfIndex)) ?? '(no VF line)'}`);
+      const line = await vfLineOf(vf.pfNetdev!, vf.vfIndex);
+      vfLinesSeen.push({ pod: pod.name, line, vlan: pod.registered.vlan, maxTxRateMbps: pod.registered.maxTxRateMbps });
+      out(`  ${pod.name}: ${vf.pfNetdev} ${line ?? '(no VF line)'}`);
     }
   }
 
@@ -361,7 +366,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     return a.address.split('/')[0]!;
   };
   const [a, b, c] = pods as [PodRun, PodRun, PodRun];
-  const summary: DemoSummary = { pods: pods.length, reachable: 0, isolated: 0, restored: 0, vfs: 0 };
+  const summary: DemoSummary = { pods: pods.length, reachable: 0, isolated: 0, restored: 0, vfs: 0, vfLines: vfLinesSeen };
   for (const [from, to] of [[a, b], [b, a]] as const) {
     const ok = await p.ping(from.netns, ipv4(to));
     if (ok) summary.reachable++;

@@ -65,6 +65,11 @@ export const scenario: Scenario = {
     t.equal(summary.pods, 3, 'three pods scheduled (Allocate + CNI ADD)');
     t.equal(summary.reachable, 2, 'app-a and app-b (VLAN 100) reach each other');
     t.equal(summary.isolated, 2, 'app-c (VLAN 200) reaches neither, even with an address in their subnet');
+    for (const v of summary.vfLines) {
+      const want = [v.vlan ? `vlan ${v.vlan}` : null, v.maxTxRateMbps ? `max_tx_rate ${v.maxTxRateMbps}Mbps` : null].filter((x): x is string => x !== null);
+      t.ok(v.line !== undefined && want.every((w) => v.line!.includes(w)), `${v.pod}: the PF's VF line shows ${want.join(' and ')}`, v.line ?? 'no VF line');
+    }
+    t.equal(summary.vfLines.length, 3, 'a VF line for each pod');
     t.equal(summary.restored, summary.vfs, `every VF (${summary.vfs}) restored: netdev name, MAC, MTU and the PF's VF line`);
   },
 };
