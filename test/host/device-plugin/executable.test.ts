@@ -78,7 +78,15 @@ describe('sriov-underlay-node executable', () => {
     let logs = '';
     child.stderr!.on('data', (c: Buffer) => (logs += c.toString()));
     const k = h.kubelet;
-    await k.waitFor('devices from the executable', () => k.devices('sriov-underlay.io/vf')?.length === 2, 30_000);
+    // Fail at once, with the daemon's own words, if it exits instead of serving.
+    await k
+      .waitFor('devices from the executable', () => {
+        if (child?.exitCode !== null) throw new Error(`the daemon exited with ${child?.exitCode}:\n${logs}`);
+        return k.devices('sriov-underlay.io/vf')?.length === 2;
+      }, 60_000)
+      .catch((e: Error) => {
+        throw new Error(`${e.message}\ndaemon log:\n${logs}`);
+      });
     const { response } = await k.allocate('sriov-underlay.io/vf', ['0000:81:10.1']);
     expect(response.container_responses[0]?.envs.PCIDEVICE_SRIOV_UNDERLAY_IO_VF).toBe('0000:81:10.1');
     const metrics = await get(`http://127.0.0.1:${port}/metrics`);
