@@ -4,6 +4,7 @@
  * `startAgent` is the one entry point the daemon calls.
  */
 import * as path from 'node:path';
+import type * as k8s from '@kubernetes/client-node';
 import { CniCode, UnderlayError } from '../errors';
 import { CLAIM_LABELS, releaseAttachment, type ClaimDeps, type IPClaim } from '../ipam/claims';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../kube/client';
@@ -229,7 +230,13 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
 
   // list+watch (relist on 410, backoff, paging: src/kube/informer). No periodic re-delivery: the
   // index only changes when a ConfigMap does.
-  const informer = configMapInformer(clients, undefined, { name: 'registrations', labelSelector: CONFIGMAP_SELECTOR, resyncMs: 0, log });
+  // The index parses each ConfigMap as it arrives; the informer's cache keeps only what telling
+  // changes and deletions apart needs, not the raw data, managedFields and the rest.
+  const retain = (cm: k8s.V1ConfigMap): k8s.V1ConfigMap => {
+    const m = cm.metadata ?? {};
+    return { metadata: { namespace: m.namespace, name: m.name, resourceVersion: m.resourceVersion, labels: m.labels } };
+  };
+  const informer = configMapInformer(clients, undefined, { name: 'registrations', labelSelector: CONFIGMAP_SELECTOR, resyncMs: 0, log, retain });
   const changed = (cm: { metadata?: { namespace?: string; name?: string; labels?: Record<string, string> } }) => {
     // The first list arrives one ConfigMap at a time, registrations possibly before the networks
     // they name: reporting then would send a false rejection Event per key (10,000 concurrent
