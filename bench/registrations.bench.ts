@@ -3,8 +3,9 @@
  * - CNI → agent lookup p99: the CNI client's round trip (fresh connection, JSON both ways, answer
  *   validated) to an agent whose index holds 10,000 registrations; and, for information, the same
  *   with the IP claim written to the fake API server (what an ADD really waits for).
- * - agent RSS with 10,000 registrations across 500 ConfigMaps: the real agent (startAgent) in its
- *   own process, listing from the fake API server, measured from /proc after it is ready.
+ * - agent RSS with 10,000 registrations across 500 ConfigMaps: the shipped daemon running the agent
+ *   alone (dist/bin/sriov-underlay-node --components agent), listing from the fake API server,
+ *   measured from /proc after it is ready, without and with the DaemonSet's NODE_OPTIONS.
  * - time from a registration edit to it being served: ConfigMap written to the API server → the
  *   agent's socket answers with it.
  * Run: npm run bench -- registrations (or bundle this file with esbuild and run it with node).
@@ -14,7 +15,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { agentLookup, answerToPodSettings } from '../cni/agent-client';
-import { startAgent } from '../src/agent/agent';
 import { startCniSocket } from '../src/agent/cni-socket';
 import { lookupHandler } from '../src/agent/lookup';
 import { loadKubeConfig, makeKubeClients } from '../src/kube/client';
@@ -57,46 +57,62 @@ function line(label: string, value: number, unit: 'ms' | 'MB', goal?: number): s
   return [label, fmt(f), goal === undefined ? '' : `≤ ${goal} ${unit}`, goal === undefined ? '' : f.value <= goal ? 'met' : 'MISSED'];
 }
 
-/** The agent process for the RSS figure: start, report readiness, live until stdin closes. */
-async function agentChild(kubeconfig: string, socketPath: string, stateDir: string): Promise<void> {
-  if (process.env.BENCH_V8) require('node:v8').setFlagsFromString(process.env.BENCH_V8);
-  const agent = await startAgent({ nodeName: 'bench-node', log: silentLogger(), kubeconfig, socketPath, stateDir, podResourcesSocket: null });
-  (globalThis as { gc?: () => void }).gc?.();
-  if (process.env.BENCH_VERBOSE) {
-    const m = process.memoryUsage();
-    console.error(`agent memory: rss ${(m.rss / 1e6).toFixed(0)} heapUsed ${(m.heapUsed / 1e6).toFixed(0)} heapTotal ${(m.heapTotal / 1e6).toFixed(0)} external ${(m.external / 1e6).toFixed(0)} arrayBuffers ${(m.arrayBuffers / 1e6).toFixed(0)} MB`);
-  }
-  process.stdout.write(`ready ${agent.index.registrationKeyCount}\n`);
-  process.stdin.resume();
-  process.stdin.on('end', () => void agent.stop().then(() => process.exit(0)));
+const REPO = path.resolve(__dirname, '..', '..');
+const DAEMON = path.join(REPO, 'dist', 'bin', 'sriov-underlay-node');
+/** What deploy/40-daemonset.yaml sets (a smaller V8 young generation; read at process start only). */
+const DEPLOYED_NODE_OPTIONS = '--max-semi-space-size=1';
+
+function status(pid: number): { rss: number; anon: number; file: number; hwm: number } {
+  const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const mb = (k: string) => (Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)![1]) * 1024) / 1e6;
+  return { rss: mb('VmRSS'), anon: mb('RssAnon'), file: mb('RssFile'), hwm: mb('VmHWM') };
 }
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) * 1024 / 1e6;
-}
-
-async function spawnAgent(kubeconfig: string, sock: string, stateDir: string, expectKeys: number) {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...(process.env.BENCH_VERBOSE ? { BENCH_VERBOSE: '1' } : {}), ...(process.env.BENCH_V8 ? { BENCH_V8: process.env.BENCH_V8 } : {}) };
-  const child = spawn(process.execPath, ['--expose-gc', process.argv[1]!, '--agent-child', kubeconfig, sock, stateDir], { env, stdio: ['pipe', 'pipe', 'inherit'] });
-  const ready = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('\n')) resolve(out.trim());
-    });
+/**
+ * The shipped daemon running the agent alone (dist/bin/sriov-underlay-node --components agent),
+ * ready once it logs "node agent ready" with the expected registration count; RSS is read after the
+ * start-up burst has settled.
+ */
+async function spawnAgent(kubeconfig: string, sock: string, stateDir: string, expectKeys: number, nodeOptions = '') {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
+  const args = ['--components', 'agent', '--node-name', 'bench-node', '--kubeconfig', kubeconfig, '--agent-socket', sock, '--cni-state-dir', stateDir, '--pod-resources-socket', '', '--log-level', 'info'];
+  const child = spawn(DAEMON, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    const onData = (b: Buffer) => {
+      buf += b.toString();
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (!line.startsWith('{')) continue; // e.g. node's "code cache rejected" warning under NODE_OPTIONS
+        const rec = JSON.parse(line) as { msg?: string; registrations?: number; level?: number };
+        if (rec.msg !== 'node agent ready') continue;
+        child.stderr.off('data', onData);
+        child.stderr.resume();
+        if (rec.registrations === expectKeys) resolve();
+        else reject(new Error(`agent ready with ${rec.registrations} registrations, expected ${expectKeys}`));
+      }
+    };
+    child.stderr.on('data', onData);
     child.on('exit', (c) => reject(new Error(`agent exited ${c}`)));
   });
-  if (ready !== `ready ${expectKeys}`) throw new Error(`agent said "${ready}"`);
   // Settled: V8's memory reducer shrinks the heap a few seconds after the start-up burst.
   const samples: number[] = [];
   for (let i = 0; i < 12; i++) {
     await new Promise((r) => setTimeout(r, 1000));
-    samples.push(rssMb(child.pid!));
+    samples.push(status(child.pid!).rss);
   }
   if (process.env.BENCH_VERBOSE) console.error(`rss samples: ${samples.map((x) => x.toFixed(0)).join(' ')}`);
-  return { child, rss: samples[samples.length - 1]! };
+  const st = status(child.pid!);
+  const stop = async () => {
+    child.kill('SIGTERM');
+    if (child.exitCode === null) await new Promise((r) => child.on('exit', r));
+  };
+  return { child, ...st, stop };
 }
+
+const rssLabel = (what: string, a: { anon: number; file: number; hwm: number }) =>
+  `${what} (anon ${a.anon.toFixed(0)} + file ${a.file.toFixed(0)}; peak ${a.hwm.toFixed(0)})`;
 
 async function main(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'reg-bench-'));
@@ -125,17 +141,21 @@ async function main(): Promise<void> {
       const core = makeKubeClients(loadKubeConfig({ kubeconfig: kube.kubeconfigPath })).core;
       const [nets, ...regs] = cmObjects();
       await core.createNamespacedConfigMap({ namespace: 'sriov-underlay', body: { metadata: { name: 'networks', labels: nets!.metadata!.labels! }, data: nets!.data! } });
+      if (!fs.existsSync(DAEMON)) throw new Error(`${DAEMON} not built yet (npm run build)`);
       // The same agent with no registrations: what node, client-node and the rest cost before the index.
       const empty = await spawnAgent(kube.kubeconfigPath, path.join(tmp, 'empty.sock'), path.join(tmp, 'state0'), 0);
-      rows.push(line('agent RSS, no registrations', empty.rss, 'MB'));
-      empty.child.stdin!.end();
-      await new Promise((r) => empty.child.on('exit', r));
+      rows.push(line(rssLabel('agent RSS, no registrations', empty), empty.rss, 'MB'));
+      await empty.stop();
       for (const cm of regs) {
         await core.createNamespacedConfigMap({ namespace: cm.metadata!.namespace!, body: { metadata: { name: cm.metadata!.name!, labels: cm.metadata!.labels! }, data: cm.data! } });
       }
+      const n = CONFIGMAPS * KEYS_PER_CM;
+      const plain = await spawnAgent(kube.kubeconfigPath, path.join(tmp, 'plain.sock'), path.join(tmp, 'state1'), n);
+      rows.push(line(rssLabel(`agent RSS, ${n} registrations / ${CONFIGMAPS} ConfigMaps, no NODE_OPTIONS`, plain), plain.rss, 'MB'));
+      await plain.stop();
       const agentSock = path.join(tmp, 'agent.sock');
-      const { child, rss } = await spawnAgent(kube.kubeconfigPath, agentSock, path.join(tmp, 'state'), CONFIGMAPS * KEYS_PER_CM);
-      rows.push(line(`agent RSS, ${CONFIGMAPS * KEYS_PER_CM} registrations / ${CONFIGMAPS} ConfigMaps`, rss, 'MB', 80));
+      const agent = await spawnAgent(kube.kubeconfigPath, agentSock, path.join(tmp, 'state'), n, DEPLOYED_NODE_OPTIONS);
+      rows.push(line(rssLabel(`agent RSS, same, NODE_OPTIONS=${DEPLOYED_NODE_OPTIONS} (as deployed)`, agent), agent.rss, 'MB', 80));
 
       // ADD as it really is: lookup + IP claim created on the API server.
       const add: number[] = [];
@@ -162,8 +182,7 @@ async function main(): Promise<void> {
       }
       const ed = summarize(edit);
       rows.push(line('registration edit → served p50', ed.p50, 'ms'), line('registration edit → served max', ed.max, 'ms', 1000));
-      child.stdin.end();
-      await new Promise((r) => child.on('exit', r));
+      await agent.stop();
     } finally {
       await kube.close();
     }
@@ -174,11 +193,7 @@ async function main(): Promise<void> {
   console.log(table(['figure', 'value', 'goal', ''], rows));
 }
 
-if (process.argv[2] === '--agent-child') {
-  void agentChild(process.argv[3]!, process.argv[4]!, process.argv[5]!);
-} else {
-  main().catch((e: unknown) => {
-    console.error(e);
-    process.exitCode = 1;
-  });
-}
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -153,7 +153,10 @@ async function bundle(esbuild, target) {
     format: 'cjs',
     // Readable stack traces: no identifier mangling, and class/function names survive bundling.
     keepNames: true,
-    minify: false,
+    // Whitespace only: the node daemon's bundle goes from 9.1 to 4.9 MB, and a single executable
+    // holds its source twice in memory (the mapped blob and V8's copy). Stack traces keep their
+    // names; their line:column point into long lines.
+    minifyWhitespace: true,
     legalComments: 'none',
     write: false,
     outfile: path.join(WORK, `${target.name}.cjs`),

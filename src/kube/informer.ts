@@ -53,6 +53,11 @@ export interface InformerOptions<T extends InformerObject> {
   labelSelector?: string;
   fieldSelector?: string;
   pageSize?: number;
+  /**
+   * What the cache keeps of each object (default: all of it). Events still carry the whole object
+   * as received; `old` in update/delete, `resync`, get() and list() give the kept part.
+   */
+  retain?(obj: T): T;
   /** Re-deliver every cached object as a `resync` event this often; 0 turns it off. */
   resyncMs?: number;
   /** Server-side watch timeout; the informer then resumes from its last resourceVersion. */
@@ -231,7 +236,7 @@ export class Informer<T extends InformerObject> extends EventEmitter<InformerEve
   private upsert(o: T): void {
     const k = keyOf(o);
     const old = this.index.get(k);
-    this.index.set(k, o);
+    this.index.set(k, this.opts.retain ? this.opts.retain(o) : o);
     if (!old) this.emit('add', o);
     else if (old.metadata?.resourceVersion !== o.metadata?.resourceVersion) this.emit('update', o, old);
   }

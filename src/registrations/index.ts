@@ -59,8 +59,11 @@ export class RegistrationIndex {
   private regCms = new Map<string, RegEntry[]>();
   private byKey = new Map<string, RegEntry[]>();
   private ipUses = new Map<string, IpUse[]>();
-  /** Per entry and pod: null when it resolves, else its rejection. Cleared on every change. */
-  private cache = new Map<RegEntry, Map<string, Rejection | null>>();
+  /**
+   * Per entry and pod: null when it resolves, else its rejection; pod-form entries hold the verdict
+   * itself (see verdict()). Cleared on every change.
+   */
+  private cache = new Map<RegEntry, Rejection | null | Map<string, Rejection | null>>();
 
   constructor(opts: IndexOptions = {}) {
     this.systemNamespace = opts.systemNamespace ?? SYSTEM_NAMESPACE;
@@ -210,17 +213,25 @@ export class RegistrationIndex {
       const form: Form = !parsed.ok ? 'unknown' : parsed.spec.ips || parsed.spec.ips6 ? 'sts' : 'pod';
       const e: RegEntry = { meta, key, parsed, form };
       entries.push(e);
+      // Almost every key and address has one holder: `[x]` allocates room for one, where
+      // `[]` + push would reserve 17 slots (~150 bytes each, times 20,000 lists).
       const k = nsKey(meta.namespace, key);
-      const list = this.byKey.get(k) ?? [];
-      list.push(e);
-      list.sort(olderFirst);
-      this.byKey.set(k, list);
+      const list = this.byKey.get(k);
+      if (list) {
+        list.push(e);
+        list.sort(olderFirst);
+      } else {
+        this.byKey.set(k, [e]);
+      }
       for (const use of fixedUses(e)) {
         const uk = ipKey(use.net, use.ip);
-        const ul = this.ipUses.get(uk) ?? [];
-        ul.push(use.use);
-        ul.sort((a, b) => olderFirst(a.entry, b.entry) || (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : 0));
-        this.ipUses.set(uk, ul);
+        const ul = this.ipUses.get(uk);
+        if (ul) {
+          ul.push(use.use);
+          ul.sort((a, b) => olderFirst(a.entry, b.entry) || (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : 0));
+        } else {
+          this.ipUses.set(uk, [use.use]);
+        }
       }
     }
     this.regCms.set(cmId(meta.namespace, meta.name), entries);
@@ -266,22 +277,34 @@ export class RegistrationIndex {
    * double the index's memory.
    */
   private outcome(entry: RegEntry, pod: string, ordinal: number | null): Outcome {
-    const perPod = this.cache.get(entry);
-    const known = perPod?.get(pod);
+    const known = this.verdict(entry, pod);
     if (known !== undefined && known !== null) return { ok: false, rejection: known };
     const out = this.resolve(entry, ordinal);
-    if (known === undefined) {
-      if (perPod) perPod.set(pod, out.ok ? null : out.rejection);
-      else this.cache.set(entry, new Map([[pod, out.ok ? null : out.rejection]]));
-    }
+    if (known === undefined) this.remember(entry, pod, out.ok ? null : out.rejection);
     return out;
   }
 
   /** Whether the entry resolves for the pod, from the verdict cache when known. */
   private valid(entry: RegEntry, pod: string, ordinal: number | null): boolean {
-    const known = this.cache.get(entry)?.get(pod);
+    const known = this.verdict(entry, pod);
     if (known !== undefined) return known === null;
     return this.outcome(entry, pod, ordinal).ok;
+  }
+
+  /** A pod-form entry serves one pod only (its key), so its verdict is kept without a per-pod map. */
+  private verdict(entry: RegEntry, pod: string): Rejection | null | undefined {
+    const v = this.cache.get(entry);
+    return v instanceof Map ? v.get(pod) : v;
+  }
+
+  private remember(entry: RegEntry, pod: string, verdict: Rejection | null): void {
+    if (entry.form === 'pod') {
+      this.cache.set(entry, verdict);
+      return;
+    }
+    const perPod = this.cache.get(entry);
+    if (perPod instanceof Map) perPod.set(pod, verdict);
+    else this.cache.set(entry, new Map([[pod, verdict]]));
   }
 
   private resolve(entry: RegEntry, ordinal: number | null): Outcome {

@@ -173,6 +173,21 @@ describe('Informer', () => {
     expect(fake.server.counters().requests.list ?? 0).toBe(lists);
   });
 
+  it('caches only what retain keeps, while events carry whole objects', async () => {
+    const ns = await namespace('inf-retain');
+    await clients.core.createNamespacedConfigMap({ namespace: ns, body: cm('k1') });
+    const inf = track(configMapInformer(clients, ns, { ...FAST, retain: (o) => ({ metadata: { namespace: o.metadata?.namespace, name: o.metadata?.name, resourceVersion: o.metadata?.resourceVersion } }) }));
+    const seen: Array<{ type: string; data: unknown; oldData?: unknown }> = [];
+    inf.on('add', (o) => seen.push({ type: 'add', data: o.data }));
+    inf.on('update', (o, old) => seen.push({ type: 'update', data: o.data, oldData: old.data }));
+    await inf.start();
+    expect(inf.get(ns, 'k1')).toEqual({ metadata: { namespace: ns, name: 'k1', resourceVersion: expect.any(String) } });
+    const replaced = await clients.core.replaceNamespacedConfigMap({ namespace: ns, name: 'k1', body: cm('k1', undefined, { v: 'two' }) });
+    await waitFor('update', () => seen.length === 2);
+    expect(seen).toEqual([{ type: 'add', data: { v: 'k1' } }, { type: 'update', data: { v: 'two' }, oldData: undefined }]);
+    expect(inf.get(ns, 'k1')?.metadata?.resourceVersion).toBe(replaced.metadata?.resourceVersion);
+  });
+
   it('retries a failing list with backoff until it succeeds', async () => {
     const ns = await namespace('inf-retry');
     fake.server.failNext({ code: 500, verb: 'list', resource: 'configmaps', count: 3 });

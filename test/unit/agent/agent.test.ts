@@ -85,6 +85,12 @@ afterAll(async () => {
 });
 
 describe('node agent against the fake API server', () => {
+  it('at start, reports only real rejections, once, though the registrations were listed before their networks', async () => {
+    // The list is sorted by namespace: demo/demo-net arrives before sriov-underlay/networks.
+    const rejected = (await eventsFor('demo', 'ConfigMap', 'demo-net')).filter((e) => e.reason === 'RegistrationRejected');
+    expect(rejected.map((e) => e.message?.replace(/: field .*/, ''))).toEqual(['configmap demo/demo-net key "broken"']);
+  });
+
   it('ADD: serves the registration, claims the IP, records assigned Events on the pod and the ConfigMap', async () => {
     const uid = await pod('demo', 'app-a');
     const s = answerToPodSettings(await add('demo', 'app-a', uid, { deviceID: '0000:81:10.2' }));
