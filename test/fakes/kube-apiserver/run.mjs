@@ -1,18 +1,6 @@
-// Runs main.ts under plain node: bundles it with esbuild (a dev dependency) into a temporary file.
-import { buildSync } from 'esbuild';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+// Runs the fake API server's main.ts under plain node (bundled on the fly, see scripts/run-ts.mjs).
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runTs } from '../../../scripts/run-ts.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'fake-apiserver-'));
-const out = join(dir, 'main.cjs');
-buildSync({ entryPoints: [join(here, 'main.ts')], bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile: out, logLevel: 'error' });
-try {
-  createRequire(import.meta.url)(out);
-} finally {
-  // The module is loaded; the bundle file is no longer needed.
-  rmSync(dir, { recursive: true, force: true });
-}
+runTs(join(dirname(fileURLToPath(import.meta.url)), 'main.ts'), 'fake-apiserver-');
