@@ -5,6 +5,7 @@
  */
 import { formatIp, parseIp } from '../ipam/cidr';
 import { claimIp, type ClaimDeps, type ClaimPod, type IPClaim } from '../ipam/claims';
+import { releaseClaim } from '../ipam/pool-release';
 import type { NetworkModel } from '../registrations/network-model';
 import type { ResolvedSettings } from '../registrations/types';
 
@@ -21,10 +22,24 @@ function bare(cidr: string): string {
   return cidr.slice(0, cidr.indexOf('/'));
 }
 
+/**
+ * Claim every fixed address of the registration, all or nothing: when one family fails (another
+ * holder, a conflict), the claims this call got for the other families are released again, so a
+ * dual-stack pod never runs, nor holds an address, with only half of its registration.
+ */
 export async function claimFixed(deps: ClaimDeps, s: ResolvedSettings, a: Attachment): Promise<IPClaim[]> {
   const done: IPClaim[] = [];
-  for (const cidr of s.ips) {
-    done.push(await claimIp(deps, { ...a, network: s.network, ip: bare(cidr), kind: 'fixed', source: s.source, settings: settingsRecord(s) }));
+  try {
+    for (const cidr of s.ips) {
+      done.push(await claimIp(deps, { ...a, network: s.network, ip: bare(cidr), kind: 'fixed', source: s.source, settings: settingsRecord(s) }));
+    }
+  } catch (err) {
+    const now = deps.now?.() ?? new Date();
+    for (const c of done) {
+      // The precondition makes this release only what this call holds; a changed claim stays.
+      await releaseClaim(deps.claims, c, now).catch(() => undefined);
+    }
+    throw err;
   }
   return done;
 }
