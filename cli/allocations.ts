@@ -2,9 +2,9 @@
 import * as z from 'zod/mini';
 import { parseIp } from '../src/ipam/cidr';
 import { releasedAtMs } from '../src/ipam/pool-release';
-import { checkFlags, commonFlags, helpText, names, parseArgs, type FlagSpec } from './args';
+import { commandArgs, commonFlags, helpText, names, type FlagSpec } from './args';
 import { api, connect } from './cluster';
-import { CliError, EXIT } from './errors';
+import { EXIT } from './errors';
 import { emit, since, table } from './output';
 
 const FLAGS: FlagSpec[] = [
@@ -28,13 +28,9 @@ function byAddress(a: string, b: string): number {
 }
 
 export async function allocationsCommand(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, FLAGS, 'allocations');
-  const flags = checkFlags('allocations', flagsSchema, parsed.flags);
-  if (flags.help) {
-    process.stdout.write(ALLOCATIONS_HELP);
-    return EXIT.ok;
-  }
-  if (parsed.positionals.length) throw new CliError(EXIT.usage, `allocations: unexpected argument "${parsed.positionals[0]}"`);
+  const args = commandArgs('allocations', argv, FLAGS, flagsSchema, ALLOCATIONS_HELP);
+  if (!args) return EXIT.ok;
+  const { flags } = args;
   const c = connect(flags.kubeconfig);
   const items = (await api('list IPClaims', () => c.claims.list())).items
     .filter((x) => !flags.namespace || x.spec.pod.namespace === flags.namespace)

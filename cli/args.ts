@@ -82,6 +82,30 @@ export function checkFlags<S extends z.ZodMiniType>(command: string, schema: S, 
   throw new CliError(EXIT.usage, `${command}: flag --${i.path.map(String).join('.')}: ${i.message}`);
 }
 
+/**
+ * A subcommand's arguments: parsed, validated (a bad flag is a usage error naming it), and null when
+ * --help was asked for, after printing the help. Unless `positionals` is set, arguments are refused.
+ */
+export function commandArgs<S extends z.ZodMiniType>(
+  command: string,
+  argv: string[],
+  specs: FlagSpec[],
+  schema: S,
+  help: string,
+  opts: { positionals?: boolean; hint?: string } = {},
+): { flags: z.infer<S>; positionals: string[] } | null {
+  const parsed = parseArgs(argv, specs, command);
+  const flags = checkFlags(command, schema, parsed.flags);
+  if ((flags as { help?: boolean }).help) {
+    process.stdout.write(help);
+    return null;
+  }
+  if (!opts.positionals && parsed.positionals.length) {
+    throw new CliError(EXIT.usage, `${command}: unexpected argument "${parsed.positionals[0]}"${opts.hint ? ` (${opts.hint})` : ''}`);
+  }
+  return { flags, positionals: parsed.positionals };
+}
+
 export function helpText(usage: string, about: string, specs: FlagSpec[]): string {
   const rows = [...specs, ...COMMON_FLAGS].map((s) => {
     const left = `${s.short ? `-${s.short}, ` : '    '}--${s.name}${s.value ? ' VALUE' : ''}`;

@@ -8,7 +8,7 @@ import type { IPClaim } from '../src/ipam/claims';
 import { isTombstone } from '../src/ipam/pool-release';
 import { RegistrationIndex } from '../src/registrations/index';
 import { formatSource } from '../src/registrations/types';
-import { checkFlags, commonFlags, helpText, parseArgs, type FlagSpec } from './args';
+import { commandArgs, commonFlags, helpText, type FlagSpec } from './args';
 import { api, clusterConfigMaps, connect } from './cluster';
 import { CliError, EXIT } from './errors';
 import { emit, progress } from './output';
@@ -42,13 +42,10 @@ function claimView(c: IPClaim) {
 }
 
 export async function explainCommand(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, FLAGS, 'explain');
-  const flags = checkFlags('explain', flagsSchema, parsed.flags);
-  if (flags.help) {
-    process.stdout.write(EXPLAIN_HELP);
-    return EXIT.ok;
-  }
-  const [pod, extra] = parsed.positionals;
+  const args = commandArgs('explain', argv, FLAGS, flagsSchema, EXPLAIN_HELP, { positionals: true });
+  if (!args) return EXIT.ok;
+  const { flags } = args;
+  const [pod, extra] = args.positionals;
   if (!pod || extra !== undefined) throw new CliError(EXIT.usage, 'explain: give exactly one pod name (kubectl sriov explain POD -n NAMESPACE)');
   const prog = progress('explain', flags.progress);
   const c = connect(flags.kubeconfig);

@@ -14,7 +14,7 @@ import { DEFAULT_GRACE_FLOOR_SECONDS, judgeClaim } from '../src/ipam/reconcile-r
 import { isConflict, isNotFound } from '../src/kube/client';
 import { RegistrationIndex } from '../src/registrations/index';
 import { describeIssues } from '../src/schemas/format';
-import { checkFlags, commonFlags, helpText, parseArgs, type FlagSpec } from './args';
+import { commandArgs, commonFlags, helpText, type FlagSpec } from './args';
 import { api, clusterConfigMaps, connect, type Cluster } from './cluster';
 import { CliError, EXIT } from './errors';
 import { emit, progress, table } from './output';
@@ -68,13 +68,9 @@ async function networkCooldowns(c: Cluster): Promise<Map<string, number>> {
 }
 
 export async function gcCommand(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, FLAGS, 'gc');
-  const flags = checkFlags('gc', flagsSchema, parsed.flags);
-  if (flags.help) {
-    process.stdout.write(GC_HELP);
-    return EXIT.ok;
-  }
-  if (parsed.positionals.length) throw new CliError(EXIT.usage, `gc: unexpected argument "${parsed.positionals[0]}"`);
+  const args = commandArgs('gc', argv, FLAGS, flagsSchema, GC_HELP);
+  if (!args) return EXIT.ok;
+  const { flags } = args;
   if (!flags.report === !flags['release-from']) throw new CliError(EXIT.usage, 'gc: give exactly one of --report FILE and --release-from FILE');
   const prog = progress('gc', flags.progress);
   const c = connect(flags.kubeconfig);

@@ -2,9 +2,9 @@
 import * as z from 'zod/mini';
 import { describeIssues } from '../src/schemas/format';
 import { nodeStateStatusSchema } from '../src/schemas/node-state';
-import { checkFlags, commonFlags, helpText, parseArgs, type FlagSpec } from './args';
+import { commandArgs, commonFlags, helpText, type FlagSpec } from './args';
 import { api, connect } from './cluster';
-import { CliError, EXIT } from './errors';
+import { EXIT } from './errors';
 import { emit, since, table } from './output';
 
 const FLAGS: FlagSpec[] = [];
@@ -18,13 +18,9 @@ export const NODES_HELP = helpText(
 );
 
 export async function nodesCommand(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, FLAGS, 'nodes');
-  const flags = checkFlags('nodes', flagsSchema, parsed.flags);
-  if (flags.help) {
-    process.stdout.write(NODES_HELP);
-    return EXIT.ok;
-  }
-  if (parsed.positionals.length) throw new CliError(EXIT.usage, `nodes: unexpected argument "${parsed.positionals[0]}"`);
+  const args = commandArgs('nodes', argv, FLAGS, flagsSchema, NODES_HELP);
+  if (!args) return EXIT.ok;
+  const { flags } = args;
   const c = connect(flags.kubeconfig);
   const states = (await api('list SriovNodeStates', () => c.nodeStates.list())).items.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
   const rows: Array<Record<string, unknown>> = [];

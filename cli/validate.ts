@@ -13,7 +13,7 @@ import { RegistrationIndex } from '../src/registrations/index';
 import { keyLabel } from '../src/registrations/parse';
 import type { ConfigMapObject, Rejection } from '../src/registrations/types';
 import { nodeStateStatusSchema, type SriovNodeState } from '../src/schemas/node-state';
-import { checkFlags, commonFlags, helpText, parseArgs, type FlagSpec } from './args';
+import { commandArgs, commonFlags, helpText, type FlagSpec } from './args';
 import { api, clusterConfigMaps, connect, readObjectFiles } from './cluster';
 import { CliError, EXIT } from './errors';
 import { emit, progress, table } from './output';
@@ -181,13 +181,9 @@ export const VALIDATE_HELP = helpText(
 );
 
 export async function validateCommand(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, FLAGS, 'validate');
-  const flags = checkFlags('validate', flagsSchema, parsed.flags);
-  if (flags.help) {
-    process.stdout.write(VALIDATE_HELP);
-    return EXIT.ok;
-  }
-  if (parsed.positionals.length) throw new CliError(EXIT.usage, `validate: unexpected argument "${parsed.positionals[0]}" (files go after -f)`);
+  const args = commandArgs('validate', argv, FLAGS, flagsSchema, VALIDATE_HELP, { hint: 'files go after -f' });
+  if (!args) return EXIT.ok;
+  const { flags } = args;
   if (!flags.filename?.length && !flags.cluster) throw new CliError(EXIT.usage, 'validate: give -f FILE... or --cluster (or both)');
   const prog = progress('validate', flags.progress);
   const files = flags.filename?.length ? readObjectFiles(flags.filename, flags.namespace) : null;
