@@ -1,6 +1,6 @@
 // Standalone fake apiserver for the demo and the VM tier:
 //   node test/fakes/kube-apiserver/run.mjs --port 6443 --kubeconfig /tmp/kubeconfig [--host 0.0.0.0]
-//     [--history-limit N] [--no-auth] [--token T] [--pod-finalize-after-ms N]
+//     [--history-limit N] [--no-auth] [--token T] [--tls] [--pod-finalize-after-ms N]
 // Prints one JSON line {"url","kubeconfig","pid"} on stdout when ready; test controls are under
 // /_fake/* on the same port (see server.ts `admin`).
 import { writeKubeconfig } from './kubeconfig';
@@ -30,6 +30,7 @@ function parseArgs(argv: string[]): { opts: FakeKubeOptions; kubeconfig?: string
       case '--history-limit': opts.historyLimit = int(); break;
       case '--token': opts.token = value(); break;
       case '--no-auth': opts.token = null; break;
+      case '--tls': opts.tls = true; break;
       case '--pod-finalize-after-ms': opts.podFinalizeAfterMs = int(); break;
       case '--bookmark-interval-ms': opts.bookmarkIntervalMs = int(); break;
       default: throw new Error(`unknown flag ${flag}`);
@@ -40,10 +41,12 @@ function parseArgs(argv: string[]): { opts: FakeKubeOptions; kubeconfig?: string
 
 async function main(): Promise<void> {
   const { opts, kubeconfig, advertise } = parseArgs(process.argv.slice(2));
+  // The serving certificate must also name the advertised address (a VM reaches the host there).
+  if (opts.tls && advertise) opts.tlsHosts = [new URL(advertise).hostname];
   const server = new FakeKubeApiServer(opts);
   await server.start();
   // --advertise-url lets a VM reach the host's fake at an address other than the bind address.
-  if (kubeconfig) writeKubeconfig(kubeconfig, { server: advertise ?? server.url, token: server.token });
+  if (kubeconfig) writeKubeconfig(kubeconfig, { server: advertise ?? server.url, token: server.token, caPem: server.caPem });
   process.stdout.write(`${JSON.stringify({ url: server.url, kubeconfig: kubeconfig ?? null, pid: process.pid })}\n`);
   const shutdown = () => void server.close().then(() => process.exit(0));
   process.on('SIGTERM', shutdown);
