@@ -5,6 +5,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { serveAdmin } from './admin';
+import { type AdmissionStore, type Operation, admit, bindingErrors, policyErrors } from './admission';
 import { ADMIN, type UserInfo, authenticate } from './auth';
 import { serveDiscovery } from './discovery';
 import { notFoundPath, parseJson, readJson, readRaw, send, sleep } from './http';
@@ -82,6 +83,12 @@ export interface InjectedFailure {
   resource?: string;
   /** How many matching requests fail; default 1. */
   count?: number;
+}
+
+/** Who asks (for admission) and where its Warning headers go; absent for the test controls. */
+interface Requester {
+  user: UserInfo;
+  out: http.ServerResponse;
 }
 
 interface DeleteOptions {
@@ -402,7 +409,8 @@ export class FakeKubeApiServer {
     throw failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`);
   }
 
-  private async dispatch(verb: Verb, r: Route, req: http.IncomingMessage, res: http.ServerResponse, url: URL, _user: UserInfo): Promise<void> {
+  private async dispatch(verb: Verb, r: Route, req: http.IncomingMessage, res: http.ServerResponse, url: URL, user: UserInfo): Promise<void> {
+    const who: Requester = { user, out: res };
     const dryRun = url.searchParams.get('dryRun') === 'All';
     const crd = this.crds.find((c) => r.res.custom && c.group === r.res.group && c.version === r.res.version && c.plural === r.res.plural);
     const table = wantsTable(req)
@@ -419,26 +427,26 @@ export class FakeKubeApiServer {
         return send(res, 200, table ? table(list.items as KubeObject[], list.metadata as Record<string, unknown>) : list);
       }
       case 'watch': return serveWatch({ store: this.store, open: this.watches, bookmarkIntervalMs: this.opts.bookmarkIntervalMs ?? 1000 }, r, url, res, table && ((o) => table([o], {})));
-      case 'create': return send(res, 201, this.create(r, this.fieldValidation(r.res, await readJson(req), url, res), dryRun));
+      case 'create': return send(res, 201, this.create(r, this.fieldValidation(r.res, await readJson(req), url, res), dryRun, who));
       case 'update': {
         const body = this.decodeBody(r.res, this.fieldValidation(r.res, await readJson(req), url, res), r.ns);
         if (body.metadata.name === undefined) body.metadata.name = r.name;
         if (body.metadata.name !== r.name) {
           throw badRequest(`the name of the object (${body.metadata.name}) does not match the name on the URL (${r.name})`);
         }
-        return send(res, 200, this.update(r, body, dryRun));
+        return send(res, 200, this.update(r, body, dryRun, who));
       }
-      case 'patch': return send(res, 200, this.patch(r, req.headers['content-type'] ?? '', await readJson(req), dryRun, (o) => this.fieldValidation(r.res, o, url, res)));
+      case 'patch': return send(res, 200, this.patch(r, req.headers['content-type'] ?? '', await readJson(req), dryRun, (o) => this.fieldValidation(r.res, o, url, res), who));
       case 'delete': {
         const o = await this.deleteOptions(req, url);
-        const [code, body] = this.deleteOne(r.res, r.ns, r.name!, o);
+        const [code, body] = this.deleteOne(r.res, r.ns, r.name!, o, who);
         return send(res, code, body);
       }
       case 'deletecollection': {
         const o = await this.deleteOptions(req, url);
         if (o.preconditions) throw badRequest('preconditions are not allowed on a collection delete');
         const list = listObjects(this.store, r, url);
-        const items = (list.items as KubeObject[]).map((i) => this.deleteOne(r.res, i.metadata.namespace, i.metadata.name!, o)[1]);
+        const items = (list.items as KubeObject[]).map((i) => this.deleteOne(r.res, i.metadata.namespace, i.metadata.name!, o, who)[1]);
         return send(res, 200, { ...list, items });
       }
     }
@@ -498,10 +506,30 @@ export class FakeKubeApiServer {
       ...metaErrors(obj, res.nameRule),
       // A custom resource's structural schema (deploy/10-crds.yaml), as the CRD handler checks it.
       ...(res.custom ? schemaErrors(this.schemaOf(res), content) : []),
+      ...policyErrors(obj),
+      ...bindingErrors(obj),
       ...(res.validate?.(obj, old) ?? []),
       ...(this.opts.validators?.[res.plural]?.(obj) ?? []),
     ];
   }
+
+  /** Validating admission (ValidatingAdmissionPolicies), after the object's own validation, as in kube. */
+  private admission(who: Requester, operation: Operation, res: ResourceDef, object: KubeObject | null, oldObject: KubeObject | null, dryRun: boolean): void {
+    const o = (object ?? oldObject)!;
+    const warnings = admit(this.admissionStore, {
+      operation, res, name: o.metadata.name ?? '', namespace: o.metadata.namespace, object, oldObject, user: who.user, dryRun,
+    });
+    if (warnings.length && !who.out.headersSent) {
+      const prior = who.out.getHeader('Warning');
+      who.out.setHeader('Warning', [...(Array.isArray(prior) ? prior : []), ...warnings.map((w) => `299 - ${JSON.stringify(w)}`)]);
+    }
+  }
+
+  private readonly admissionStore: AdmissionStore = {
+    list: (plural) => this.store.list(this.resource(plural)),
+    resourceOf: (apiVersion, kind) => this.resources.find((r) => !r.storage && apiVersionOf(r) === apiVersion && r.kind === kind),
+    namespace: (name) => this.store.get(this.resource('namespaces'), undefined, name),
+  };
 
   private requireNamespace(ns: string | undefined): void {
     if (ns !== undefined && !this.store.get(this.resource('namespaces'), undefined, ns)) {
@@ -511,7 +539,7 @@ export class FakeKubeApiServer {
 
   // ---- verbs ---------------------------------------------------------------------------------
 
-  private create(r: Route, body: unknown, dryRun: boolean): KubeObject {
+  private create(r: Route, body: unknown, dryRun: boolean, who: Requester): KubeObject {
     const obj = this.decodeBody(r.res, body, r.ns);
     const m = obj.metadata;
     if (m.resourceVersion) throw failure(500, 'InternalError', 'Internal error occurred: resourceVersion should not be set on objects to be created');
@@ -531,13 +559,14 @@ export class FakeKubeApiServer {
     m.uid = randomUUID();
     m.creationTimestamp = nowIso();
     if (r.res.custom) m.generation = 1;
+    this.admission(who, 'CREATE', r.res, obj, null, dryRun);
     storageSizeCheck(obj);
     if (dryRun) return obj;
     return this.store.commit(r.res, 'ADDED', obj);
   }
 
   /** Shared by PUT and PATCH: preconditions, preserved fields, validation, no-op detection. */
-  private update(r: Route, body: KubeObject, dryRun: boolean, existingIn?: KubeObject): KubeObject {
+  private update(r: Route, body: KubeObject, dryRun: boolean, who: Requester, existingIn?: KubeObject): KubeObject {
     const existing = existingIn ?? this.store.get(r.res, r.ns, r.name!);
     if (!existing) throw notFound(r.res.plural, r.res.group, r.name!);
     const want = body.metadata;
@@ -567,6 +596,7 @@ export class FakeKubeApiServer {
     next.metadata.resourceVersion = existing.metadata.resourceVersion;
     const errors = this.validate(r.res, next, existing);
     if (errors.length) throw invalid(r.res.kind, r.res.group, r.name!, errors);
+    if (!deepEqual(next, existing)) this.admission(who, 'UPDATE', r.res, next, existing, dryRun);
     // Finalizers gone on an object being deleted (and no grace period left): it goes away now.
     const m = next.metadata;
     if (m.deletionTimestamp && !m.finalizers?.length && !(m.deletionGracePeriodSeconds ?? 0)) {
@@ -577,7 +607,7 @@ export class FakeKubeApiServer {
     return this.store.commit(r.res, 'MODIFIED', next);
   }
 
-  private patch(r: Route, contentType: string, patchBody: unknown, dryRun: boolean, check: (o: unknown) => unknown): KubeObject {
+  private patch(r: Route, contentType: string, patchBody: unknown, dryRun: boolean, check: (o: unknown) => unknown, who: Requester): KubeObject {
     const type = contentType.split(';')[0]!.trim();
     const existing = this.store.get(r.res, r.ns, r.name!);
     let patched: unknown;
@@ -602,7 +632,7 @@ export class FakeKubeApiServer {
     }
     const body = this.decodeBody(r.res, check(patched), r.ns);
     if (body.metadata.name !== r.name) throw badRequest(`the name of the object (${body.metadata.name}) does not match the name on the URL (${r.name})`);
-    return this.update(r, body, dryRun, existing);
+    return this.update(r, body, dryRun, who, existing);
   }
 
   private async deleteOptions(req: http.IncomingMessage, url: URL): Promise<DeleteOptions> {
@@ -626,9 +656,10 @@ export class FakeKubeApiServer {
     return o;
   }
 
-  private deleteOne(res: ResourceDef, ns: string | undefined, name: string, o: DeleteOptions): [number, unknown] {
+  private deleteOne(res: ResourceDef, ns: string | undefined, name: string, o: DeleteOptions, who: Requester): [number, unknown] {
     const existing = this.store.get(res, ns, name);
     if (!existing) throw notFound(res.plural, res.group, name);
+    this.admission(who, 'DELETE', res, null, existing, o.dryRun ?? false);
     const p = o.preconditions;
     if (p?.uid && p.uid !== existing.metadata.uid) {
       throw conflict(res.plural, res.group, name, `Precondition failed: UID in precondition: ${p.uid}, UID in object meta: ${existing.metadata.uid}`);
