@@ -1,8 +1,9 @@
 // Standalone fake apiserver for the demo and the VM tier:
 //   node test/fakes/kube-apiserver/run.mjs --port 6443 --kubeconfig /tmp/kubeconfig [--host 0.0.0.0]
-//     [--history-limit N] [--no-auth] [--token T] [--tls] [--pod-finalize-after-ms N]
+//     [--history-limit N] [--no-auth] [--token T] [--tls] [--node-token NODE=TOKEN]... [--pod-finalize-after-ms N]
 // Prints one JSON line {"url","kubeconfig","pid"} on stdout when ready; test controls are under
 // /_fake/* on the same port (see server.ts `admin`).
+import { serviceAccountUser } from './auth';
 import { writeKubeconfig } from './kubeconfig';
 import { FakeKubeApiServer, type FakeKubeOptions } from './server';
 
@@ -31,6 +32,13 @@ function parseArgs(argv: string[]): { opts: FakeKubeOptions; kubeconfig?: string
       case '--token': opts.token = value(); break;
       case '--no-auth': opts.token = null; break;
       case '--tls': opts.tls = true; break;
+      case '--node-token': {
+        // NODE=TOKEN: the node daemon's service account token of a pod on NODE (node-bound, as kube ≥ 1.30 issues it)
+        const [node, token] = value().split('=');
+        if (!node || !token) throw new Error('--node-token needs NODE=TOKEN');
+        opts.users = { ...opts.users, [token]: serviceAccountUser('sriov-underlay', 'sriov-underlay-node', node) };
+        break;
+      }
       case '--pod-finalize-after-ms': opts.podFinalizeAfterMs = int(); break;
       case '--bookmark-interval-ms': opts.bookmarkIntervalMs = int(); break;
       default: throw new Error(`unknown flag ${flag}`);
