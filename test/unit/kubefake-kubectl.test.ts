@@ -9,7 +9,7 @@
  * /openapi/v2 as protobuf, which the fake does not serve, so with it `apply` needs
  * --validate=false and `explain` fails: this file is skipped then, and says so.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -105,6 +105,30 @@ describe.skipIf(WHY !== '')('kubectl against the fake API server', () => {
     expect(row!.slice(0, 6)).toEqual(['vlan100.10.0.0.7', '10.0.0.7', 'vlan100', 'db-0', 'bank', 'worker-3']);
     expect(row![6]).toMatch(/^\d+s$/);
     expect((await kubectl(['get', 'configmaps', 'reg'])).stdout.split('\n')[0]!.split(/\s+/)).toEqual(['NAME', 'DATA', 'AGE']);
+  });
+
+  it('watches ipclaims as Table rows (get -w)', async () => {
+    const put = (ip: string, spec: Record<string, unknown>) => kube.server.put({ apiVersion: 'sriov-underlay.io/v1alpha1', kind: 'IPClaim', metadata: { name: `vlan100.${ip}` }, spec: { ip, network: 'vlan100', ...spec } });
+    put('10.0.0.5', { pod: { namespace: 'bank', name: 'web-1', uid: 'w' } });
+    const child = spawn(KUBECTL!, [`--cache-dir=${path.join(dir, 'cache')}`, 'get', 'ipclaims', '-w', '--output-watch-events'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: kube.kubeconfigPath },
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const waitFor = async (re: RegExp) => {
+      for (let i = 0; i < 200 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(out, out).toMatch(re);
+    };
+    try {
+      await waitFor(/ADDED\s+vlan100\.10\.0\.0\.5\s+10\.0\.0\.5\s+vlan100\s+web-1\s+bank/);
+      put('10.0.0.6', { node: 'worker-4' });
+      await waitFor(/ADDED\s+vlan100\.10\.0\.0\.6\s+10\.0\.0\.6\s+vlan100\s+worker-4\s+\d+s/);
+      kube.server.remove('ipclaims', undefined, 'vlan100.10.0.0.6');
+      await waitFor(/DELETED\s+vlan100\.10\.0\.0\.6/);
+    } finally {
+      child.kill();
+      for (const ip of ['10.0.0.5', '10.0.0.6']) kube.server.remove('ipclaims', undefined, `vlan100.${ip}`);
+    }
   });
 
   it('edits a ConfigMap through KUBE_EDITOR', async () => {
