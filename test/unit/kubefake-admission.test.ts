@@ -208,6 +208,18 @@ describe('ValidatingAdmissionPolicy semantics of the fake', () => {
     expect((await post(cm('p3', { a: '1' }))).json.message).toContain("ValidatingAdmissionPolicy 'nolimits' with binding 'nolimits' denied request: no params found for policy binding with `Deny` parameterNotFoundAction");
   });
 
+  it('matches the /status subresource only through rules that name it', async () => {
+    kube.server.put({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'i' }] } });
+    const rules = (resources: string[]) => ({ resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources }] });
+    const deny = { validations: [{ expression: 'false', messageExpression: "'no ' + request.resource.resource + '/' + request.subResource" }] };
+    install(policy('main-only', { ...deny, matchConstraints: rules(['pods']) }), binding('main-only'));
+    const status = (phase: string) => call('PUT', '/api/v1/namespaces/default/pods/p/status', kube.server.token!, { ...kube.server.get('pods', 'default', 'p'), status: { phase } });
+    expect((await status('Running')).status).toBe(200);
+    install(policy('status-too', { ...deny, matchConstraints: rules(['pods/status']) }), binding('status-too'));
+    const refused = await status('Succeeded');
+    expect(refused.json.message).toContain('denied request: no pods/status');
+  });
+
   it('refuses a policy whose CEL does not compile, and a binding with an unknown action', async () => {
     const bad = await call('POST', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies', kube.server.token!, policy('broken', { validations: [{ expression: 'object.data +' }] }));
     expect(bad.status).toBe(422);

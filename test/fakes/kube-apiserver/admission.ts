@@ -16,6 +16,8 @@ export type Operation = 'CREATE' | 'UPDATE' | 'DELETE';
 export interface AdmissionAttributes {
   operation: Operation;
   res: ResourceDef;
+  /** 'status' for a write to the /status subresource: rules must name `<plural>/status`. */
+  subResource?: string;
   name: string;
   namespace?: string;
   object: KubeObject | null;
@@ -128,13 +130,20 @@ function selectorMatches(sel: unknown, labels: Record<string, string> | undefine
   return true;
 }
 
+/** As kube: "pods" and "*" match the main resource only, "pods/status", "pods/*" and "*\/status" the subresource. */
+function resourceMatches(list: unknown, plural: string, sub: string | undefined): boolean {
+  if (!Array.isArray(list)) return false;
+  if (!sub) return list.includes('*') || list.includes(plural);
+  return ['*/*', `${plural}/*`, `*/${sub}`, `${plural}/${sub}`].some((r) => list.includes(r));
+}
+
 const has = (list: unknown, v: string) => Array.isArray(list) && (list.includes('*') || list.includes(v));
 
 function ruleMatches(rule: unknown, a: AdmissionAttributes): boolean {
   if (!isRecord(rule)) return false;
   const scope = rule.scope ?? '*';
   return has(rule.operations, a.operation) && has(rule.apiGroups, a.res.group) && has(rule.apiVersions, a.res.version)
-    && has(rule.resources, a.res.plural)
+    && resourceMatches(rule.resources, a.res.plural, a.subResource)
     && (scope === '*' || scope === (a.res.namespaced ? 'Namespaced' : 'Cluster'))
     && (!Array.isArray(rule.resourceNames) || rule.resourceNames.length === 0 || rule.resourceNames.includes(a.name));
 }
@@ -162,7 +171,7 @@ function requestOf(a: AdmissionAttributes): Record<string, unknown> {
   const gvk = { group: a.res.group, version: a.res.version, kind: a.res.kind };
   const gvr = { group: a.res.group, version: a.res.version, resource: a.res.plural };
   return {
-    kind: gvk, resource: gvr, requestKind: gvk, requestResource: gvr, subResource: '',
+    kind: gvk, resource: gvr, requestKind: gvk, requestResource: gvr, subResource: a.subResource ?? '',
     name: a.name, namespace: a.namespace ?? '', operation: a.operation, dryRun: a.dryRun,
     userInfo: { username: a.user.username, uid: a.user.uid ?? '', groups: a.user.groups, extra: a.user.extra ?? {} },
   };

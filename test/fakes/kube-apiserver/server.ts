@@ -514,10 +514,10 @@ export class FakeKubeApiServer {
   }
 
   /** Validating admission (ValidatingAdmissionPolicies), after the object's own validation, as in kube. */
-  private admission(who: Requester, operation: Operation, res: ResourceDef, object: KubeObject | null, oldObject: KubeObject | null, dryRun: boolean): void {
+  private admission(who: Requester, operation: Operation, res: ResourceDef, object: KubeObject | null, oldObject: KubeObject | null, dryRun: boolean, subResource?: string): void {
     const o = (object ?? oldObject)!;
     const warnings = admit(this.admissionStore, {
-      operation, res, name: o.metadata.name ?? '', namespace: o.metadata.namespace, object, oldObject, user: who.user, dryRun,
+      operation, res, subResource, name: o.metadata.name ?? '', namespace: o.metadata.namespace, object, oldObject, user: who.user, dryRun,
     });
     if (warnings.length && !who.out.headersSent) {
       const prior = who.out.getHeader('Warning');
@@ -596,7 +596,7 @@ export class FakeKubeApiServer {
     next.metadata.resourceVersion = existing.metadata.resourceVersion;
     const errors = this.validate(r.res, next, existing);
     if (errors.length) throw invalid(r.res.kind, r.res.group, r.name!, errors);
-    if (!deepEqual(next, existing)) this.admission(who, 'UPDATE', r.res, next, existing, dryRun);
+    if (!deepEqual(next, existing)) this.admission(who, 'UPDATE', r.res, next, existing, dryRun, r.sub);
     // Finalizers gone on an object being deleted (and no grace period left): it goes away now.
     const m = next.metadata;
     if (m.deletionTimestamp && !m.finalizers?.length && !(m.deletionGracePeriodSeconds ?? 0)) {
