@@ -6,6 +6,7 @@
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeKube, type FakeKube } from '../fakes/kube-apiserver';
+import { loadKubeConfig, makeKubeClients } from '../../src/kube/client';
 
 let kube: FakeKube;
 beforeAll(async () => {
@@ -31,6 +32,7 @@ function call(method: string, p: string, opts: { token?: string | null; body?: u
 }
 
 const CM = '/api/v1/namespaces/default/configmaps';
+const clients = () => makeKubeClients(loadKubeConfig({ kubeconfig: kube.kubeconfigPath }));
 const CLAIMS = '/apis/sriov-underlay.io/v1alpha1/ipclaims';
 
 describe('fake API server over https', () => {
@@ -63,6 +65,16 @@ describe('fake API server over https', () => {
     const ignore = await call('POST', `${CM}?fieldValidation=Ignore`, { body: body('i') });
     expect([ignore.status, ignore.headers.warning]).toEqual([201, undefined]);
     expect((await call('POST', `${CM}?fieldValidation=Loose`, { body: body('l') })).status).toBe(400);
+  });
+
+  it('caps warnings at 4 KiB as kube does, so 5,000 unknown fields do not break a client on its header limit', async () => {
+    const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`field${i}`, i]));
+    const created = await clients().core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'noisy' }, data: {}, ...many } as object });
+    expect(created.metadata?.name).toBe('noisy');
+    const raw = await call('POST', CM, { body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'noisy2' }, ...many } });
+    const header = String(raw.headers.warning); // node joins repeated headers with ", "
+    expect(header.split('299 - ').length - 1).toBeGreaterThan(100);
+    expect(header.length).toBeLessThan(8 * 1024);
   });
 
   it('answers Tables for get and list when asked, with the CRD columns and includeObject', async () => {

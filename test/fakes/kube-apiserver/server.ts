@@ -8,7 +8,7 @@ import { serveAdmin } from './admin';
 import { type AdmissionStore, type Operation, admit, bindingErrors, policyErrors } from './admission';
 import { ADMIN, type UserInfo, authenticate } from './auth';
 import { serveDiscovery } from './discovery';
-import { notFoundPath, parseJson, readJson, readRaw, send, sleep } from './http';
+import { addWarnings, notFoundPath, parseJson, readJson, readRaw, send, sleep } from './http';
 import { type Route, listObjects, serveWatch } from './listwatch';
 import { PatchError, jsonPatch, mergePatch } from './patch';
 import {
@@ -496,7 +496,7 @@ export class FakeKubeApiServer {
       const apiVersion = apiVersionOf(res);
       throw badRequest(`${res.kind} in version "${apiVersion}" cannot be handled as a ${res.kind}: strict decoding error: ${texts.join(', ')}`);
     }
-    out.setHeader('Warning', texts.map((t) => `299 - ${JSON.stringify(t)}`));
+    addWarnings(out, texts);
     return body;
   }
 
@@ -519,10 +519,7 @@ export class FakeKubeApiServer {
     const warnings = admit(this.admissionStore, {
       operation, res, subResource, name: o.metadata.name ?? '', namespace: o.metadata.namespace, object, oldObject, user: who.user, dryRun,
     });
-    if (warnings.length && !who.out.headersSent) {
-      const prior = who.out.getHeader('Warning');
-      who.out.setHeader('Warning', [...(Array.isArray(prior) ? prior : []), ...warnings.map((w) => `299 - ${JSON.stringify(w)}`)]);
-    }
+    addWarnings(who.out, warnings);
   }
 
   private readonly admissionStore: AdmissionStore = {
