@@ -593,7 +593,8 @@ export class FakeKubeApiServer {
     next.metadata.resourceVersion = existing.metadata.resourceVersion;
     const errors = this.validate(r.res, next, existing);
     if (errors.length) throw invalid(r.res.kind, r.res.group, r.name!, errors);
-    if (!deepEqual(next, existing)) this.admission(who, 'UPDATE', r.res, next, existing, dryRun, r.sub);
+    // Admission runs before storage sees that nothing changed, as in kube: a no-op is admitted too.
+    this.admission(who, 'UPDATE', r.res, next, existing, dryRun, r.sub);
     // Finalizers gone on an object being deleted (and no grace period left): it goes away now.
     const m = next.metadata;
     if (m.deletionTimestamp && !m.finalizers?.length && !(m.deletionGracePeriodSeconds ?? 0)) {
