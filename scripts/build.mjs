@@ -2,7 +2,8 @@
 /**
  * Builds each program into one self-contained executable (see docs/packaging.md):
  *   esbuild bundle (cjs, node20) → Node single-executable blob (code cache + the native addon as an
- *   asset) → postject into a stripped copy of the running node binary.
+ *   asset) → postject into a stripped copy of the running node binary → program headers placed
+ *   where older kernels look for them (elf-phdr.mjs).
  *
  * Usage: node scripts/build.mjs [--only name[,name...]]
  *
@@ -15,6 +16,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { placePhdrForEveryLoader } from './elf-phdr.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = path.join(ROOT, 'dist', '.build');
@@ -22,8 +24,8 @@ const WORK = path.join(ROOT, 'dist', '.build');
 const ADDON_ASSET = 'sriov_native.node';
 const ADDON = path.join(ROOT, 'native', 'build', 'Release', 'sriov_native.node');
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
-/** Any change to this script (steps, options, asset name) invalidates every stamp. */
-const SELF = fs.readFileSync(fileURLToPath(import.meta.url));
+/** Any change to this script (steps, options, asset name) or its ELF step invalidates every stamp. */
+const SELF = Buffer.concat([fileURLToPath(import.meta.url), fileURLToPath(new URL('./elf-phdr.mjs', import.meta.url))].map((f) => fs.readFileSync(f)));
 
 /** testOnly targets are built only when --only names them. */
 const TARGETS = [
@@ -216,6 +218,7 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
   fs.copyFileSync(strippedNode(), tmp);
   try {
     await quietly(() => inject(tmp, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SEA_FUSE }));
+    placePhdrForEveryLoader(tmp);
     fs.chmodSync(tmp, 0o755);
     fs.renameSync(tmp, out); // atomic: a running copy of the old binary is never half-overwritten
   } catch (err) {
