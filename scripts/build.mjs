@@ -91,9 +91,52 @@ function strippedNode() {
   return out;
 }
 
+/** Highest GLIBC_x.y symbol version a binary needs, with the symbols that need it. */
+function glibcFloor(file) {
+  let floor = [0, 0];
+  let symbols = [];
+  for (const line of run('objdump', ['-T', file]).split('\n')) {
+    const m = /\*UND\*\s+\S+\s+(?:\(?GLIBC_(\d+)\.(\d+)[.\d]*\)?)\s+(\S+)$/.exec(line);
+    if (!m) continue;
+    const v = [Number(m[1]), Number(m[2])];
+    const cmp = v[0] - floor[0] || v[1] - floor[1];
+    if (cmp > 0) [floor, symbols] = [v, [m[3]]];
+    else if (cmp === 0) symbols.push(m[3]);
+  }
+  return { version: floor.join('.'), floor, symbols };
+}
+
+/**
+ * The addon is compiled against the build machine's glibc: a symbol newer than any the node binary
+ * needs would make it fail to load on hosts node itself supports. Refuse to ship that.
+ */
+function checkAddonGlibc() {
+  const addon = glibcFloor(ADDON);
+  // node's floor is cached per node binary: its symbol table takes objdump about 2 s.
+  const cache = path.join(WORK, 'node-glibc.json');
+  let node;
+  try {
+    const c = JSON.parse(fs.readFileSync(cache, 'utf8'));
+    if (c.id === nodeIdentity()) node = c.floor;
+  } catch {
+    // not cached yet
+  }
+  if (!node) {
+    node = glibcFloor(process.execPath);
+    fs.mkdirSync(WORK, { recursive: true });
+    fs.writeFileSync(cache, JSON.stringify({ id: nodeIdentity(), floor: node }));
+  }
+  if (addon.floor[0] > node.floor[0] || (addon.floor[0] === node.floor[0] && addon.floor[1] > node.floor[1])) {
+    throw new BuildError(
+      `native addon needs glibc ${addon.version} (${addon.symbols.join(', ')}) but node needs only ${node.version}: ` +
+        `it would not load on every host node supports; use an older interface in native/sriov_native.c`,
+    );
+  }
+}
+
 /** Run a tool, keeping its output unless it fails. */
-function run(cmd, args) {
-  const r = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+function run(cmd, args, cwd = ROOT) {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20 });
   if (r.error) throw new BuildError(`${cmd}: ${r.error.message}`);
   if (r.status !== 0) {
     throw new BuildError(`${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
@@ -201,7 +244,9 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
     seaConfig,
     JSON.stringify(
       {
-        main: bundled.path,
+        // Relative, from WORK: node stores this path in the blob as the script's name (stack
+        // traces show it), and the build tree's absolute path has no business on a node.
+        main: path.basename(bundled.path),
         output: blob,
         useCodeCache: true,
         disableExperimentalSEAWarning: true,
@@ -211,7 +256,7 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
       2,
     ),
   );
-  run(process.execPath, ['--experimental-sea-config', seaConfig]);
+  run(process.execPath, ['--experimental-sea-config', seaConfig], WORK);
 
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
@@ -252,6 +297,7 @@ async function main() {
   if (!fs.existsSync(ADDON)) {
     throw new BuildError(`native addon ${path.relative(ROOT, ADDON)} missing: run \`npm run build:native\` first`);
   }
+  checkAddonGlibc();
   const addonBytes = fs.readFileSync(ADDON);
   fs.mkdirSync(WORK, { recursive: true });
 
