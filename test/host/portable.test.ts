@@ -95,6 +95,14 @@ int main(void) {
     }
   });
 
+  it('carries no path of the build tree, and the addon needs no glibc newer than node (2.28)', () => {
+    for (const f of [CNI, NODE_DAEMON, CLI]) expect(fs.readFileSync(f).indexOf(ROOT), f).toBe(-1);
+    const addon = path.join(ROOT, 'native', 'build', 'Release', 'sriov_native.node');
+    const versions = [...execFileSync('objdump', ['-T', addon], { encoding: 'utf8' }).matchAll(/GLIBC_(\d+)\.(\d+)/g)];
+    expect(versions.length).toBeGreaterThan(0);
+    for (const [v, major, minor] of versions) expect(Number(major) * 1000 + Number(minor), v).toBeLessThanOrEqual(2028);
+  });
+
   for (const [cpu, features] of Object.entries(MODELS)) {
     describe(`-cpu ${cpu}`, () => {
       it('hides the features it should (the control)', () => {
