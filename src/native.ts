@@ -96,9 +96,9 @@ const O_TMPFILE = 0o20000000 | fs.constants.O_DIRECTORY;
 
 /**
  * Where the unnamed addon inode is created. The directory does not matter for safety (the inode
- * never has a name in it); it must accept O_TMPFILE and allow exec mappings. /run is the host's
- * tmpfs for the CNI; /run/sriov-underlay the node daemon's only writable tmpfs mount (its root is
- * read-only, and the runtime mounts /dev/shm noexec); /dev/shm and the tmp dir for the CLI.
+ * never has a name in it); it must accept O_TMPFILE and allow exec mappings. /run for the CNI (the
+ * host's); /run/sriov-underlay for the node daemon (its root is read-only, and the runtime mounts
+ * its /dev/shm noexec); /dev/shm and the tmp dir for the CLI.
  */
 export function defaultLoadDirs(): string[] {
   const { tmpdir } = require('node:os') as typeof import('node:os'); // only here: os costs a compile
