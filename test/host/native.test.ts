@@ -130,34 +130,40 @@ describe('SEA addon loading (loadAddonBytes)', () => {
     }
   });
 
-  it('skips a directory that is missing, not a directory, or mounted noexec, and names each when none works', () => {
+  it('skips a directory that is missing, not a directory, read-only or mounted noexec, and names each when none works', () => {
+    // (as the node daemon finds /run, /dev/shm and the tmp dir in its container)
     const bytes = fs.readFileSync(addonPath);
     const missing = path.join(tmp, 'missing');
     const file = path.join(tmp, 'a-file');
     fs.writeFileSync(file, '');
     const noexec = path.join(tmp, 'noexec');
     fs.mkdirSync(noexec);
+    const readonly = path.join(tmp, 'readonly');
+    fs.mkdirSync(readonly);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'noexec,size=4m', 'tmpfs', noexec]);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=4m', 'tmpfs', readonly]);
     try {
       const good = path.join(tmp, 'good');
       fs.mkdirSync(good);
-      expect(typeof loadAddonBytes<Loaded>(bytes, [missing, file, noexec, good]).setns).toBe('function');
+      expect(typeof loadAddonBytes<Loaded>(bytes, [missing, file, readonly, noexec, good]).setns).toBe('function');
       expect(mappedFrom(good).length).toBeGreaterThan(0);
       // (a failed dlopen leaves its first, read-only segment mapped: nothing executable)
       expect(mappedFrom(noexec).filter((l) => l.split(' ')[1]?.includes('x'))).toEqual([]);
       let err: Error | undefined;
       try {
-        loadAddonBytes(bytes, [missing, file, noexec]);
+        loadAddonBytes(bytes, [missing, file, readonly, noexec]);
       } catch (e) {
         err = e as Error;
       }
       expect(err?.message).toMatch(/could not load it from an unnamed file/);
       expect(err?.message).toContain(`${missing}: ENOENT`);
       expect(err?.message).toContain(`${file}: ENOTDIR`);
+      expect(err?.message).toContain(`${readonly}: EROFS`);
       expect(err?.message).toMatch(new RegExp(`${noexec}: .*(failed to map segment|Operation not permitted)`));
     } finally {
       // Lazily: glibc leaves the first segment of a failed dlopen mapped, which keeps the mount busy.
       execFileSync('umount', ['--lazy', noexec]);
+      execFileSync('umount', [readonly]);
     }
   });
 
