@@ -130,8 +130,9 @@ describe('SEA addon loading (loadAddonBytes)', () => {
     }
   });
 
-  it('skips a directory that is missing, not a directory, read-only or mounted noexec, and names each when none works', () => {
-    // (as the node daemon finds /run, /dev/shm and the tmp dir in its container)
+  it('skips a directory that is missing, not a directory, read-only, full or mounted noexec, and names each when none works', () => {
+    // (as the node daemon finds /run, /dev/shm and the tmp dir in its container; full: the daemon
+    // can fill the host's /run through its /run/sriov-underlay mount)
     const bytes = fs.readFileSync(addonPath);
     const missing = path.join(tmp, 'missing');
     const file = path.join(tmp, 'a-file');
@@ -142,16 +143,19 @@ describe('SEA addon loading (loadAddonBytes)', () => {
     fs.mkdirSync(readonly);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'noexec,size=4m', 'tmpfs', noexec]);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=4m', 'tmpfs', readonly]);
+    const full = path.join(tmp, 'full');
+    fs.mkdirSync(full);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes.length >> 1}`, 'tmpfs', full]);
     try {
       const good = path.join(tmp, 'good');
       fs.mkdirSync(good);
-      expect(typeof loadAddonBytes<Loaded>(bytes, [missing, file, readonly, noexec, good]).setns).toBe('function');
+      expect(typeof loadAddonBytes<Loaded>(bytes, [missing, file, readonly, full, noexec, good]).setns).toBe('function');
       expect(mappedFrom(good).length).toBeGreaterThan(0);
       // (a failed dlopen leaves its first, read-only segment mapped: nothing executable)
       expect(mappedFrom(noexec).filter((l) => l.split(' ')[1]?.includes('x'))).toEqual([]);
       let err: Error | undefined;
       try {
-        loadAddonBytes(bytes, [missing, file, readonly, noexec]);
+        loadAddonBytes(bytes, [missing, file, readonly, full, noexec]);
       } catch (e) {
         err = e as Error;
       }
@@ -159,11 +163,14 @@ describe('SEA addon loading (loadAddonBytes)', () => {
       expect(err?.message).toContain(`${missing}: ENOENT`);
       expect(err?.message).toContain(`${file}: ENOTDIR`);
       expect(err?.message).toContain(`${readonly}: EROFS`);
+      expect(err?.message).toMatch(new RegExp(`${full}: ENOSPC`));
+      expect(fs.readdirSync(full)).toEqual([]);
       expect(err?.message).toMatch(new RegExp(`${noexec}: .*(failed to map segment|Operation not permitted)`));
     } finally {
       // Lazily: glibc leaves the first segment of a failed dlopen mapped, which keeps the mount busy.
       execFileSync('umount', ['--lazy', noexec]);
       execFileSync('umount', [readonly]);
+      execFileSync('umount', [full]);
     }
   });
 
