@@ -98,11 +98,12 @@ const O_TMPFILE = 0o20000000 | fs.constants.O_DIRECTORY;
  * Where the unnamed addon inode is created. The directory does not matter for safety (the inode
  * never has a name in it); it must accept O_TMPFILE and allow exec mappings. /run for the CNI (the
  * host's); /run/sriov-underlay for the node daemon (its root is read-only, and the runtime mounts
- * its /dev/shm noexec); /dev/shm and the tmp dir for the CLI.
+ * its /dev/shm noexec); /dev/shm and the tmp dir for the CLI; last, the executable's own directory,
+ * which can map code since it holds us, for hosts that mount all of the others noexec.
  */
 export function defaultLoadDirs(): string[] {
   const { tmpdir } = require('node:os') as typeof import('node:os'); // only here: os costs a compile
-  return ['/run', path.join('/run', 'sriov-underlay'), '/dev/shm', tmpdir()];
+  return ['/run', path.join('/run', 'sriov-underlay'), '/dev/shm', tmpdir(), path.dirname(process.execPath)];
 }
 
 /**
