@@ -153,6 +153,11 @@ export class PluginServer {
           state.off('update', send);
           this.streams.delete(call);
         };
+        if (this.streams.size > 0) {
+          // kubelet registered us twice. Both streams stay fed: ending one makes released kubelets
+          // disconnect the newest client of the resource (see registration.ts).
+          log.warn({ resource: state.resource, streams: this.streams.size + 1 }, 'kubelet opened another ListAndWatch stream for this pool');
+        }
         this.streams.add(call);
         state.on('update', send);
         call.on('cancelled', done);
