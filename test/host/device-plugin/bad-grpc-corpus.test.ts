@@ -328,19 +328,22 @@ describe('device plugin gRPC bad-input corpus', () => {
         { numRuns },
       );
     };
-    await check('unknown device IDs', allocUnknown, 150);
-    await check('empty requests', allocEmpty, 40);
-    await check('duplicate IDs', allocDuplicates, 100);
-    await check('empty or too long IDs', allocBadIds, 100);
-    await check('huge lists', hugeLists, 40);
-    await check('oversized messages', oversized, 15);
-    await check('GetPreferredAllocation', preferredBad, 150);
-    await check('PreStartContainer', preStartBad, 60);
-    await check('truncated', truncated, 120);
-    await check('wrong wire types', wrongWire, 60);
-    await check('invalid UTF-8', invalidUtf8, 30);
-    await check('garbage', garbage, 150);
-    await check('damage after unknown fields', damagedAfterUnknown, 100);
+    const corpus: Array<[string, fc.Arbitrary<Case>, number]> = [
+      ['unknown device IDs', allocUnknown, 150],
+      ['empty requests', allocEmpty, 40],
+      ['duplicate IDs', allocDuplicates, 100],
+      ['empty or too long IDs', allocBadIds, 100],
+      ['huge lists', hugeLists, 40],
+      ['oversized messages', oversized, 15],
+      ['GetPreferredAllocation', preferredBad, 150],
+      ['PreStartContainer', preStartBad, 60],
+      ['truncated', truncated, 120],
+      ['wrong wire types', wrongWire, 60],
+      ['invalid UTF-8', invalidUtf8, 30],
+      ['garbage', garbage, 150],
+      ['damage after unknown fields', damagedAfterUnknown, 100],
+    ];
+    for (const [name, arb, numRuns] of corpus) await check(name, arb, numRuns);
     expect(runs).toBeGreaterThanOrEqual(1000);
     for (const rpc of RPCS) expect(seen[rpc], `${rpc} got malformed requests`).toBeGreaterThan(0);
 

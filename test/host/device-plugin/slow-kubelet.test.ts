@@ -25,6 +25,15 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The daemon registered with a (so far quick) kubelet, safety rescans every 100 ms. */
+async function registered(mode: 'legacy' | 'plugin-watcher'): Promise<Harness> {
+  const hh = await harness({ mode, pfs: pfSpecs(1, 4), config: POOLS });
+  h = hh;
+  await hh.startDaemon({ registryRescanMs: 100 });
+  await hh.kubelet.waitFor('first registration', () => hh.kubelet.devices(FAST)?.length === 2 && hh.kubelet.devices(REST)?.length === 2);
+  return hh;
+}
+
 /** After a restart of a kubelet that takes `delayMs` per registration: one registration, one stream, per pool. */
 async function expectOneRegistrationEach(hh: Harness, delayMs: number, since: { calls: number; records: number }, settleMs: number): Promise<void> {
   const k = hh.kubelet;
@@ -57,13 +66,11 @@ async function expectOneRegistrationEach(hh: Harness, delayMs: number, since: { 
 for (const mode of ['legacy', 'plugin-watcher'] as const) {
   describe(`slow kubelet (${mode})`, () => {
     it('after a kubelet restart with registrations taking 5 s: exactly one registration and one stream per pool', async () => {
-      h = await harness({ mode, pfs: pfSpecs(1, 4), config: POOLS });
-      await h.startDaemon({ registryRescanMs: 100 });
-      const k = h.kubelet;
-      await k.waitFor('first registration', () => k.devices(FAST)?.length === 2 && k.devices(REST)?.length === 2);
+      const hh = await registered(mode);
+      const k = hh.kubelet;
       k.registerDelayMs = 5_000;
       await k.restart();
-      await expectOneRegistrationEach(h, 5_000, { calls: k.registerCalls, records: k.registrations.length }, 1_000);
+      await expectOneRegistrationEach(hh, 5_000, { calls: k.registerCalls, records: k.registrations.length }, 1_000);
       // Allocate reaches the daemon through the (only) registration.
       const { response } = await k.allocate(FAST, ['0000:81:10.0']);
       expect(response.container_responses).toHaveLength(1);
@@ -73,25 +80,21 @@ for (const mode of ['legacy', 'plugin-watcher'] as const) {
 
 describe('slow kubelet (legacy), more', () => {
   it('a 10 s Register: still one registration and one stream per pool', async () => {
-    h = await harness({ mode: 'legacy', pfs: pfSpecs(1, 4), config: POOLS });
-    await h.startDaemon({ registryRescanMs: 100 });
-    const k = h.kubelet;
-    await k.waitFor('first registration', () => k.devices(FAST)?.length === 2 && k.devices(REST)?.length === 2);
+    const hh = await registered('legacy');
+    const k = hh.kubelet;
     k.registerDelayMs = 10_000;
     await k.restart();
-    await expectOneRegistrationEach(h, 10_000, { calls: k.registerCalls, records: k.registrations.length }, 500);
+    await expectOneRegistrationEach(hh, 10_000, { calls: k.registerCalls, records: k.registrations.length }, 500);
   });
 
   it('kubelet restarts again while a slow Register is in flight: the call to the old kubelet is dropped, one registration with the new one', async () => {
-    h = await harness({ mode: 'legacy', pfs: pfSpecs(1, 4), config: POOLS });
-    await h.startDaemon({ registryRescanMs: 100 });
-    const k = h.kubelet;
-    await k.waitFor('first registration', () => k.devices(FAST)?.length === 2 && k.devices(REST)?.length === 2);
+    const hh = await registered('legacy');
+    const k = hh.kubelet;
     k.registerDelayMs = 3_000;
     await k.restart();
     const calls = k.registerCalls;
     await k.waitFor('Register sent to the restarted kubelet', () => k.registerCalls >= calls + 2);
     await k.restart(); // the first restarted kubelet never answers: it is gone
-    await expectOneRegistrationEach(h, 3_000, { calls: k.registerCalls, records: k.registrations.length }, 500);
+    await expectOneRegistrationEach(hh, 3_000, { calls: k.registerCalls, records: k.registrations.length }, 500);
   });
 });
