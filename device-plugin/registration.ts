@@ -11,9 +11,8 @@
  * One Register per pool is in flight at a time, and it has no deadline: kubelet goes on with a
  * registration whose caller gave up (its handler ignores the cancellation) and then opens a second
  * ListAndWatch stream, which kubelet keeps feeding alongside the first; ending either stream makes
- * released kubelets disconnect the newest client. So a call ends only with kubelet's answer, with
- * the connection to kubelet (its process is gone), or when a new kubelet.sock appears (the call went
- * to a kubelet that is gone); a slow answer is logged, not retried.
+ * released kubelets disconnect the newest client. So a call ends only with kubelet's answer or with
+ * the connection to kubelet (its process is gone); a slow answer is logged, not retried.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -55,10 +54,8 @@ interface Entry {
 }
 
 interface InFlight {
-  /** identity of the kubelet.sock it went to */
-  kubeletId: string;
   cancel(): void;
-  /** cancelled because that kubelet is gone: not a failure to retry, the next check registers anew */
+  /** cancelled because the pool or the daemon stops: not a failure to retry */
   abandoned: boolean;
 }
 
@@ -165,14 +162,9 @@ export class Registrar {
   private async check(e: Entry, isRetry: boolean): Promise<void> {
     if (this.stopped || this.entries.get(e.server.resource) !== e) return;
     if (e.busy) {
+      // Also when kubelet.sock was replaced: a kubelet that exited broke our connection, so its
+      // Register ends on its own; one that only re-created its socket still answers it.
       e.again = true;
-      // A Register waiting on a kubelet that is gone (its socket replaced or removed) will never be
-      // answered by it: drop it, and the check that follows registers with the new kubelet.
-      const f = e.inflight;
-      if (f && fileIdentity(path.join(this.dir, KUBELET_SOCKET_NAME)) !== f.kubeletId) {
-        f.abandoned = true;
-        f.cancel();
-      }
       return;
     }
     e.busy = true;
@@ -221,13 +213,12 @@ export class Registrar {
     if (newKubelet) e.attempts = 0;
     e.kubeletId = kubeletId;
     try {
-      await this.register(e, kubeletId);
+      await this.register(e);
       e.attempts = 0;
       this.setState(e, 'registered', null);
     } catch (err) {
       if (err === ABANDONED) {
-        if (!this.stopped) this.setState(e, 'pending', 'dropped the Register sent to a kubelet that is gone');
-        return; // the check that follows (e.again) registers with the new kubelet
+        return; // the pool or the daemon is stopping
       }
       const ge = err as grpc.ServiceError;
       const refused = typeof ge.code === 'number' && ge.code !== grpc.status.UNAVAILABLE && ge.code !== grpc.status.DEADLINE_EXCEEDED;
@@ -237,7 +228,7 @@ export class Registrar {
   }
 
   /** One Register, no deadline (see the file comment); settles with kubelet's answer, a broken connection or ABANDONED. */
-  private register(e: Entry, kubeletId: string): Promise<void> {
+  private register(e: Entry): Promise<void> {
     const Client = kubeletRegistrationService();
     const client = new Client(unixAddress(path.join(this.dir, KUBELET_SOCKET_NAME)), grpc.credentials.createInsecure()) as grpc.Client & {
       Register(req: RegisterRequestMsg, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void): grpc.ClientUnaryCall;
@@ -258,7 +249,7 @@ export class Registrar {
         );
       }, slowMs);
       slow.unref();
-      const f: InFlight = { kubeletId, abandoned: false, cancel: () => call.cancel() };
+      const f: InFlight = { abandoned: false, cancel: () => call.cancel() };
       const call = client.Register(req, {}, (err) => {
         clearInterval(slow);
         client.close();
@@ -272,5 +263,5 @@ export class Registrar {
   }
 }
 
-/** A Register dropped on purpose (its kubelet is gone, or we are stopping). */
+/** A Register dropped on purpose: its pool was removed or the daemon is stopping. */
 const ABANDONED = new Error('registration abandoned');

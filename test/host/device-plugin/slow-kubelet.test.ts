@@ -87,7 +87,7 @@ describe('slow kubelet (legacy), more', () => {
     await expectOneRegistrationEach(hh, 10_000, { calls: k.registerCalls, records: k.registrations.length }, 500);
   });
 
-  it('kubelet restarts again while a slow Register is in flight: the call to the old kubelet is dropped, one registration with the new one', async () => {
+  it('kubelet restarts again while a slow Register is in flight: the call ends with the old kubelet, one registration with the new one', async () => {
     const hh = await registered('legacy');
     const k = hh.kubelet;
     k.registerDelayMs = 3_000;
