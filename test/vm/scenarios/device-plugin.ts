@@ -51,7 +51,7 @@ export const scenario: Scenario = {
     const ids = (r: string) => (kubelet.devices(r) ?? []).map((d) => d.ID);
     const health = (r: string) => (kubelet.devices(r) ?? []).map((d) => d.health);
     await t.step('both pools registered and streaming', () =>
-      kubelet.waitFor('pools', () => kubelet.devices(LOW) !== null && kubelet.devices(REST) !== null, 60_000).catch((e: Error) => {
+      kubelet.waitFor('pools', () => kubelet.devices(LOW) !== null && kubelet.devices(REST) !== null, 180_000).catch((e: Error) => {
         const seen = { registerCalls: kubelet.registerCalls, registrations: kubelet.registrations, connections: kubelet.connections.map((c) => ({ r: c.resource, open: c.streamOpen, updates: c.updates })) };
         throw new Error(`${e.message}; kubelet saw ${JSON.stringify(seen)}`);
       }),
@@ -90,7 +90,7 @@ export const scenario: Scenario = {
     const calls = kubelet.registerCalls;
     await kubelet.restart();
     await t.step('kubelet restart (socket gone, directory wiped) -> re-registered', () =>
-      kubelet.waitFor('re-registration', () => kubelet.registrations.length >= before + 2 && ids(LOW).length === 2 && ids(REST).length === 2, 30_000),
+      kubelet.waitFor('re-registration', () => kubelet.registrations.length >= before + 2 && ids(LOW).length === 2 && ids(REST).length === 2, 120_000),
     );
     // A 3 s Register deadline used to re-register here every few seconds, each time adding a stream.
     await new Promise((r) => setTimeout(r, 10_000));
