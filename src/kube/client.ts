@@ -49,15 +49,50 @@ export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): k8s.KubeConfig
 export interface KubeClients {
   config: k8s.KubeConfig;
   core: k8s.CoreV1Api;
+  apps: k8s.AppsV1Api;
   custom: k8s.CustomObjectsApi;
   watch: k8s.Watch;
 }
 
-export function makeKubeClients(config: k8s.KubeConfig): KubeClients {
+/**
+ * Every API call of the daemons gives up after this long (client-node has no default timeout: a
+ * hung apiserver or a black-holed connection would hold a CNI lookup, a release or a reconcile
+ * pass forever). It fails as "unreachable", which the callers treat as "try again later". Watches
+ * are long-lived and are bounded by the informer's own watchdog instead (src/kube/informer.ts).
+ */
+export const API_TIMEOUT_MS = 4_000;
+
+export interface KubeClientOptions {
+  /** Per-request timeout (ms). Default API_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
+/** client-node's configuration as makeApiClient builds it, plus a deadline on every request. */
+function timedConfiguration(config: k8s.KubeConfig, timeoutMs: number): k8s.Configuration {
+  const cluster = config.getCurrentCluster();
+  if (!cluster) throw new UnderlayError(CniCode.Internal, 'kubeconfig has no current cluster');
+  return k8s.createConfiguration({
+    baseServer: new k8s.ServerConfiguration(cluster.server, {}),
+    authMethods: { default: config },
+    promiseMiddleware: [
+      {
+        pre: (ctx) => {
+          ctx.setSignal(AbortSignal.timeout(timeoutMs));
+          return Promise.resolve(ctx);
+        },
+        post: (ctx) => Promise.resolve(ctx),
+      },
+    ],
+  });
+}
+
+export function makeKubeClients(config: k8s.KubeConfig, opts: KubeClientOptions = {}): KubeClients {
+  const conf = timedConfiguration(config, opts.timeoutMs ?? API_TIMEOUT_MS);
   return {
     config,
-    core: config.makeApiClient(k8s.CoreV1Api),
-    custom: config.makeApiClient(k8s.CustomObjectsApi),
+    core: new k8s.CoreV1Api(conf),
+    apps: new k8s.AppsV1Api(conf),
+    custom: new k8s.CustomObjectsApi(conf),
     watch: new k8s.Watch(config),
   };
 }
