@@ -52,6 +52,13 @@ export interface AgentOptions {
   reconcileIntervalMs?: number;
   /** Reconcile lists what it would release and releases nothing. */
   reconcileReportOnly?: boolean;
+  /**
+   * Time bounds (see cni-socket.ts): per API request (default 4 s), per pool allocation (7 s), per
+   * CNI answer (8 s). Tests shorten them; the defaults fit the CNI's 10 s.
+   */
+  apiTimeoutMs?: number;
+  allocationTimeoutMs?: number;
+  answerDeadlineMs?: number;
 }
 
 export interface Agent {
@@ -72,7 +79,7 @@ export interface Agent {
 
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const log = opts.log.child({ component: 'agent', node: opts.nodeName });
-  const clients = makeKubeClients(loadKubeConfig(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}));
+  const clients = makeKubeClients(loadKubeConfig(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), opts.apiTimeoutMs ? { timeoutMs: opts.apiTimeoutMs } : {});
   const index = new RegistrationIndex(opts.systemNamespace ? { systemNamespace: opts.systemNamespace } : {});
   const events = new EventRecorder(clients.core, opts.nodeName, log);
   const claims = new ClusterObjects<IPClaim>(clients.custom, IPCLAIMS);
@@ -83,6 +90,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     clients, claims, claimDeps, index, nodeName: opts.nodeName, log,
     ...(opts.reconcileIntervalMs !== undefined ? { reconcileIntervalMs: opts.reconcileIntervalMs } : {}),
     ...(opts.reconcileReportOnly !== undefined ? { reportOnly: opts.reconcileReportOnly } : {}),
+    ...(opts.allocationTimeoutMs !== undefined ? { allocationTimeoutMs: opts.allocationTimeoutMs } : {}),
+    ...(opts.apiTimeoutMs !== undefined ? { watchConnectMs: opts.apiTimeoutMs } : {}),
     onReleased: (f) => {
       const msg = `reconcile released ${f.ip} on network ${f.network} of pod ${f.pod.namespace}/${f.pod.name} (uid ${f.pod.uid}): ${f.reason}`;
       events.emit({ kind: 'Pod', namespace: f.pod.namespace, name: f.pod.name }, 'Normal', EVENT_REASONS.released, msg);
@@ -91,7 +100,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const allocate = ipam.allocate.bind(ipam);
   const assign = assigner({ nodeName: opts.nodeName, index, allocate, claimDeps, events, log, running, sysfsRoot: opts.sysfsRoot ?? '/sys' });
   const reservations = new Reservations({ index, allocate, cached: () => ipam.claims(), claims, core: clients.core, log });
-  const watch = new RegistrationWatch({ clients, index, events, log, running, onChange: () => void reservations.sync() });
+  const watch = new RegistrationWatch({ clients, index, events, log, running, onChange: () => void reservations.sync(), ...(opts.apiTimeoutMs ? { watchConnectMs: opts.apiTimeoutMs } : {}) });
   const releases = new Releases({
     nodeName: opts.nodeName, claimDeps, running, events, log,
     dir: path.join(opts.stateDir ?? DEFAULT_STATE_DIR, CLAIM_RELEASE_DIR),
@@ -134,7 +143,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       log.warn({ namespace: r.namespace, pod: r.name, uid: r.uid, containerId: r.containerId, reason: r.reason }, r.message);
       events.emit(podTarget(r), 'Warning', EVENT_REASONS.duplicate, r.message);
     };
-    server = await startCniSocket(opts.socketPath ?? DEFAULT_AGENT_SOCKET, lookupHandler({ index, log, assign, deviceFor, onRejected }), log, onReport);
+    server = await startCniSocket(opts.socketPath ?? DEFAULT_AGENT_SOCKET, lookupHandler({ index, log, assign, deviceFor, onRejected }), log, onReport, opts.answerDeadlineMs ? { answerDeadlineMs: opts.answerDeadlineMs } : {});
   } catch (e) {
     await watch.stop();
     await releases.stop();

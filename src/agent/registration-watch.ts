@@ -28,6 +28,8 @@ export interface RegistrationWatchDeps {
   running: RunningPods;
   /** After each change once listed (the agent: a reservation pass). */
   onChange?: () => void;
+  /** The watch's connect deadline (default API_TIMEOUT_MS). */
+  watchConnectMs?: number;
 }
 
 export class RegistrationWatch {
@@ -38,7 +40,7 @@ export class RegistrationWatch {
       const m = cm.metadata ?? {};
       return { metadata: { namespace: m.namespace, name: m.name, resourceVersion: m.resourceVersion, labels: m.labels } };
     };
-    this.informer = configMapInformer(d.clients, undefined, { name: 'registrations', labelSelector: CONFIGMAP_SELECTOR, resyncMs: 0, log: d.log, retain });
+    this.informer = configMapInformer(d.clients, undefined, { name: 'registrations', labelSelector: CONFIGMAP_SELECTOR, resyncMs: 0, log: d.log, retain, ...(d.watchConnectMs ? { watchConnectMs: d.watchConnectMs } : {}) });
     this.informer.on('add', (cm) => {
       d.index.applyConfigMap(cm);
       this.changed(cm);

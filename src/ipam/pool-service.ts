@@ -26,6 +26,10 @@ export interface IpamServiceOptions {
   /** Default 30 s; 0 disables the loop (tests call reconcile() themselves). */
   reconcileIntervalMs?: number;
   reportOnly?: boolean;
+  /** PoolAllocator's allocationTimeoutMs. */
+  allocationTimeoutMs?: number;
+  /** The informers' watch connect deadline. */
+  watchConnectMs?: number;
   onReleased?: (f: Finding) => void;
   now?: () => number;
 }
@@ -38,13 +42,14 @@ export class IpamService {
   private fixedCache: { generation: number; byNetwork: Map<string, Set<string>> } = { generation: -1, byNetwork: new Map() };
 
   constructor(private readonly opts: IpamServiceOptions) {
-    this.informer = clusterObjectInformer(opts.claims, opts.clients.watch, { name: `ipclaims (${opts.nodeName})`, log: opts.log });
-    this.nodes = nodeInformer(opts.clients, { log: opts.log });
+    this.informer = clusterObjectInformer(opts.claims, opts.clients.watch, { name: `ipclaims (${opts.nodeName})`, log: opts.log, ...(opts.watchConnectMs ? { watchConnectMs: opts.watchConnectMs } : {}) });
+    this.nodes = nodeInformer(opts.clients, { log: opts.log, ...(opts.watchConnectMs ? { watchConnectMs: opts.watchConnectMs } : {}) });
     this.allocator = new PoolAllocator({
       claims: opts.claims,
       claimDeps: opts.claimDeps,
       view: cachedView(() => this.informer.list()),
       fixedAddresses: (network) => this.fixed().get(network) ?? new Set(),
+      ...(opts.allocationTimeoutMs !== undefined ? { allocationTimeoutMs: opts.allocationTimeoutMs } : {}),
     });
     this.reconciler = new Reconciler({
       claims: opts.claims,
