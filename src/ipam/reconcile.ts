@@ -127,14 +127,29 @@ export class ClusterReader {
    * this pass). Tombstones and unbound reservations need no read: the rules keep or expire them
    * by time alone.
    */
-  async facts(c: IPClaim, liveNodes: ReadonlySet<string>, nowMs: number, known?: ReadonlyMap<string, k8s.V1Pod | null>): Promise<ClaimFacts & { pod: k8s.V1Pod | null }> {
+  async facts(
+    c: IPClaim,
+    liveNodes: ReadonlySet<string>,
+    nowMs: number,
+    known?: ReadonlyMap<string, k8s.V1Pod | null>,
+    /** StatefulSet replicas read earlier in this pass (namespace/name), filled as read. */
+    sets?: Map<string, number | null>,
+  ): Promise<ClaimFacts & { pod: k8s.V1Pod | null }> {
     const p = c.spec.pod;
     if (releasedAtMs(c) !== null || !p.uid) return { pod: null, podUid: null, liveNodes, nowMs };
     const key = `${p.namespace}/${p.name}`;
     const pod = known?.has(key) ? (known.get(key) ?? null) : await this.pod(p.namespace, p.name);
     const facts: ClaimFacts & { pod: k8s.V1Pod | null } = { pod, podUid: pod ? runtimeUid(pod) : null, liveNodes, nowMs };
     const ord = statefulSetOrdinal(p.name);
-    if (ord && facts.podUid === null) facts.statefulSetReplicas = await this.statefulSetReplicas(p.namespace, ord.set);
+    if (ord && facts.podUid === null) {
+      const k = `${p.namespace}/${ord.set}`;
+      let replicas = sets?.get(k);
+      if (replicas === undefined) {
+        replicas = await this.statefulSetReplicas(p.namespace, ord.set);
+        sets?.set(k, replicas);
+      }
+      facts.statefulSetReplicas = replicas;
+    }
     return facts;
   }
 }
@@ -229,10 +244,11 @@ export class Reconciler {
       }
     }
     const seen = new Set<string>();
+    const sets = new Map<string, number | null>();
     for (const c of candidates) {
       const name = c.metadata!.name!;
       const now = this.now();
-      const facts = await reader.facts(c, nodes, now, local);
+      const facts = await reader.facts(c, nodes, now, local, sets);
       facts.cooldownSeconds = this.opts.cooldownFor?.(c.spec.network);
       if (this.opts.tombstoneRetentionSeconds !== undefined) facts.tombstoneRetentionSeconds = this.opts.tombstoneRetentionSeconds;
       if (facts.pod && facts.podUid === c.spec.pod.uid) {

@@ -58,6 +58,10 @@ beforeAll(async () => {
         stateDir: path.join(dir, `state-${n}`),
         podResourcesSocket: null,
         releaseRetryMs: 60_000,
+        // A correctness test on a shared, loaded machine: generous time bounds (timeouts.test.ts tests them).
+        apiTimeoutMs: 30_000,
+        allocationTimeoutMs: 25_000,
+        answerDeadlineMs: 28_000,
       }),
     );
   }
