@@ -20,6 +20,7 @@ import type { RegistrationIndex } from '../registrations/index';
 import type { NetworkModel } from '../registrations/network-model';
 import { REGISTRATION_LABEL } from '../schemas/registration';
 import { settingsRecord } from './assign';
+import { CoalescedPass } from './coalesce';
 
 export interface ReservationsDeps {
   index: RegistrationIndex;
@@ -34,8 +35,7 @@ export interface ReservationsDeps {
 const regKey = (namespace: string, key: string) => `${namespace}/${key}`;
 
 export class Reservations {
-  private running: Promise<void> | null = null;
-  private again = false;
+  private readonly passes = new CoalescedPass(() => this.syncOnce().catch((e: unknown) => this.d.log.warn({ err: (e as Error).message }, 'reservation sync failed')));
   /** Reservations released, for tests and metrics. */
   released = 0;
 
@@ -43,22 +43,12 @@ export class Reservations {
 
   /** One pass now (coalesced with a pass in flight). Failures are logged; the next change retries. */
   sync(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.syncOnce().catch((e: unknown) => this.d.log.warn({ err: (e as Error).message }, 'reservation sync failed'));
-      } while (this.again);
-    })().finally(() => (this.running = null));
-    return this.running;
+    return this.passes.run();
   }
 
   /** Waits for a pass in flight (stop). */
-  async idle(): Promise<void> {
-    await this.running;
+  idle(): Promise<void> {
+    return this.passes.idle();
   }
 
   private async syncOnce(): Promise<void> {
