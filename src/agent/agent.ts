@@ -3,7 +3,6 @@
  * reservations, drift reports and Events. It runs inside the `sriov-underlay-node` daemon;
  * `startAgent` is the one entry point the daemon calls.
  */
-import * as path from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
 import { CniCode, UnderlayError } from '../errors';
 import { CLAIM_LABELS, releaseAttachment, type ClaimDeps, type IPClaim } from '../ipam/claims';
@@ -14,7 +13,7 @@ import { detectDrift } from '../registrations/drift';
 import { RegistrationIndex } from '../registrations/index';
 import { formatSource, type Rejection, type ResolvedSettings } from '../registrations/types';
 import { DEFAULT_AGENT_SOCKET, type LookupRequest, type ReportRequest } from '../schemas/agent-protocol';
-import { CLAIM_RELEASE_DIR, type ClaimRelease } from '../schemas/claim-release';
+import { DEFAULT_RELEASE_QUEUE_DIR, type ClaimRelease } from '../schemas/claim-release';
 import { readVf } from '../sysfs/pci';
 import { IpamService } from '../ipam/pool-service';
 import { claimFixed, settingsRecord, withClaimedIps, type Attachment } from './assign';
@@ -25,7 +24,6 @@ import { PodResourcesClient } from './pod-resources';
 import { podUidGetter } from './pods';
 import { ReleaseQueue } from './release-queue';
 
-export const DEFAULT_STATE_DIR = '/var/lib/cni/sriov-underlay';
 /** Networks and registrations, in every namespace (networks only count in the system namespace). */
 export const CONFIGMAP_SELECTOR = 'sriov-underlay.io/kind in (network,registration)';
 
@@ -36,8 +34,8 @@ export interface AgentOptions {
   kubeconfig?: string;
   /** Default /run/sriov-underlay/agent.sock. */
   socketPath?: string;
-  /** The CNI's stateDir (claim releases are queued under it). Default /var/lib/cni/sriov-underlay. */
-  stateDir?: string;
+  /** Where the CNI's DEL leaves claim-release notes. Default /var/lib/sriov-underlay/release-queue. */
+  releaseQueueDir?: string;
   systemNamespace?: string;
   /** kubelet's PodResources socket; null to never ask (SR-IOV only as a secondary CNI). */
   podResourcesSocket?: string | null;
@@ -276,7 +274,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       }
     }
   };
-  const queue = new ReleaseQueue({ dir: path.join(opts.stateDir ?? DEFAULT_STATE_DIR, CLAIM_RELEASE_DIR), release, log, intervalMs: opts.releaseRetryMs });
+  const queue = new ReleaseQueue({ dir: opts.releaseQueueDir ?? DEFAULT_RELEASE_QUEUE_DIR, release, log, intervalMs: opts.releaseRetryMs });
 
   // ---- start ------------------------------------------------------------------------------------------
   await informer.start();

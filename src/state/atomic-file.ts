@@ -9,7 +9,8 @@ export function writeFileDurable(file: string, data: string | Buffer, mode = 0o6
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w', mode);
+  // O_NOFOLLOW: a symlink planted under the temp name is an error, never a file written through.
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, mode);
   try {
     fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fs.fsyncSync(fd);
@@ -38,7 +39,7 @@ export function removeFileDurable(file: string): void {
   fsyncDir(path.dirname(file));
 }
 
-function fsyncDir(dir: string): void {
+export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {
     fs.fsyncSync(fd);
