@@ -19,6 +19,7 @@ export async function cmdGc(inv: Invocation, conf: NetConf, log: Logger): Promis
   const failures: string[] = await retryPendingReleases(ctx.stateDir, inv, log);
   const { records, errors } = ctx.records.all();
   for (const e of errors) log.error(e);
+  failures.push(...errors); // an invalid record is never acted on, and GC says so, naming file and field
   for (const stale of records) {
     if (stale.networkName !== conf.name || valid.has(`${stale.containerId}/${stale.ifName}`)) continue;
     const lock = VfLock.acquire(ctx.stateDir, stale.pciAddr, LOCK_TIMEOUT_MS);
