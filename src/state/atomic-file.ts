@@ -1,6 +1,7 @@
 /**
  * Durable file writes: write a temp file, fsync it, rename over the target, fsync the directory.
- * A SIGKILL at any instant leaves either the old or the new content, never a torn file.
+ * A SIGKILL at any instant leaves either the old or the new content, never a torn file. Reading
+ * back goes through src/state/bounded-file.ts (bounded, no symlinks, a schema).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -46,15 +47,4 @@ export function fsyncDir(dir: string): void {
   } finally {
     fs.closeSync(fd);
   }
-}
-
-export function readJsonIfExists(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  return JSON.parse(text) as unknown;
 }
