@@ -19,7 +19,7 @@ export const FLAG_DEFAULTS = {
   'rescan-interval-ms': '500',
   kubeconfig: '',
   'agent-socket': '/run/sriov-underlay/agent.sock',
-  'cni-state-dir': '/var/lib/cni/sriov-underlay',
+  'release-queue-dir': '/var/lib/sriov-underlay/release-queue',
   'pod-resources-socket': '/var/lib/kubelet/pod-resources/kubelet.sock',
   'reconcile-interval-ms': '30000',
 } as const;
@@ -43,7 +43,7 @@ Node agent (component "agent"):
   --node-name NAME           this node's name (default $NODE_NAME, from the downward API)
   --kubeconfig FILE          kubeconfig; "" uses the in-cluster service account (default "")
   --agent-socket PATH        unix socket the CNI asks for per-pod settings (default ${FLAG_DEFAULTS['agent-socket']})
-  --cni-state-dir DIR        the CNI's stateDir, where DEL queues claim releases (default ${FLAG_DEFAULTS['cni-state-dir']})
+  --release-queue-dir DIR    where the CNI's DEL leaves claim-release notes (default ${FLAG_DEFAULTS['release-queue-dir']})
   --pod-resources-socket P   kubelet PodResources socket, for pods without a deviceID; "" disables (default ${FLAG_DEFAULTS['pod-resources-socket']})
   --reconcile-interval-ms N  period of the leaked-claim reconcile loop; 0 disables (default ${FLAG_DEFAULTS['reconcile-interval-ms']})
   --reconcile-report-only    log what reconcile would release, release nothing
@@ -72,7 +72,7 @@ export function parseFlags(argv: string[]): NodeFlags {
         'node-name': { type: 'string' },
         kubeconfig: { type: 'string' },
         'agent-socket': { type: 'string' },
-        'cni-state-dir': { type: 'string' },
+        'release-queue-dir': { type: 'string' },
         'pod-resources-socket': { type: 'string' },
         'reconcile-interval-ms': { type: 'string' },
         'reconcile-report-only': { type: 'boolean' },

@@ -55,7 +55,7 @@ async function startAgentComponent(flags: NodeFlags, log: Logger, dp: DevicePlug
     log,
     ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
     socketPath: flags['agent-socket'],
-    stateDir: flags['cni-state-dir'],
+    releaseQueueDir: flags['release-queue-dir'],
     podResourcesSocket: flags['pod-resources-socket'] === '' ? null : flags['pod-resources-socket'],
     sysfsRoot: flags['sysfs-root'],
     reconcileIntervalMs: flags['reconcile-interval-ms'],

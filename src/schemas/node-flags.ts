@@ -26,7 +26,7 @@ export const NodeFlagsSchema = z
     'node-name': z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes node name (set NODE_NAME or --node-name)').optional(),
     kubeconfig: z.union([absPath, z.literal('')]),
     'agent-socket': absPath,
-    'cni-state-dir': absPath,
+    'release-queue-dir': absPath,
     'pod-resources-socket': z.union([absPath, z.literal('')]),
     'reconcile-interval-ms': z.coerce.number().int().min(0).max(3_600_000),
     'reconcile-report-only': z.boolean(),

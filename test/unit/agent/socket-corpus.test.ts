@@ -137,7 +137,7 @@ beforeAll(async () => {
     log: silentLogger(),
     kubeconfig: kube.kubeconfigPath,
     socketPath: path.join(dir, 'agent.sock'),
-    stateDir: dir,
+    releaseQueueDir: path.join(dir, 'release-queue'),
     podResourcesSocket: path.join(dir, 'no-kubelet.sock'),
     sysfsRoot: path.join(dir, 'no-sysfs'),
     releaseRetryMs: 60_000,
