@@ -14,6 +14,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 VM_DIR=${SRIOV_VM_DIR:-$ROOT/.vm}
 CACHE=$VM_DIR/cache
+VM_TIMEOUT_SET=${VM_TIMEOUT:-}
 VM_TIMEOUT=${VM_TIMEOUT:-720}          # seconds for the whole boot, scenarios included (a safety net)
 VM_MEM=${VM_MEM:-2048}
 VM_SMP=${VM_SMP:-1}
@@ -44,6 +45,13 @@ for s in "${wanted[@]}"; do
   [[ -f $HERE/scenarios/$s.ts ]] || die "no scenario $s (have: $(all_scenarios | tr '\n' ' '))"
 done
 [[ $(id -u) == 0 ]] || die "must run as root (apt, mknod, QEMU's 9p export of /)"
+# A scenario that needs more kernel modules says so on a line of its own: `// vm-modules: vfio-pci`.
+# A long scenario adds to the default boot timeout the same way: `// vm-extra-seconds: 540`.
+for s in "${wanted[@]}"; do
+  VM_MODULES+=" $(sed -n 's|^// vm-modules: *||p' "$HERE/scenarios/$s.ts" | tr '\n' ' ')"
+  extra=$(sed -n 's|^// vm-extra-seconds: *\([0-9]*\).*|\1|p' "$HERE/scenarios/$s.ts" | head -1)
+  if [[ -z ${VM_TIMEOUT_SET:-} && -n $extra ]]; then VM_TIMEOUT=$((VM_TIMEOUT + extra)); fi
+done
 
 # ---------------------------------------------------------------- host dependencies
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
@@ -245,9 +253,13 @@ echo "VM_JOB=/run/vmout/job.json VM_OUT=/run/vmout VM_PROJECT=$ROOT" > "$RUN/out
 t_prep=$(($(date +%s) - t0))
 say "prepared in ${t_prep}s ($(basename "$KDIR"), ${#RUNNABLE[@]} scenario(s)); booting (TCG)"
 
+# VM_IOMMU=1: an emulated Intel IOMMU (VFs get IOMMU groups, so vfio-pci can bind them; Debian's
+# kernel has no vfio no-IOMMU mode). Host devices stay in passthrough, so igb's DMA is not slowed.
+iommu_dev=() iommu_args=""
+if [[ ${VM_IOMMU:-0} == 1 ]]; then iommu_dev=(-device intel-iommu,intremap=off); iommu_args=" intel_iommu=on iommu=pt"; fi
 qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_SMP"
-  -nographic -no-reboot
-  -kernel "$VMLINUZ" -initrd "$RUN/initrd.gz" -append "console=ttyS0 panic=-1 quiet sriov_project=$ROOT"
+  -nographic -no-reboot "${iommu_dev[@]}"
+  -kernel "$VMLINUZ" -initrd "$RUN/initrd.gz" -append "console=ttyS0 panic=-1 quiet sriov_project=$ROOT$iommu_args"
   -device pcie-root-port,id=rp1,slot=1
   -netdev user,id=n0,restrict=on -device igb,bus=rp1,netdev=n0
   -fsdev local,id=fshost,path=/,security_model=none,readonly=on,multidevs=remap
