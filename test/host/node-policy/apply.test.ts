@@ -63,6 +63,25 @@ describe('node policy: VF counts', () => {
     expect(cond(s, 'Blocked')).toBeUndefined();
   });
 
+  it('Events: Applied, then Blocked once (not on every pass), then Applied again', async () => {
+    node.setPolicy({ policies: [{ name: 'a', pfNames: [node.pfName], numVfs: 3 }] });
+    const d = node.daemon();
+    const events: string[] = [];
+    d.eventSink = (e) => events.push(`${e.type} ${e.reason}: ${e.message}`);
+    await d.applyOnce();
+    node.allocate([vfPci(0x91, 0)]);
+    node.setPolicy({ policies: [{ name: 'a', pfNames: [node.pfName], numVfs: 1 }] });
+    await d.applyOnce();
+    await d.applyOnce();
+    node.allocate([]);
+    await d.applyOnce();
+    expect(events).toEqual([
+      `Normal NodePolicyApplied: PF ${node.pfName}: sriov_numvfs 0 -> 3`,
+      `Warning NodePolicyBlocked: PF ${node.pfName}: sriov_numvfs 3 -> 1 held: VF ${vfPci(0x91, 0)} in use by pod uid uid-1234`,
+      `Normal NodePolicyApplied: PF ${node.pfName}: sriov_numvfs 3 -> 1`,
+    ]);
+  });
+
   it('a VF the CNI holds (its record) blocks with the pod named; an unreadable checkpoint blocks everything', async () => {
     node.setPolicy({ policies: [{ name: 'a', pfNames: [node.pfName], numVfs: 4 }] });
     const d = node.daemon();
