@@ -136,6 +136,11 @@ export async function main(argv: string[]): Promise<number> {
       const started = await startDevicePlugin(flags, log);
       dp = started.daemon;
       components.push(started);
+      if (policy) {
+        const d = dp;
+        policy.fence = (pf, on) => d.fence(pf, on);
+        policy.allocatedByPlugin = (pci) => d.isAllocatedAnywhere(pci);
+      }
     }
     if (flags.components.includes('agent')) components.push(await startAgentComponent(flags, log, dp, policy));
   } catch (e) {

@@ -45,6 +45,10 @@ export class NodePolicy {
   /** Writes done since start (for tests and the log). */
   writes = 0;
   statusSink: ((s: NodePolicyStatus) => void) | null = null;
+  /** Set when the device plugin runs in this process: see EngineDeps.fence. */
+  fence: ((pfNetdev: string, on: boolean) => Promise<void>) | null = null;
+  /** Set when the device plugin runs in this process: Allocates it answered that kubelet has not checkpointed yet. */
+  allocatedByPlugin: ((pciAddr: string) => boolean) | null = null;
   eventSink: ((e: PolicyEvent) => void) | null = null;
 
   constructor(private readonly opts: NodePolicyOptions) {}
@@ -114,7 +118,12 @@ export class NodePolicy {
         root,
         writer: this.opts.writer ?? fileWriter,
         links: this.opts.links,
-        inUse: (vfs) => readInUse(this.opts.inUse, vfs),
+        inUse: async (vfs) => {
+          const u = await readInUse(this.opts.inUse, vfs);
+          for (const v of vfs) if (!u.holders.has(v.pciAddr) && this.allocatedByPlugin?.(v.pciAddr)) u.holders.set(v.pciAddr, 'a pod the device plugin just allocated it to');
+          return u;
+        },
+        ...(this.fence ? { fence: this.fence } : {}),
       });
       if (r.actions.length) {
         this.writes += r.actions.length;

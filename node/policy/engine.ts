@@ -30,6 +30,11 @@ export interface EngineDeps {
   links: Links;
   /** Fresh in-use read for these VFs (called right before each destructive step). */
   inUse(vfs: readonly VfDevice[]): Promise<InUse>;
+  /**
+   * With the device plugin in the same process: stop handing out (on) the PF's VFs before its
+   * sriov_numvfs is rewritten, so nothing can be allocated between the last check and the write.
+   */
+  fence?(pfNetdev: string, on: boolean): Promise<void>;
 }
 
 export interface PfApplyResult {
@@ -98,10 +103,24 @@ export async function applyPf(plan: PfPlan, deps: EngineDeps): Promise<PfApplyRe
         blocked.push(`sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs} held: ${inUseText(held)}`);
         for (const [, who] of held) blockedPods.add(who);
       } else {
-        step(`sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs} on ${plan.name}`, () => {
-          writeNumVfs(deps.writer, deps.root, pci, pfNow.numVfs, plan.numVfs!);
-          actions.push(`sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs}`);
-        });
+        // Fence, then look again: an Allocate answered just before the fence shows up now.
+        const fence = deps.fence && vfs.length && plan.pf.netdevs[0] ? deps.fence.bind(deps, plan.pf.netdevs[0]) : null;
+        if (fence) await fence(true);
+        try {
+          const again = fence ? await deps.inUse(vfs) : u;
+          const late = vfs.filter((v) => again.holders.has(v.pciAddr)).map((v): [string, string] => [v.pciAddr, again.holders.get(v.pciAddr)!]);
+          if (again.unknown || late.length) {
+            blocked.push(`sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs} held: ${again.unknown ? `cannot tell which VFs are free (${again.unknown})` : inUseText(late)}`);
+            for (const [, who] of late) blockedPods.add(who);
+          } else {
+            step(`sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs} on ${plan.name}`, () => {
+              writeNumVfs(deps.writer, deps.root, pci, pfNow.numVfs, plan.numVfs!);
+              actions.push(`sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs}`);
+            });
+          }
+        } finally {
+          if (fence) await fence(false);
+        }
       }
     }
   }

@@ -253,13 +253,9 @@ echo "VM_JOB=/run/vmout/job.json VM_OUT=/run/vmout VM_PROJECT=$ROOT" > "$RUN/out
 t_prep=$(($(date +%s) - t0))
 say "prepared in ${t_prep}s ($(basename "$KDIR"), ${#RUNNABLE[@]} scenario(s)); booting (TCG)"
 
-# VM_IOMMU=1: an emulated Intel IOMMU (VFs get IOMMU groups, so vfio-pci can bind them; Debian's
-# kernel has no vfio no-IOMMU mode). Host devices stay in passthrough, so igb's DMA is not slowed.
-iommu_dev=() iommu_args=""
-if [[ ${VM_IOMMU:-0} == 1 ]]; then iommu_dev=(-device intel-iommu,intremap=off); iommu_args=" intel_iommu=on iommu=pt"; fi
 qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_SMP"
-  -nographic -no-reboot "${iommu_dev[@]}"
-  -kernel "$VMLINUZ" -initrd "$RUN/initrd.gz" -append "console=ttyS0 panic=-1 quiet sriov_project=$ROOT$iommu_args"
+  -nographic -no-reboot
+  -kernel "$VMLINUZ" -initrd "$RUN/initrd.gz" -append "console=ttyS0 panic=-1 quiet sriov_project=$ROOT"
   -device pcie-root-port,id=rp1,slot=1
   -netdev user,id=n0,restrict=on -device igb,bus=rp1,netdev=n0
   -fsdev local,id=fshost,path=/,security_model=none,readonly=on,multidevs=remap

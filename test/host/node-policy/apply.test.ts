@@ -63,6 +63,39 @@ describe('node policy: VF counts', () => {
     expect(cond(s, 'Blocked')).toBeUndefined();
   });
 
+  it('with the device plugin in-process: fenced before the write, looked at again, unfenced after', async () => {
+    node.setPolicy({ policies: [{ name: 'a', pfNames: [node.pfName], numVfs: 2 }] });
+    const d = node.daemon();
+    await d.applyOnce();
+    const calls: string[] = [];
+    d.fence = async (pf, on) => {
+      calls.push(`${pf} ${on} after ${node.kernel.writes.length} writes`);
+    };
+    node.setPolicy({ policies: [{ name: 'a', pfNames: [node.pfName], numVfs: 3 }] });
+    await d.applyOnce();
+    expect(calls).toEqual([`${node.pfName} true after 1 writes`, `${node.pfName} false after 3 writes`]);
+    expect(node.numVfs()).toBe(3);
+
+    // kubelet allocates a VF in the moment before the fence holds: the second look catches it.
+    calls.length = 0;
+    d.fence = async (pf, on) => {
+      calls.push(`${pf} ${on}`);
+      if (on) node.allocate([vfPci(0x91, 2)]);
+    };
+    node.setPolicy({ policies: [{ name: 'a', pfNames: [node.pfName], numVfs: 1 }] });
+    let s = await d.applyOnce();
+    expect(calls).toEqual([`${node.pfName} true`, `${node.pfName} false`]);
+    expect(node.numVfs()).toBe(3);
+    expect(cond(s, 'Blocked')?.message).toBe(`sriov_numvfs 3 -> 1 held: VF ${vfPci(0x91, 2)} in use by pod uid uid-1234`);
+
+    // An Allocate the device plugin answered that kubelet has not checkpointed yet counts too.
+    node.allocate([]);
+    d.allocatedByPlugin = (pci) => pci === vfPci(0x91, 0);
+    s = await d.applyOnce();
+    expect(node.numVfs()).toBe(3);
+    expect(cond(s, 'Blocked')?.message).toBe(`sriov_numvfs 3 -> 1 held: VF ${vfPci(0x91, 0)} in use by a pod the device plugin just allocated it to`);
+  });
+
   it('Events: Applied, then Blocked once (not on every pass), then Applied again', async () => {
     node.setPolicy({ policies: [{ name: 'a', pfNames: [node.pfName], numVfs: 3 }] });
     const d = node.daemon();
