@@ -19,17 +19,23 @@ afterEach(async () => {
 
 const R = 'sriov-underlay.io/vf';
 
+/** An emulated NIC with two PFs of two VFs each, one pool over both; returns the NIC's tag. */
+async function twoPfs(): Promise<string> {
+  const tag = `dp${randomBytes(1).toString('hex')}`;
+  h = await harness({
+    mode: 'legacy',
+    pfs: (sysfs) => {
+      nic = createEmulatedNic({ tag, root: sysfs, pfs: 2, vfsPerPf: 2 });
+    },
+    config: { resourceList: [{ resourceName: 'vf', selectors: { pfNames: [`${tag}p0`, `${tag}p1`] } }] },
+  });
+  return tag;
+}
+
 describe('health from PF carrier', () => {
   it('PF carrier down -> its VFs Unhealthy; up -> Healthy again; other PFs untouched', async () => {
-    const tag = `dp${randomBytes(1).toString('hex')}`;
-    h = await harness({
-      mode: 'legacy',
-      pfs: (sysfs) => {
-        nic = createEmulatedNic({ tag, root: sysfs, pfs: 2, vfsPerPf: 2 });
-      },
-      config: { resourceList: [{ resourceName: 'vf', selectors: { pfNames: [`${tag}p0`, `${tag}p1`] } }] },
-    });
-    const hh = h;
+    const tag = await twoPfs();
+    const hh = h!;
     const n = nic!;
     await hh.startDaemon({ rescanMs: 60_000 }); // no rescan help: the netlink event must do it
     const health = () => Object.fromEntries((hh.kubelet.devices(R) ?? []).map((d) => [d.ID, d.health]));
@@ -51,15 +57,8 @@ describe('health from PF carrier', () => {
   });
 
   it('fenced by the node policy: the PF\'s VFs Unhealthy and refused; unfenced: Healthy again', async () => {
-    const tag = `dp${randomBytes(1).toString('hex')}`;
-    h = await harness({
-      mode: 'legacy',
-      pfs: (sysfs) => {
-        nic = createEmulatedNic({ tag, root: sysfs, pfs: 2, vfsPerPf: 2 });
-      },
-      config: { resourceList: [{ resourceName: 'vf', selectors: { pfNames: [`${tag}p0`, `${tag}p1`] } }] },
-    });
-    const hh = h;
+    const tag = await twoPfs();
+    const hh = h!;
     const d = await hh.startDaemon({ rescanMs: 60_000 });
     const health = () => Object.fromEntries((hh.kubelet.devices(R) ?? []).map((x) => [x.ID, x.health]));
     const pf0 = nic!.pfs[0]!.vfs.map((v) => v.pciAddr);
