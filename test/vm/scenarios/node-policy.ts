@@ -100,6 +100,8 @@ export const scenario: Scenario = {
     setPolicy(`policies:\n  - {name: fabric, pfNames: [${pf}], numVfs: 6, linkUp: true}\n`);
     await t.step('4 -> 6: sriov_numvfs 6 and kubelet sees 6', () => waitFor('6 VFs', () => numVfs() === 6 && ids(NET).length === 6, 120_000));
     t.equal(ids(NET), vfs(6), 'net lists VFs 0-5');
+    // igb resets the port when VFs are re-created: the carrier (and so VF health) comes back after.
+    await t.step('all 6 Healthy again after the port reset', () => kubelet.waitFor('healthy', () => (kubelet.devices(NET) ?? []).filter((d) => d.health === 'Healthy').length === 6, 60_000));
 
     // 3. 6 -> 2 while VF 1 is allocated: held; freed: applied.
     const { podUid } = await kubelet.allocate(NET, [vfPci(pf, 1)]);
