@@ -13,7 +13,7 @@
  *       pfNames: ["ens1f0#4-7"]                      # a VF range: the driver applies to these VFs
  *       vfDriver: vfio-pci                           # or netdevice (the kernel's VF driver)
  *       externallyManaged: false                     # true: never write, only verify and report
- *       disruption: none                             # or evict (see docs/node-policy.md)
+ *       disruption: none                             # evict: reserved, refused for now (docs/node-policy.md)
  *
  * Entries are validated one by one (a bad entry is rejected whole, naming ConfigMap, key and field);
  * the envelope is validated first, and a file whose envelope is unusable changes nothing.
@@ -57,6 +57,10 @@ export const PolicyEntrySchema = z
     const ranged = [...(e.pfNames ?? []), ...(e.rootDevices ?? [])].some((s) => s.ranges !== null);
     if (ranged && e.vfDriver === undefined) {
       ctx.addIssue({ code: 'custom', path: [e.pfNames ? 'pfNames' : 'rootDevices'], message: 'a VF range ("#N-M") only chooses the VFs that vfDriver applies to: set vfDriver, or drop the range' });
+    }
+    if (e.disruption === 'evict') {
+      // Accepting it and then not evicting would be a surprise: refuse until it is implemented.
+      ctx.addIssue({ code: 'custom', path: ['disruption'], message: 'evict is not implemented yet: use none (changes are held until the VFs are free)' });
     }
     if (e.numVfs === undefined && e.mtu === undefined && e.linkUp === undefined && e.vfDriver === undefined) {
       ctx.addIssue({ code: 'custom', path: ['numVfs'], message: 'declares nothing: set numVfs, mtu, linkUp or vfDriver' });
