@@ -8,12 +8,13 @@ import * as path from 'node:path';
 import { CniCode, UnderlayError } from '../errors';
 import { describeIssues } from '../schemas/format';
 import { vfRecordSchema, type VfRecord } from '../schemas/vf-record';
-import { readJsonIfExists, removeFileDurable, writeFileDurable } from './atomic-file';
+import { listEntries, readJsonFile, removeFileDurable, setAside, writeFileDurable } from './atomic-file';
+import { salvageVfRecord, type DamagedRecord } from './vf-record-salvage';
 
 export class VfRecords {
   constructor(readonly stateDir: string) {}
 
-  private vfFile(pci: string) {
+  vfFile(pci: string) {
     return path.join(this.stateDir, 'vfs', `${pci}.json`);
   }
 
@@ -22,19 +23,30 @@ export class VfRecords {
   }
 
   read(pci: string): VfRecord | undefined {
+    const r = this.load(pci);
+    if (r.damaged) throw new UnderlayError(CniCode.IoFailure, `state file ${r.damaged.file} is unusable: ${r.damaged.reason}`);
+    return r.rec;
+  }
+
+  /** Like read, but a damaged record comes back with whatever could be salvaged instead of throwing. */
+  load(pci: string): { rec?: VfRecord; damaged?: DamagedRecord } {
     const file = this.vfFile(pci);
-    let raw: unknown;
+    let r: ReturnType<typeof readJsonFile>;
     try {
-      raw = readJsonIfExists(file);
+      r = readJsonFile(file);
     } catch (e) {
       throw new UnderlayError(CniCode.IoFailure, `state file ${file} is unreadable: ${(e as Error).message}`);
     }
-    if (raw === undefined) return undefined;
-    const parsed = vfRecordSchema.safeParse(raw);
-    if (!parsed.success) {
-      throw new UnderlayError(CniCode.IoFailure, describeIssues(`state file ${file}`, parsed.error.issues));
-    }
-    return parsed.data;
+    if (r.state === 'missing') return {};
+    if (r.state === 'damaged') return { damaged: salvageVfRecord(file, pci, r, r.reason) };
+    const parsed = vfRecordSchema.safeParse(r.value);
+    if (!parsed.success) return { damaged: salvageVfRecord(file, pci, r, describeIssues(`state file ${file}`, parsed.error.issues)) };
+    return { rec: parsed.data };
+  }
+
+  /** Move a damaged record out of the readers' way, kept for the operator (never deleted). */
+  setAsideDamaged(d: DamagedRecord): string | null {
+    return setAside(d.file);
   }
 
   /** Durable before returning: callers change the device only after this. */
@@ -67,26 +79,20 @@ export class VfRecords {
     }
   }
 
-  /** Every VF record (for GC). Unreadable records are reported, not skipped silently. */
-  all(): { records: VfRecord[]; errors: string[] } {
-    const dir = path.join(this.stateDir, 'vfs');
+  /** Every VF record (for GC). Damaged records come back with what could be salvaged. */
+  all(): { records: VfRecord[]; damaged: DamagedRecord[]; errors: string[] } {
     const records: VfRecord[] = [];
+    const damaged: DamagedRecord[] = [];
     const errors: string[] = [];
-    let names: string[] = [];
-    try {
-      names = fs.readdirSync(dir);
-    } catch {
-      return { records, errors };
-    }
-    for (const n of names) {
-      if (!n.endsWith('.json')) continue;
+    for (const n of listEntries(path.join(this.stateDir, 'vfs'), '.json')) {
       try {
-        const r = this.read(n.slice(0, -5));
-        if (r) records.push(r);
+        const r = this.load(n.slice(0, -5));
+        if (r.rec) records.push(r.rec);
+        if (r.damaged) damaged.push(r.damaged);
       } catch (e) {
         errors.push((e as Error).message);
       }
     }
-    return { records, errors };
+    return { records, damaged, errors };
   }
 }
