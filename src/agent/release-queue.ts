@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../log';
-import { removeFileDurable } from '../state/atomic-file';
+import { listEntries, removeFileDurable } from '../state/atomic-file';
 import { claimReleaseSchema, type ClaimRelease } from '../schemas/claim-release';
 import { describeIssues } from '../schemas/format';
 
@@ -64,13 +64,8 @@ export class ReleaseQueue {
   }
 
   private async pass(): Promise<void> {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.opts.dir).filter((n) => n.endsWith('.json')).sort();
-    } catch {
-      return;
-    }
-    for (const n of names) {
+    // Temp files of a killed CNI are skipped, and removed once stale.
+    for (const n of listEntries(this.opts.dir, '.json')) {
       const file = path.join(this.opts.dir, n);
       let rec: ClaimRelease;
       try {
