@@ -111,7 +111,7 @@ async function attach(
     const pod = Rtnl.openIn(inv.netns);
     try {
       const configured = configureNetdev(pod, inv.ifName, { mac: plan.mac, mtu: plan.mtu });
-      rec.applied.netdev = { name: inv.ifName, mac: configured.mac.toLowerCase(), mtu: configured.mtu };
+      rec.applied.netdev = { name: inv.ifName, mac: configured.mac.toLowerCase(), mtu: configured.mtu, ifindex: configured.index };
       ipCfg = await addressesFor(plan, ipam);
       const podLink = configureIps(pod, configured, inv.netns, ipCfg, { duplicateDetection: plan.duplicateDetection });
       result.interfaces.push({ name: inv.ifName, mac: podLink.mac.toLowerCase(), mtu: podLink.mtu, sandbox: inv.netns, pciID: vf.pciAddr });
@@ -155,7 +155,20 @@ async function addressesFor(plan: AttachmentPlan, ipam: Promise<Settled<CniResul
  * lives, taken over (restored first) once it is gone and its DEL never came.
  */
 function takeOverOrSnapshot(host: Rtnl, ctx: Ctx, inv: Invocation, vf: VfDevice, log: Logger): VfRecord['original'] {
-  const prior = ctx.records.read(vf.pciAddr);
+  const loaded = ctx.records.load(vf.pciAddr);
+  let prior = loaded.rec;
+  if (loaded.damaged) {
+    // A crash leftover or an older release's record: use the original state it still holds; if
+    // none, the VF's current state is all there is (set aside, logged), unless a live holder owns it.
+    const d = loaded.damaged;
+    const holder = { containerId: d.holder.containerId ?? '', ifName: d.holder.ifName ?? '', netns: d.holder.netns ?? '' };
+    if (holder.netns && netnsExists(holder.netns) && holder.containerId !== inv.containerId) {
+      throw new UnderlayError(CniCode.DeviceBusy, `VF ${vf.pciAddr} is in use by container ${holder.containerId} (netns ${holder.netns}); its record ${d.file} is damaged: ${d.reason}`);
+    }
+    log.error({ pci: vf.pciAddr, file: d.file, reason: d.reason, salvaged: !!d.salvaged }, 'ADD: damaged VF record');
+    if (d.salvaged) prior = { ...d.salvaged, ...holder };
+    else ctx.records.setAsideDamaged(d);
+  }
   if (prior) {
     const same = prior.containerId === inv.containerId && prior.ifName === inv.ifName;
     if (!same && netnsExists(prior.netns)) {
@@ -167,7 +180,8 @@ function takeOverOrSnapshot(host: Rtnl, ctx: Ctx, inv: Invocation, vf: VfDevice,
     }
     log.warn({ pci: vf.pciAddr, holder: prior.containerId, same }, 'restoring VF from an earlier attachment before ADD');
     restoreOrExplain(prior, { host, sysfsRoot: ctx.sysfsRoot });
-    if (!same) ctx.records.remove(prior);
+    if (loaded.damaged) ctx.records.setAsideDamaged(loaded.damaged);
+    else if (!same) ctx.records.remove(prior);
     return prior.original;
   }
   const fresh = readVf(ctx.sysfsRoot, vf.pciAddr);

@@ -3,15 +3,24 @@
  * state missing, IPAM backend down (the release is queued). It restores every recorded field, not
  * only the ones the netconf set, and removes the record last. A delayed DEL for an attachment that
  * no longer holds the VF never touches it (sriov-cni #219).
+ *
+ * It never deletes original state it did not restore: a VF it cannot find keeps its record (DEL
+ * fails while the pod netns lives, since the VF may still be in there; once the netns is gone it
+ * succeeds and GC or the next ADD on the VF restores from the kept record). A damaged record (crash
+ * leftover, older release) never blocks it: whatever original state validates is restored, the file
+ * is set aside for the operator, and what was lost is logged.
  */
 import type { Logger } from '../src/log';
 import { Rtnl } from '../src/netlink';
 import type { NetConf } from '../src/schemas/netconf';
+import type { VfRecord } from '../src/schemas/vf-record';
 import { VfLock } from '../src/state/vf-lock';
-import { restoreOrExplain } from '../src/vf/restore';
-import { LOCK_TIMEOUT_MS, makeCtx } from './context';
+import type { DamagedRecord } from '../src/state/vf-record-salvage';
+import { netnsExists } from '../src/vf/netdev';
+import { restoreOrExplain, VfNetdevNotFound } from '../src/vf/restore';
+import { LOCK_TIMEOUT_MS, makeCtx, type Ctx } from './context';
 import { migrateLegacyClaimReleases, queueClaimRelease, recordedAddresses } from './claim-release';
-import { releaseIpam, retryPendingReleases } from './ipam-release';
+import { queueIpamRelease, releaseIpam, releaseQueued, retryPendingReleases } from './ipam-release';
 import type { Invocation } from './skel';
 
 export async function cmdDel(inv: Invocation, conf: NetConf, log: Logger): Promise<void> {
@@ -27,35 +36,100 @@ export async function cmdDel(inv: Invocation, conf: NetConf, log: Logger): Promi
   }
   await retryPendingReleases(ctx.stateDir, inv, log); // invalid entries are logged and set aside: they must not block this DEL
   const pci = conf.deviceID ?? ctx.records.attachmentPci(inv.containerId, inv.ifName);
+  const releaseOwnIpam = async () => {
+    if (conf.ipam) await releaseIpam(ctx.stateDir, inv, conf.ipam.type, inv.stdin, log);
+  };
   if (!pci) {
     log.info({ container: inv.containerId }, 'DEL: no VF recorded for this attachment');
-    if (conf.ipam) await releaseIpam(ctx.stateDir, inv, conf.ipam.type, inv.stdin, log);
+    await releaseOwnIpam();
     return;
   }
   const lock = VfLock.acquire(ctx.stateDir, pci, LOCK_TIMEOUT_MS);
+  let after: AfterUnlock;
   try {
-    const rec = ctx.records.read(pci);
-    if (!rec || rec.containerId !== inv.containerId || rec.ifName !== inv.ifName) {
-      if (rec) log.warn({ pci, holder: rec.containerId, caller: inv.containerId }, 'DEL for an attachment that no longer holds this VF; VF left alone');
-      if (ctx.records.attachmentPci(inv.containerId, inv.ifName) === pci) ctx.records.removeAttachment(inv.containerId, inv.ifName);
-      if (conf.ipam) await releaseIpam(ctx.stateDir, inv, conf.ipam.type, inv.stdin, log);
-      return;
-    }
-    const host = Rtnl.open();
-    try {
-      const warnings = restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot });
-      for (const w of warnings) log.warn({ pci }, w);
-    } finally {
-      host.close();
-    }
-    const ipam = conf.ipam ?? rec.ipam;
-    if (ipam) {
-      const stdin = conf.ipam ? inv.stdin : Buffer.from(JSON.stringify({ ...conf, ipam }));
-      await releaseIpam(ctx.stateDir, inv, ipam.type, stdin, log);
-    }
-    ctx.records.remove(rec);
-    log.info({ pci }, 'DEL done; VF restored');
+    after = await delLocked(ctx, inv, conf, pci, log);
   } finally {
     lock.release();
   }
+  // IPAM execs run after the lock is dropped: a slow IPAM backend never holds the VF.
+  if (after.releaseOwn) await releaseOwnIpam();
+  if (after.queued) await releaseQueued(after.queued, inv, log);
+}
+
+interface AfterUnlock {
+  /** Release the IPAM of this DEL's netconf (no VF restored from a record). */
+  releaseOwn?: boolean;
+  /** A release queued durably under the lock, to run now. */
+  queued?: string;
+}
+
+/** Everything DEL does while it holds the VF lock. */
+async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, log: Logger): Promise<AfterUnlock> {
+  const loaded = ctx.records.load(pci);
+  // A damaged record's holder is what its text still says; unknown fields count as the caller's.
+  const holder = loaded.rec ?? loaded.damaged?.holder;
+  const mine = !!holder && (holder.containerId ?? inv.containerId) === inv.containerId && (holder.ifName ?? inv.ifName) === inv.ifName;
+  const rec = !mine ? undefined : loaded.damaged ? fromDamaged(ctx, inv, loaded.damaged, log) : loaded.rec;
+  if (!rec) {
+    if (holder && !mine) log.warn({ pci, holder: holder.containerId, caller: inv.containerId }, 'DEL for an attachment that no longer holds this VF; VF left alone');
+    if (ctx.records.attachmentPci(inv.containerId, inv.ifName) === pci) ctx.records.removeAttachment(inv.containerId, inv.ifName);
+    return { releaseOwn: true };
+  }
+  const host = Rtnl.open();
+  try {
+    const warnings = restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot });
+    for (const w of warnings) log.warn({ pci }, w);
+  } catch (e) {
+    // Not found while the pod netns lives: fail, the runtime retries. Netns gone: the pod is gone,
+    // so let it go, but keep the record for GC and the next ADD on this VF.
+    if (!(e instanceof VfNetdevNotFound) || netnsExists(rec.netns)) throw e;
+    log.error({ pci, err: e.message }, 'DEL: VF netdev not found and the pod netns is gone; record kept');
+    return { releaseOwn: true };
+  } finally {
+    host.close();
+  }
+  // The IPAM release runs after the lock is dropped; queued first, so a SIGKILL cannot lose it.
+  const after: AfterUnlock = {};
+  const ipam = conf.ipam ?? rec.ipam;
+  if (ipam) {
+    const stdin = conf.ipam ? inv.stdin : Buffer.from(JSON.stringify({ ...conf, ipam }));
+    try {
+      after.queued = queueIpamRelease(ctx.stateDir, inv, ipam.type, stdin);
+    } catch (e) {
+      // Full or read-only state dir: release now, under the lock, rather than not at all.
+      log.error({ pci, err: (e as Error).message }, 'DEL: could not queue the IPAM release; releasing it now');
+      await releaseIpam(ctx.stateDir, inv, ipam.type, stdin, log);
+    }
+  }
+  try {
+    if (loaded.damaged) {
+      log.warn({ pci, setAside: ctx.records.setAsideDamaged(loaded.damaged) }, 'DEL: damaged VF record set aside after restoring what it held');
+      ctx.records.removeAttachment(inv.containerId, inv.ifName);
+    } else {
+      ctx.records.remove(rec);
+    }
+  } catch (e) {
+    // The VF is restored; a record left behind only makes a later DEL restore it again (a no-op)
+    // and the next ADD take the same original state from it.
+    log.error({ pci, err: (e as Error).message }, 'DEL: VF restored, but its record could not be removed from the state dir');
+  }
+  log.info({ pci }, 'DEL done; VF restored');
+  return after;
+}
+
+/**
+ * A damaged record of this caller as DEL can use it: the salvaged original state, or, when the
+ * original is lost, undefined after setting the file aside (nothing left to restore from).
+ */
+function fromDamaged(ctx: Ctx, inv: Invocation, d: DamagedRecord, log: Logger): VfRecord | undefined {
+  if (!d.salvaged) {
+    const aside = ctx.records.setAsideDamaged(d);
+    log.error(
+      { pci: d.pciAddr, file: d.file, setAside: aside, reason: d.reason },
+      'DEL: VF record damaged and its original state lost; VF left as the pod had it (a physical VF returns to the host when the pod netns dies); check its name, MAC and PF-side settings before reuse',
+    );
+    return undefined;
+  }
+  log.warn({ pci: d.pciAddr, file: d.file, reason: d.reason }, 'DEL: VF record damaged; restoring the original state it still holds');
+  return { ...d.salvaged, containerId: inv.containerId, ifName: inv.ifName, netns: d.holder.netns ?? inv.netns };
 }

@@ -2,14 +2,13 @@
  * Releasing delegated IPAM must not make DEL fail when the IPAM backend is down, and must not leak
  * either: a failed release is queued durably in the CNI's private state dir and retried by later
  * DEL and GC calls. A queued entry is executed only after src/schemas/ipam-pending.ts accepts it;
- * one that does not is set aside (renamed *.invalid), reported, and never run.
+ * one that does not is set aside (renamed *.bad-<ms>), reported, and never run.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../src/log';
 import { IPAM_PENDING_DIR, IPAM_PENDING_MAX_BYTES, ipamPendingSchema, pendingEnv, type IpamPending } from '../src/schemas/ipam-pending';
 import { readJsonFile } from '../src/state/bounded-file';
-import { removeFileDurable, writeFileDurable } from '../src/state/atomic-file';
+import { listEntries, removeFileDurable, setAside, writeFileDurable } from '../src/state/atomic-file';
 import { execIpam } from './ipam';
 import type { Invocation } from './skel';
 
@@ -45,51 +44,69 @@ export async function releaseIpam(
   try {
     await execIpam({ command: 'DEL', type: ipamType, cniPath: inv.cniPath, env: pluginEnv(inv, env), stdin });
   } catch (e) {
-    const id = `${env.CNI_CONTAINERID ?? 'unknown'}_${env.CNI_IFNAME ?? ''}`;
-    const entry: IpamPending = { type: ipamType, stdin: stdin.toString('utf8'), env: {} };
-    for (const k of ATTACHMENT_ENV) if (env[k] !== undefined) entry.env[k] = env[k];
-    writeFileDurable(path.join(pendingDir(stateDir), `${id}.json`), JSON.stringify(entry));
+    const id = path.basename(queueIpamRelease(stateDir, inv, ipamType, stdin, env));
     log.warn({ err: (e as Error).message, attachment: id }, 'IPAM release failed; queued for retry');
   }
 }
 
 /**
+ * Queue a release durably without running it, so a caller can drop the VF record and its lock
+ * first and run the release after (releaseQueued): a SIGKILL in between leaves it queued, not lost.
+ * Only the attachment's CNI_* variables are kept (the schema refuses anything else).
+ */
+export function queueIpamRelease(stateDir: string, inv: Invocation, ipamType: string, stdin: Buffer, env: Record<string, string> = envFor(inv)): string {
+  const id = `${env.CNI_CONTAINERID ?? 'unknown'}_${env.CNI_IFNAME ?? ''}`;
+  const file = path.join(pendingDir(stateDir), `${id}.json`);
+  const entry: IpamPending = { type: ipamType, stdin: stdin.toString('utf8'), env: {} };
+  for (const k of ATTACHMENT_ENV) if (env[k] !== undefined) entry.env[k] = env[k];
+  writeFileDurable(file, JSON.stringify(entry));
+  return file;
+}
+
+/**
+ * A queued entry through its schema, or undefined when it is gone. One that fails (damaged by a
+ * crash, from an older release, or planted) is set aside (`*.bad-<ms>`), reported in `invalid`, and
+ * never run: one bad file must not block DEL and GC on the whole node.
+ */
+function loadPending(file: string, log: Logger, invalid: string[]): IpamPending | undefined {
+  try {
+    return readJsonFile(file, ipamPendingSchema, IPAM_PENDING_MAX_BYTES, 'queued IPAM release');
+  } catch (e) {
+    const aside = setAside(file);
+    const msg = `${(e as Error).message} (set aside as ${aside ? path.basename(aside) : 'nothing: the rename failed'}, not run; that address may need a manual release)`;
+    invalid.push(msg);
+    log.error({ file }, msg);
+    return undefined;
+  }
+}
+
+async function runPending(file: string, p: IpamPending, inv: Invocation, log: Logger): Promise<void> {
+  try {
+    await execIpam({ command: 'DEL', type: p.type, cniPath: inv.cniPath, env: pluginEnv(inv, pendingEnv(p)), stdin: Buffer.from(p.stdin) });
+    removeFileDurable(file);
+    log.info({ attachment: path.basename(file) }, 'queued IPAM release done');
+  } catch (e) {
+    log.warn({ attachment: path.basename(file), err: (e as Error).message }, 'queued IPAM release still failing; kept for the next DEL or GC');
+  }
+}
+
+/** Run one queued release now; it stays queued (for the next DEL or GC) when it fails. */
+export async function releaseQueued(file: string, inv: Invocation, log: Logger): Promise<void> {
+  const p = loadPending(file, log, []);
+  if (p) await runPending(file, p, inv, log);
+}
+
+/**
  * Retry queued releases; each success removes its entry. Cheap when the queue is empty. Returns
  * the entries that failed validation (each message names the file and the field): they were set
- * aside and not run. Temp files of a writer (`*.json.tmp-PID`) are not entries and are skipped.
+ * aside and not run. Temp files of a killed writer are skipped (listEntries).
  */
 export async function retryPendingReleases(stateDir: string, inv: Invocation, log: Logger): Promise<string[]> {
-  let names: string[];
-  try {
-    names = fs.readdirSync(pendingDir(stateDir)).filter((n) => n.endsWith('.json'));
-  } catch {
-    return [];
-  }
   const invalid: string[] = [];
-  for (const n of names) {
+  for (const n of listEntries(pendingDir(stateDir), '.json')) {
     const file = path.join(pendingDir(stateDir), n);
-    let p: IpamPending | undefined;
-    try {
-      p = readJsonFile(file, ipamPendingSchema, IPAM_PENDING_MAX_BYTES, 'queued IPAM release');
-    } catch (e) {
-      const msg = `${(e as Error).message} (set aside as ${n}.invalid, not run)`;
-      invalid.push(msg);
-      log.error({ file }, msg);
-      try {
-        fs.renameSync(file, `${file}.invalid`);
-      } catch {
-        /* gone meanwhile */
-      }
-      continue;
-    }
-    if (!p) continue;
-    try {
-      await execIpam({ command: 'DEL', type: p.type, cniPath: inv.cniPath, env: pluginEnv(inv, pendingEnv(p)), stdin: Buffer.from(p.stdin) });
-      removeFileDurable(file);
-      log.info({ attachment: n }, 'queued IPAM release done');
-    } catch (e) {
-      log.warn({ attachment: n, err: (e as Error).message }, 'queued IPAM release still failing');
-    }
+    const p = loadPending(file, log, invalid);
+    if (p) await runPending(file, p, inv, log);
   }
   return invalid;
 }

@@ -35,17 +35,45 @@ export interface IpamCall {
   stdin: Buffer;
 }
 
+/**
+ * No IPAM call may hang a CNI call (and the VF lock it holds) forever: past this the plugin's whole
+ * process group is killed and the call fails clearly (DEL then queues the release for retry).
+ * SRIOV_UNDERLAY_IPAM_TIMEOUT_MS in the runtime's environment overrides it (1 s .. 10 min).
+ */
+export const IPAM_TIMEOUT_MS = 60_000;
+
+export function ipamTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = Number(env.SRIOV_UNDERLAY_IPAM_TIMEOUT_MS);
+  return Number.isInteger(v) && v >= 1_000 && v <= 600_000 ? v : IPAM_TIMEOUT_MS;
+}
+
 /** Run the plugin; resolves with its stdout, rejects with its CNI error. */
-export function execIpam(call: IpamCall): Promise<string> {
+export function execIpam(call: IpamCall, timeoutMs = ipamTimeoutMs()): Promise<string> {
   const bin = findPlugin(call.type, call.cniPath);
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, [], { env: { ...call.env, CNI_COMMAND: call.command }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Its own process group, so a timeout also kills whatever it started.
+    const child = spawn(bin, [], { env: { ...call.env, CNI_COMMAND: call.command }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
+    const timer = setTimeout(() => {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* exited meanwhile */
+      }
+      reject(new UnderlayError(CniCode.TryAgainLater, `IPAM plugin ${call.type} ${call.command} did not answer within ${timeoutMs} ms; killed`));
+    }, timeoutMs);
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new UnderlayError(CniCode.IoFailure, `IPAM plugin ${call.type}: ${e.message}`)));
+    child.stdin.on('error', () => {
+      /* the plugin exited without reading its stdin: its exit status tells */
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new UnderlayError(CniCode.IoFailure, `IPAM plugin ${call.type}: ${e.message}`));
+    });
     child.on('close', (code) => {
+      clearTimeout(timer);
       const stdout = Buffer.concat(out).toString('utf8');
       if (code === 0) return resolve(stdout);
       let msg = Buffer.concat(err).toString('utf8').trim() || `exited with ${code}`;

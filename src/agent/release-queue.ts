@@ -3,19 +3,16 @@
  * the release succeeds, then removed; the directory is re-scanned on change and on a timer, so a
  * note written while the agent was down or the API unreachable is handled later. Notes are read
  * through the schema, bounded in size, never through a symlink (src/state/bounded-file.ts). A note
- * that is not valid is renamed `*.bad` and logged, so it cannot block the queue. The CNI's temp
- * files (`.<random>.tmp`) that a killed DEL left are removed once they are clearly abandoned.
+ * that is not valid is set aside (`*.bad-<ms>`) and logged, so it cannot block the queue. The CNI's temp
+ * files (`.<random>.tmp`) that a killed DEL left are removed once stale (listEntries).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../log';
-import { removeFileDurable } from '../state/atomic-file';
+import { listEntries, removeFileDurable, setAside } from '../state/atomic-file';
 import { CLAIM_RELEASE_MAX_BYTES, claimReleaseSchema, type ClaimRelease } from '../schemas/claim-release';
 import { readJsonFile } from '../state/bounded-file';
 import { CoalescedPass } from './coalesce';
-
-/** A DEL writes its temp file and renames it within milliseconds; one older than this was abandoned. */
-const ABANDONED_TMP_MS = 10 * 60_000;
 
 export interface ReleaseQueueOptions {
   dir: string;
@@ -57,26 +54,15 @@ export class ReleaseQueue {
   }
 
   private async pass(): Promise<void> {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.opts.dir);
-    } catch {
-      return;
-    }
-    this.removeAbandonedTemps(names.filter((n) => n.startsWith('.') && n.endsWith('.tmp')));
-    names = names.filter((n) => n.endsWith('.json')).sort();
-    for (const n of names) {
+    // Temp files of a killed CNI are skipped, and removed once stale (listEntries).
+    for (const n of listEntries(this.opts.dir, '.json')) {
       const file = path.join(this.opts.dir, n);
       let rec: ClaimRelease | undefined;
       try {
         rec = readJsonFile(file, claimReleaseSchema, CLAIM_RELEASE_MAX_BYTES, 'claim release note');
       } catch (e) {
-        this.opts.log.error({ file, err: (e as Error).message }, 'invalid claim release note; set aside as .bad');
-        try {
-          fs.renameSync(file, `${file}.bad`); // renames a symlink itself, never its target
-        } catch {
-          /* gone meanwhile */
-        }
+        // setAside renames a symlink itself, never its target.
+        this.opts.log.error({ file, setAside: setAside(file), err: (e as Error).message }, 'invalid claim release note; set aside');
         continue;
       }
       if (!rec) continue; // removed meanwhile
@@ -87,18 +73,6 @@ export class ReleaseQueue {
       } catch (e) {
         this.failures++;
         this.opts.log.warn({ file, containerId: rec.containerId, ifName: rec.ifName, err: (e as Error).message }, 'claim release failed; will retry');
-      }
-    }
-  }
-
-  private removeAbandonedTemps(names: string[]): void {
-    const now = Date.now();
-    for (const n of names) {
-      const file = path.join(this.opts.dir, n);
-      try {
-        if (now - fs.lstatSync(file).mtimeMs > ABANDONED_TMP_MS) fs.rmSync(file, { force: true });
-      } catch {
-        /* gone meanwhile */
       }
     }
   }

@@ -63,6 +63,9 @@ export const IFLA_CARRIER = 33;
 export const IFLA_PROP_LIST = 52;
 export const IFLA_ALT_IFNAME = 53;
 export const IFLA_PERM_ADDRESS = 54;
+/** The device's parent (a PCI address for a VF) and its bus; Linux 5.16+, absent on virtual devices. */
+export const IFLA_PARENT_DEV_NAME = 56;
+export const IFLA_PARENT_DEV_BUS_NAME = 57;
 export const IF_OPER_UP = 6;
 export const RTEXT_FILTER_VF = 1 << 0;
 export const RTEXT_FILTER_SKIP_STATS = 1 << 3;

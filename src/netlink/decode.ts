@@ -25,6 +25,10 @@ export interface LinkInfo {
   name: string;
   mac: string;
   permMac?: string;
+  /** The parent device (the VF's PCI address for a PCI netdev) and its bus ('pci'), from the
+   * kernel (5.16+); stable across renames, MAC changes and netns moves. Absent on virtual links. */
+  parentDev?: string;
+  parentBus?: string;
   mtu: number;
   up: boolean;
   operUp: boolean;
@@ -209,6 +213,12 @@ export function decodeLink(buf: Buffer, m: NlMsg): LinkInfo | null {
         break;
       case C.IFLA_PERM_ADDRESS:
         info.permMac = formatMac(buf, off, len);
+        break;
+      case C.IFLA_PARENT_DEV_NAME:
+        info.parentDev = cstring(buf, off, len);
+        break;
+      case C.IFLA_PARENT_DEV_BUS_NAME:
+        info.parentBus = cstring(buf, off, len);
         break;
       case C.IFLA_MTU:
         if (len >= 4) info.mtu = buf.readUInt32LE(off);

@@ -56,7 +56,8 @@ export const vfRecordSchema = z.object({
   applied: z.optional(
     z.object({
       vf: z.partial(vfInfo),
-      netdev: z.nullable(z.object({ name: z.string(), mac: z.string(), mtu: z.int() })),
+      /** ifindex: the netdev's index in the pod netns, which survives a rename or MAC change there. */
+      netdev: z.nullable(z.object({ name: z.string(), mac: z.string(), mtu: z.int(), ifindex: z.optional(z.int()) })),
       ips: z.array(z.string()),
       routes: z.array(z.object({ dst: z.string(), gw: z.optional(z.string()) })),
     }),

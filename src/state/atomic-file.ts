@@ -1,24 +1,47 @@
 /**
  * Durable file writes: write a temp file, fsync it, rename over the target, fsync the directory.
- * A SIGKILL at any instant leaves either the old or the new content, never a torn file. Reading
- * back goes through src/state/bounded-file.ts (bounded, no symlinks, a schema).
+ * A SIGKILL at any instant leaves either the old or the new content, never a torn file; what it can
+ * leave is the temp file itself, which every reader of a state dir skips (listEntries) and cleans.
+ * A power loss on a filesystem that lies about fsync, or a file from an older release, can still
+ * leave an empty, truncated or unexpected target: reading goes through src/state/bounded-file.ts
+ * (bounded, no symlinks), whose readJsonState tells that apart from a missing file so callers can
+ * restore what they can and set the damaged file aside (setAside) instead of failing forever.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
+/**
+ * Temp-file names: `<target>.tmp-<pid>` (writeFileDurable) and `.<random>.tmp` (the release-queue
+ * writer, which needs unpredictable names in a directory the node daemon can write).
+ */
+const TEMP_RE = /\.tmp-\d+$|^\..*\.tmp$/;
+/** A temp file this old is a dead writer's: a live write takes milliseconds. Ages, not PIDs: the
+ * readers (CNI, node daemon) live in different PID namespaces. */
+export const STALE_TEMP_MS = 30_000;
+
+export function isTempName(name: string): boolean {
+  return TEMP_RE.test(name);
+}
 
 export function writeFileDurable(file: string, data: string | Buffer, mode = 0o600): void {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp-${process.pid}`;
-  // O_NOFOLLOW: a symlink planted under the temp name is an error, never a file written through.
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, mode);
   try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    // O_NOFOLLOW: a symlink planted under the temp name is an error, never a file written through.
+    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, mode);
+    try {
+      fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    // ENOSPC, EROFS, EIO: leave no half-written temp file behind for the readers to trip on.
+    fs.rmSync(tmp, { force: true });
+    throw e;
   }
-  fs.renameSync(tmp, file);
   fsyncDir(dir);
 }
 
@@ -29,7 +52,7 @@ export function removeFileDurable(file: string): void {
   try {
     for (const n of fs.readdirSync(dir)) if (n.startsWith(prefix)) fs.rmSync(path.join(dir, n), { force: true });
   } catch {
-    /* no dir: nothing left behind */
+    /* no dir, or a read-only one: nothing we can clean */
   }
   try {
     fs.unlinkSync(file);
@@ -46,5 +69,47 @@ export function fsyncDir(dir: string): void {
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/**
+ * The entries of a state dir that readers should look at: temp files are never returned, and those
+ * older than STALE_TEMP_MS are removed (best effort: a read-only dir keeps them, harmlessly).
+ * Set-aside files (setAside) are skipped too. A missing dir is empty.
+ */
+export function listEntries(dir: string, suffix = '', now = Date.now()): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const n of names) {
+    if (isTempName(n)) {
+      try {
+        if (now - fs.lstatSync(path.join(dir, n)).mtimeMs > STALE_TEMP_MS) fs.rmSync(path.join(dir, n), { force: true });
+      } catch {
+        /* gone already, or read-only */
+      }
+      continue;
+    }
+    if (n.includes('.bad-')) continue;
+    if (n.endsWith(suffix)) out.push(n);
+  }
+  return out.sort();
+}
+
+/**
+ * Keep a damaged file for the operator, out of every reader's way: `<file>.bad-<epoch ms>`. Never
+ * deletes it. Returns the new name, or null when even the rename failed (read-only dir).
+ */
+export function setAside(file: string, now = Date.now()): string | null {
+  const to = `${file}.bad-${now}`;
+  try {
+    fs.renameSync(file, to);
+    return to;
+  } catch {
+    return null;
   }
 }

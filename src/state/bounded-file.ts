@@ -51,3 +51,27 @@ export function readJsonFile<S extends z.ZodMiniType>(file: string, schema: S, m
   if (!parsed.success) throw new UnderlayError(CniCode.DecodeFailure, describeIssues(`${label} ${file}`, parsed.error.issues));
   return parsed.data as z.infer<S>;
 }
+
+/** What a state file holds, for readers that restore what they can from a damaged one. */
+export type JsonFile =
+  | { state: 'missing' }
+  | { state: 'ok'; value: unknown }
+  /** Present but not JSON: empty (power loss) or truncated. `text` is what was there. */
+  | { state: 'damaged'; reason: string; text: string };
+
+/**
+ * Like readJsonFile, but a present file that is not JSON is reported (`damaged`) instead of thrown,
+ * so a caller can salvage what it names and set it aside (atomic-file.ts setAside). Files that are
+ * symlinks, not regular, or over the bound still throw: those were planted, not torn.
+ */
+export function readJsonState(file: string, maxBytes: number): JsonFile {
+  const bytes = readBounded(file, maxBytes);
+  if (bytes === undefined) return { state: 'missing' };
+  const text = bytes.toString('utf8');
+  if (text.trim() === '') return { state: 'damaged', reason: 'the file is empty', text };
+  try {
+    return { state: 'ok', value: JSON.parse(text) as unknown };
+  } catch (e) {
+    return { state: 'damaged', reason: `not valid JSON (${(e as Error).message})`, text };
+  }
+}

@@ -17,8 +17,12 @@ export class VfLock {
   /** Wait up to timeoutMs for the lock; the wait is a blocking sleep since the CNI has nothing else to do. */
   static acquire(stateDir: string, pciAddr: string, timeoutMs: number): VfLock {
     const dir = path.join(stateDir, 'locks');
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const fd = fs.openSync(path.join(dir, `${pciAddr}.lock`), fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EROFS') throw e;
+    }
+    const fd = openLockFile(path.join(dir, `${pciAddr}.lock`));
     const deadline = Date.now() + timeoutMs;
     const nap = new Int32Array(new SharedArrayBuffer(4));
     for (;;) {
@@ -40,5 +44,22 @@ export class VfLock {
     native().flock(this.fd, LOCK_UN);
     fs.closeSync(this.fd);
     this.fd = -1;
+  }
+}
+
+/**
+ * flock needs only a readable fd: on a read-only state dir (remounted after an error) an existing
+ * lock file still locks, so DEL can restore the VF. A missing one there fails clearly.
+ */
+function openLockFile(file: string): number {
+  try {
+    return fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EROFS') throw e;
+    try {
+      return fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    } catch {
+      throw new UnderlayError(CniCode.IoFailure, `state dir is read-only and has no lock file ${file}: ${(e as Error).message}`);
+    }
   }
 }

@@ -3,18 +3,19 @@
  * state) and <stateDir>/attachments/<containerId>_<ifName> (which VF an attachment holds, for DEL and
  * GC calls that carry no deviceID).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CniCode, UnderlayError } from '../errors';
+import { describeIssues } from '../schemas/format';
 import { PCI_ADDR_RE } from '../sysfs/pci';
 import { VF_RECORD_MAX_BYTES, vfRecordSchema, type VfRecord } from '../schemas/vf-record';
-import { removeFileDurable, writeFileDurable } from './atomic-file';
-import { readBounded, readJsonFile } from './bounded-file';
+import { listEntries, removeFileDurable, setAside, writeFileDurable } from './atomic-file';
+import { readBounded, readJsonState } from './bounded-file';
+import { salvageVfRecord, type DamagedRecord } from './vf-record-salvage';
 
 export class VfRecords {
   constructor(readonly stateDir: string) {}
 
-  private vfFile(pci: string) {
+  vfFile(pci: string) {
     return path.join(this.stateDir, 'vfs', `${pci}.json`);
   }
 
@@ -23,11 +24,29 @@ export class VfRecords {
   }
 
   read(pci: string): VfRecord | undefined {
+    const r = this.load(pci);
+    if (r.damaged) throw new UnderlayError(CniCode.IoFailure, `state file ${r.damaged.file} is unusable: ${r.damaged.reason}`);
+    return r.rec;
+  }
+
+  /** Like read, but a damaged record comes back with whatever could be salvaged instead of throwing. */
+  load(pci: string): { rec?: VfRecord; damaged?: DamagedRecord } {
     const file = this.vfFile(pci);
-    const rec = readJsonFile(file, vfRecordSchema, VF_RECORD_MAX_BYTES, 'VF record');
+    // Bounded, never through a symlink (throws for those: planted, not torn); empty or truncated
+    // text comes back as damaged.
+    const r = readJsonState(file, VF_RECORD_MAX_BYTES);
+    if (r.state === 'missing') return {};
+    if (r.state === 'damaged') return { damaged: salvageVfRecord(file, pci, r, r.reason) };
+    const parsed = vfRecordSchema.safeParse(r.value);
+    if (!parsed.success) return { damaged: salvageVfRecord(file, pci, r, describeIssues(`VF record ${file}`, parsed.error.issues)) };
     // The name says which VF the record is for; a record claiming another VF is not this one's.
-    if (rec && rec.pciAddr !== pci) throw new UnderlayError(CniCode.DecodeFailure, `VF record ${file}: field "pciAddr": is ${rec.pciAddr}, not ${pci}`);
-    return rec;
+    if (parsed.data.pciAddr !== pci) return { damaged: salvageVfRecord(file, pci, r, `VF record ${file}: field "pciAddr": is ${parsed.data.pciAddr}, not ${pci}`) };
+    return { rec: parsed.data };
+  }
+
+  /** Move a damaged record out of the readers' way, kept for the operator (never deleted). */
+  setAsideDamaged(d: DamagedRecord): string | null {
+    return setAside(d.file);
   }
 
   /** Durable before returning: callers change the device only after this. */
@@ -63,26 +82,20 @@ export class VfRecords {
     return PCI_ADDR_RE.test(text) ? text : undefined;
   }
 
-  /** Every VF record (for GC). Unreadable records are reported, not skipped silently. */
-  all(): { records: VfRecord[]; errors: string[] } {
-    const dir = path.join(this.stateDir, 'vfs');
+  /** Every VF record (for GC). Damaged records come back with what could be salvaged. */
+  all(): { records: VfRecord[]; damaged: DamagedRecord[]; errors: string[] } {
     const records: VfRecord[] = [];
+    const damaged: DamagedRecord[] = [];
     const errors: string[] = [];
-    let names: string[] = [];
-    try {
-      names = fs.readdirSync(dir);
-    } catch {
-      return { records, errors };
-    }
-    for (const n of names) {
-      if (!n.endsWith('.json')) continue;
+    for (const n of listEntries(path.join(this.stateDir, 'vfs'), '.json')) {
       try {
-        const r = this.read(n.slice(0, -5));
-        if (r) records.push(r);
+        const r = this.load(n.slice(0, -5));
+        if (r.rec) records.push(r.rec);
+        if (r.damaged) damaged.push(r.damaged);
       } catch (e) {
         errors.push((e as Error).message);
       }
     }
-    return { records, errors };
+    return { records, damaged, errors };
   }
 }

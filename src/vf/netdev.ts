@@ -79,31 +79,48 @@ export function configureNetdev(pod: Rtnl, ifName: string, cfg: PodNetdevConfig)
 
 export type Located = { where: 'pod'; rt: Rtnl; link: LinkInfo } | { where: 'host'; link: LinkInfo };
 
+export interface NetdevIdentity {
+  pciAddr: string;
+  ifName: string;
+  /** Its ifindex in the pod netns, recorded by ADD after the move. */
+  ifindex?: number | undefined;
+  sysfsNames: string[];
+  original: NetdevState;
+  appliedMac?: string | undefined;
+}
+
 /**
- * Find an attachment's netdev wherever it is now: in the pod netns under its pod name, or back on
- * the host (the kernel returns a physical netdev to the host when its netns dies, renamed "devN"
- * when the name is taken). Sysfs names the VF's current host netdev on a real system; the recorded
- * original name and MACs are the fallback.
+ * Find an attachment's netdev wherever it is now. In the pod netns the pod may have renamed it or
+ * changed its MAC (NET_ADMIN), so it is found by stable identity first: the kernel's parent device
+ * (the VF's PCI address, Linux 5.16+ on real VFs), then the ifindex ADD recorded, and only then by
+ * its pod name, never taking a link whose parent is another device. On the host (the kernel returns
+ * a physical netdev there when its netns dies, renamed "devN" when the name is taken): the parent
+ * device, sysfs (which names the VF's current host netdev on a real system), then the recorded
+ * original name and MACs.
  */
-export function locateNetdev(
-  host: Rtnl,
-  openPod: () => Rtnl | null,
-  opts: { ifName: string; sysfsNames: string[]; original: NetdevState; appliedMac?: string | undefined },
-): Located | null {
+export function locateNetdev(host: Rtnl, openPod: () => Rtnl | null, id: NetdevIdentity): Located | null {
+  const ours = (l: LinkInfo) => l.parentDev === undefined || l.parentDev === id.pciAddr;
   const pod = openPod();
   if (pod) {
-    const l = pod.getLink(opts.ifName);
+    const links = pod.listLinks();
+    const l =
+      links.find((x) => x.parentDev === id.pciAddr) ??
+      (id.ifindex !== undefined ? links.find((x) => x.index === id.ifindex && ours(x)) : undefined) ??
+      links.find((x) => x.name === id.ifName && ours(x));
     if (l) return { where: 'pod', rt: pod, link: l };
     pod.close();
   }
-  const macs = new Set([opts.original.mac, opts.appliedMac?.toLowerCase()].filter(Boolean));
-  for (const name of opts.sysfsNames) {
-    const l = host.getLink(name);
-    if (l) return { where: 'host', link: l };
+  const hostLinks = host.listLinks();
+  const byParent = hostLinks.find((l) => l.parentDev === id.pciAddr);
+  if (byParent) return { where: 'host', link: byParent };
+  const macs = new Set([id.original.mac, id.appliedMac?.toLowerCase()].filter(Boolean));
+  for (const name of id.sysfsNames) {
+    const l = hostLinks.find((x) => x.name === name);
+    if (l && ours(l)) return { where: 'host', link: l };
   }
-  const byName = host.getLink(opts.original.name);
-  if (byName && macs.has(byName.mac.toLowerCase())) return { where: 'host', link: byName };
-  const byMac = host.listLinks().find((l) => macs.has(l.mac.toLowerCase()) && l.kind !== 'bridge');
+  const byName = hostLinks.find((l) => l.name === id.original.name);
+  if (byName && ours(byName) && macs.has(byName.mac.toLowerCase())) return { where: 'host', link: byName };
+  const byMac = hostLinks.find((l) => macs.has(l.mac.toLowerCase()) && l.kind !== 'bridge' && ours(l));
   return byMac ? { where: 'host', link: byMac } : null;
 }
 

@@ -43,6 +43,21 @@ function restorePfSide(rec: VfRecord, ctx: RestoreContext, warnings: string[]): 
   applyVfSettings(ctx.host, original.pfNetdev, pf.index, original.vfIndex, original.vf);
 }
 
+/**
+ * The VF exists but its netdev is nowhere this plugin can see: still in a netns the pod moved it to,
+ * or in a pod netns under an identity it cannot prove. The record must be kept: deleting it would
+ * lose the original state for good, and the next ADD would take the pod's name and MAC as original.
+ */
+export class VfNetdevNotFound extends UnderlayError {
+  constructor(readonly pciAddr: string, where: string) {
+    super(
+      CniCode.DeviceNotFound,
+      `netdev of VF ${pciAddr} not found ${where}; its record (original state) is kept`,
+      'the pod may have moved it into another netns; it comes back to the host when that netns dies, and DEL, GC or the next ADD on this VF restores it from the kept record',
+    );
+  }
+}
+
 function restoreNetdev(rec: VfRecord, ctx: RestoreContext, warnings: string[]): void {
   const netdev = rec.original.netdev;
   if (!netdev) return;
@@ -50,17 +65,23 @@ function restoreNetdev(rec: VfRecord, ctx: RestoreContext, warnings: string[]): 
   try {
     sysfsNames = readVf(ctx.sysfsRoot, rec.pciAddr).netdevs;
   } catch (e) {
-    warnings.push(`VF ${rec.pciAddr} not in sysfs any more (${(e as Error).message})`);
+    // The VF itself is gone (sriov_numvfs lowered, device removed): there is nothing to restore.
+    warnings.push(`VF ${rec.pciAddr} not in sysfs any more (${(e as Error).message}); nothing to restore`);
+    return;
   }
-  const found = locateNetdev(ctx.host, () => (netnsExists(rec.netns) ? Rtnl.openIn(rec.netns) : null), {
+  const ifindex = rec.applied?.netdev?.ifindex;
+  const podAlive = netnsExists(rec.netns);
+  const found = locateNetdev(ctx.host, () => (podAlive ? Rtnl.openIn(rec.netns) : null), {
+    pciAddr: rec.pciAddr,
     ifName: rec.ifName,
+    ifindex,
     sysfsNames,
     original: netdev,
     appliedMac: rec.applied?.netdev?.mac,
   });
   if (!found) {
-    warnings.push(`netdev of VF ${rec.pciAddr} found neither in ${rec.netns || 'the pod netns'} as ${rec.ifName} nor on the host`);
-    return;
+    const pod = podAlive ? `in ${rec.netns} (by PCI parent, ifindex ${ifindex ?? 'unrecorded'} or name ${rec.ifName})` : `in its pod netns (${rec.netns || 'none'} is gone)`;
+    throw new VfNetdevNotFound(rec.pciAddr, `${pod} nor on the host (as ${[...sysfsNames, netdev.name].join('/')} or MAC ${netdev.mac})`);
   }
   if (found.where === 'pod') {
     const hostFd = fs.openSync('/proc/self/ns/net', 'r');
@@ -81,6 +102,7 @@ export function restoreOrExplain(rec: VfRecord, ctx: RestoreContext): string[] {
   try {
     return restoreVf(rec, ctx);
   } catch (e) {
+    if (e instanceof VfNetdevNotFound) throw e; // already says what is kept and what comes next
     throw new UnderlayError(
       e instanceof UnderlayError ? e.code : CniCode.RollbackFailed,
       `could not restore VF ${rec.pciAddr}: ${(e as Error).message}`,

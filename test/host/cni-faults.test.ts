@@ -1,7 +1,8 @@
 /**
- * Crash consistency: SIGKILL the real plugin at random moments of ADD, then DEL must leave the VF
- * exactly as it was. There are no fault hooks in the plugin; the kill lands wherever it lands, and
- * the delays are spread over the measured length of an ADD so every stage gets hit.
+ * Crash consistency: SIGKILL the real plugin at random moments of ADD, DEL and GC; then a clean DEL
+ * must leave the VF exactly as it was. There are no fault hooks in the plugin; the kill lands
+ * wherever it lands, and the delays are spread over the measured length of the call so every stage
+ * gets hit.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -40,21 +41,32 @@ function prng(seed: number): () => number {
   };
 }
 
+const conf = (vf: number) => ({
+  cniVersion: '1.0.0',
+  name: 'killnet',
+  type: 'sriov-underlay',
+  deviceID: nic.vfAddrs[vf],
+  sysfsRoot: nic.root,
+  stateDir: path.join(tmp, 'state'),
+  logFile: path.join(tmp, 'cni.log'),
+  mtu: 1400,
+  mac: '02:00:00:00:77:01',
+  ipam: { type: 'static', addresses: [{ address: '10.66.0.2/24', gateway: '10.66.0.1' }], routes: [{ dst: '10.67.0.0/16' }] },
+});
+
+/** DEL and GC runs (200 by default; KILL_RUNS for a quick look); thresholds scale with it. */
+const RUNS = Number(process.env.KILL_RUNS ?? 200);
+const at = (n: number) => Math.max(0, Math.floor((n * RUNS) / 200));
+
+async function timed(p: Promise<{ code: number | null }>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  expect((await p).code).toBe(0);
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
 it('SIGKILL at 200 random moments of ADD, then DEL: the VF is exactly as before', async () => {
   const seed = Number(process.env.KILL_SEED ?? Date.now() % 1_000_000);
   const rand = prng(seed);
-  const conf = (vf: number) => ({
-    cniVersion: '1.0.0',
-    name: 'killnet',
-    type: 'sriov-underlay',
-    deviceID: nic.vfAddrs[vf],
-    sysfsRoot: nic.root,
-    stateDir: path.join(tmp, 'state'),
-    logFile: path.join(tmp, 'cni.log'),
-    mtu: 1400,
-    mac: '02:00:00:00:77:01',
-    ipam: { type: 'static', addresses: [{ address: '10.66.0.2/24', gateway: '10.66.0.1' }], routes: [{ dst: '10.67.0.0/16' }] },
-  });
   const befores = [0, 1].map((i) => linkSnapshot(`${tag}p0v${i}`));
   // Calibrate: how long does a whole ADD take here?
   const env = { containerId: 'calib', netns: ns.path, ifName: 'net1' };
@@ -90,3 +102,80 @@ it('SIGKILL at 200 random moments of ADD, then DEL: the VF is exactly as before'
   console.log(`SIGKILL runs: ${killed}/200 killed, ${afterRecord} after the record, ${afterMove} after the move (seed ${seed})`);
   expect(fs.readdirSync(path.join(tmp, 'state', 'vfs'))).toEqual([]);
 }, 600_000);
+
+it(`SIGKILL at ${RUNS} random moments of DEL, then a clean DEL: the VF is exactly as before`, async () => {
+  const seed = Number(process.env.KILL_SEED ?? Date.now() % 1_000_000);
+  const rand = prng(seed);
+  const befores = [0, 1].map((i) => linkSnapshot(`${tag}p0v${i}`));
+  // The shortest of three DELs: the first one pays for cold caches.
+  let delMs = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const env = { containerId: `calib-del-${i}`, netns: ns.path, ifName: 'net1' };
+    expect((await runCni('ADD', conf(0), env)).code).toBe(0);
+    delMs = Math.min(delMs, await timed(runCni('DEL', conf(0), env)));
+  }
+  let killed = 0;
+  let afterRestore = 0;
+  for (let run = 0; run < RUNS; run++) {
+    const vf = run % 2;
+    const e = { containerId: `kdel-${run}`, netns: ns.path, ifName: 'net1' };
+    const ctx0 = `seed ${seed} run ${run}`;
+    const add = await runCni('ADD', conf(vf), e);
+    expect(add.code, `${ctx0}: ${add.stdout}`).toBe(0);
+    const delay = rand() * delMs * 1.2;
+    const del = await runCni('DEL', conf(vf), e, delay);
+    if (del.signal === 'SIGKILL') {
+      killed++;
+      // Killed after the VF was home but before its record was gone?
+      if (linkSnapshot(`${tag}p0v${vf}`) !== null && fs.existsSync(path.join(tmp, 'state', 'vfs', `${nic.vfAddrs[vf]}.json`))) afterRestore++;
+    }
+    const clean = await runCni('DEL', conf(vf), e);
+    const ctx = `${ctx0} delay ${delay.toFixed(1)}ms del=${del.signal ?? del.code}`;
+    expect(clean.code, `${ctx}: ${clean.stdout}`).toBe(0);
+    expect(linkSnapshot(`${tag}p0v${vf}`), ctx).toEqual(befores[vf]);
+    expect(linkNames(ns.name), ctx).toEqual(['lo']);
+  }
+  expect(killed).toBeGreaterThan(RUNS / 4);
+  expect(afterRestore).toBeGreaterThan(at(3));
+  console.log(`DEL SIGKILL runs: ${killed}/${RUNS} killed, ${afterRestore} after the restore, before the record was gone (seed ${seed})`);
+  expect(fs.readdirSync(path.join(tmp, 'state', 'vfs'))).toEqual([]);
+  expect(fs.readdirSync(path.join(tmp, 'state', 'ipam-pending')).filter((n) => !n.includes('.bad-'))).toEqual([]);
+}, 3_600_000);
+
+it(`SIGKILL at ${RUNS} random moments of GC, then a clean DEL: the VF is exactly as before`, async () => {
+  const seed = Number(process.env.KILL_SEED ?? Date.now() % 1_000_000);
+  const rand = prng(seed);
+  // GC is CNI 1.1; Debian's static IPAM speaks 1.0, so these attachments have none.
+  const gcConf = (vf: number) => ({ ...conf(vf), cniVersion: '1.1.0', ipam: undefined });
+  const sweep = { ...gcConf(0), deviceID: undefined, 'cni.dev/valid-attachments': [] };
+  const befores = [0, 1].map((i) => linkSnapshot(`${tag}p0v${i}`));
+  let gcMs = Infinity;
+  for (let i = 0; i < 3; i++) {
+    expect((await runCni('ADD', gcConf(0), { containerId: `calib-gc-${i}`, netns: ns.path, ifName: 'net1' })).code).toBe(0);
+    gcMs = Math.min(gcMs, await timed(runCni('GC', sweep)));
+  }
+  let killed = 0;
+  let collected = 0;
+  for (let run = 0; run < RUNS; run++) {
+    const vf = run % 2;
+    const e = { containerId: `kgc-${run}`, netns: ns.path, ifName: 'net1' };
+    const ctx0 = `seed ${seed} run ${run}`;
+    const add = await runCni('ADD', gcConf(vf), e);
+    expect(add.code, `${ctx0}: ${add.stdout}`).toBe(0);
+    const delay = rand() * gcMs * 1.2;
+    const gc = await runCni('GC', sweep, {}, delay);
+    if (gc.signal === 'SIGKILL') killed++;
+    if (linkSnapshot(`${tag}p0v${vf}`) !== null) collected++;
+    const clean = await runCni('DEL', gcConf(vf), e);
+    const ctx = `${ctx0} delay ${delay.toFixed(1)}ms gc=${gc.signal ?? gc.code}`;
+    expect(clean.code, `${ctx}: ${clean.stdout}`).toBe(0);
+    expect(linkSnapshot(`${tag}p0v${vf}`), ctx).toEqual(befores[vf]);
+    expect(linkNames(ns.name), ctx).toEqual(['lo']);
+  }
+  expect(killed).toBeGreaterThan(RUNS / 4);
+  // Some kills landed after GC had brought the VF home, some before.
+  expect(collected).toBeGreaterThan(at(3));
+  expect(collected).toBeLessThan(RUNS - at(3));
+  console.log(`GC SIGKILL runs: ${killed}/${RUNS} killed, ${collected} with the VF already home (seed ${seed})`);
+  expect(fs.readdirSync(path.join(tmp, 'state', 'vfs'))).toEqual([]);
+}, 3_600_000);

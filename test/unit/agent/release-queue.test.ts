@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { queueClaimRelease } from '../../../cni/claim-release';
 import { ReleaseQueue } from '../../../src/agent/release-queue';
+import { STALE_TEMP_MS } from '../../../src/state/atomic-file';
 import { silentLogger } from '../../../src/log';
 import type { ClaimRelease } from '../../../src/schemas/claim-release';
 import type { Invocation } from '../../../cni/skel';
@@ -64,6 +65,21 @@ describe('claim release queue (CNI DEL → agent)', () => {
     await q.scan();
     expect(seen).toEqual(['c2']);
     expect(fs.readdirSync(dir).sort()).toEqual(['junk-net1.json.bad']);
+  });
+
+  it('skips a killed writer\'s temp file and removes it once stale', async () => {
+    const good = queueClaimRelease(stateDir, inv('c4'));
+    const dir = path.dirname(good);
+    const partial = fs.readFileSync(path.join(__dirname, '../../fixtures/state-leftovers/temp-file.partial'));
+    fs.writeFileSync(path.join(dir, 'c5-net1.json.tmp-4242'), partial);
+    fs.writeFileSync(path.join(dir, 'c6-net1.json.tmp-4243'), partial);
+    const old = new Date(Date.now() - STALE_TEMP_MS - 5_000);
+    fs.utimesSync(path.join(dir, 'c5-net1.json.tmp-4242'), old, old);
+    const seen: string[] = [];
+    const q = new ReleaseQueue({ dir, log: silentLogger(), release: async (r) => void seen.push(r.containerId) });
+    await q.scan();
+    expect(seen).toEqual(['c4']);
+    expect(fs.readdirSync(dir)).toEqual(['c6-net1.json.tmp-4243']);
   });
 
   it('picks up a note written while it runs (directory watch)', async () => {

@@ -132,6 +132,9 @@ function pfWithVfs(): Buffer {
   w.attrBytes(C.IFLA_ADDRESS, Buffer.from('b49691000001', 'hex'));
   w.attrU32(C.IFLA_MTU, 9000);
   w.attrU32(C.IFLA_NUM_VF, 2);
+  // As rtnl_fill_ifinfo() writes them for a PCI netdev (Linux 5.16+): NUL-terminated strings.
+  w.attrString(C.IFLA_PARENT_DEV_NAME, '0000:3b:00.0');
+  w.attrString(C.IFLA_PARENT_DEV_BUS_NAME, 'pci');
   w.attrU32(999, 0xdeadbeef); // unknown attribute: must be skipped
   const list = w.start(C.IFLA_VFINFO_LIST | C.NLA_F_NESTED);
   const vf = (n: number, o: { mac: string; vlan: number; qos: number; ad: boolean; spoof: number; trust: number; state: number; min: number; max: number }) => {
@@ -179,7 +182,7 @@ describe('VF table decoding', () => {
   const link = decodeLink(buf, messages(buf).next().value as NlMsg) as LinkInfo;
 
   it('decodes every VF field', () => {
-    expect(link).toMatchObject({ name: 'ens1f0', mtu: 9000, numVfs: 2, up: true, carrier: true, operUp: true });
+    expect(link).toMatchObject({ name: 'ens1f0', mtu: 9000, numVfs: 2, up: true, carrier: true, operUp: true, parentDev: '0000:3b:00.0', parentBus: 'pci' });
     expect(link.vfs).toEqual([
       { vf: 0, mac: '02:00:00:00:00:10', vlan: 100, qos: 3, vlanProto: '802.1ad', spoofchk: true, trust: false, linkState: 'disable', minTxRate: 10, maxTxRate: 1000 },
       // -1 means the driver did not report the setting
