@@ -83,7 +83,7 @@ export function plan(input: PlanInput): { findings: Finding[]; pools: PoolPlan[]
   for (const r of index.registrations()) {
     const label = keyLabel(r.meta, r.key);
     const pod = r.form === 'sts' ? `${r.key}-0` : r.key;
-    const res = index.lookup(r.meta.namespace, pod);
+    const res = index.lookup(r.meta.namespace, pod, r.network);
     if (res.kind !== 'resolved') continue;
     const s = res.settings;
     if (r.spec.pool) poolUsers.set(s.network, (poolUsers.get(s.network) ?? 0) + 1);

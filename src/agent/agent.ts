@@ -48,6 +48,8 @@ export interface AgentOptions {
   reconcileIntervalMs?: number;
   /** Reconcile lists what it would release and releases nothing. */
   reconcileReportOnly?: boolean;
+  /** The device pool of a VF on this node (null: none), to refuse a VF of another pool than the network's. */
+  poolOf?: (pciAddr: string) => string | null;
 }
 
 export interface Agent {
@@ -55,7 +57,7 @@ export interface Agent {
   socketPath: string;
   clients: KubeClients;
   events: EventRecorder;
-  /** Pods on this node and the settings they got (for drift). */
+  /** Attachments on this node (pod + network) and the settings they got (for drift). */
   running: Map<string, ResolvedSettings>;
   /** Run the release queue now (tests; the CNI's DEL note also triggers it through a directory watch). */
   drainReleases(): Promise<void>;
@@ -67,6 +69,8 @@ export interface Agent {
 }
 
 const podKey = (ns: string, name: string) => `${ns}/${name}`;
+/** One entry per attachment: a pod on two networks has two. */
+const attachmentKey = (ns: string, name: string, network: string) => `${ns}/${name}/${network}`;
 
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const log = opts.log.child({ component: 'agent', node: opts.nodeName });
@@ -124,7 +128,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       }
       throw e;
     }
-    running.set(podKey(req.namespace, req.name), out);
+    running.set(attachmentKey(req.namespace, req.name, out.network), out);
     const vf = req.deviceID;
     const pf = pfOf(vf);
     const fields = {
@@ -178,7 +182,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const reportDrift = () => {
     for (const [key, was] of running) {
       const [ns, name] = key.split('/') as [string, string];
-      const d = detectDrift(key, was, index.lookup(ns, name));
+      const d = detectDrift(podKey(ns, name), was, index.lookup(ns, name, was.network));
       if (!d) continue;
       log.warn({ namespace: ns, pod: name, drift: d.kind, source: formatSource(was.source) }, d.message);
       events.emit({ kind: 'Pod', namespace: ns, name }, 'Warning', EVENT_REASONS.drift, d.message);
@@ -190,13 +194,13 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   let reservationsAgain = false;
   const syncReservationsOnce = async () => {
     const all = (await claims.list()).items;
-    const covered = new Set(all.filter((c) => !c.spec.releasedAt && c.spec.pod.name === c.spec.source.key).map((c) => `${c.spec.source.namespace}/${c.spec.source.key}`));
+    const covered = new Set(all.filter((c) => !c.spec.releasedAt && c.spec.pod.name === c.spec.source.key).map((c) => `${c.spec.source.namespace}/${c.spec.source.key}/${c.spec.network}`));
     const wanted = new Set<string>();
     for (const r of index.registrations()) {
       if (!r.spec.pool || !r.spec.reserve || r.form !== 'pod') continue;
-      const res = index.lookup(r.meta.namespace, r.key);
+      const res = index.lookup(r.meta.namespace, r.key, r.network);
       if (res.kind !== 'resolved') continue;
-      const key = `${r.meta.namespace}/${r.key}`;
+      const key = `${r.meta.namespace}/${r.key}/${r.network}`;
       wanted.add(key);
       if (covered.has(key)) continue;
       const net = index.network(res.settings.network)!;
@@ -208,7 +212,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     }
     // A reservation whose registration is gone, and that no pod holds, is released.
     for (const c of all) {
-      if (c.spec.kind !== 'reserved' || c.spec.pod.uid || wanted.has(`${c.spec.source.namespace}/${c.spec.source.key}`)) continue;
+      if (c.spec.kind !== 'reserved' || c.spec.pod.uid || wanted.has(`${c.spec.source.namespace}/${c.spec.source.key}/${c.spec.network}`)) continue;
       await claims.delete(c.metadata!.name!, { uid: c.metadata?.uid, resourceVersion: c.metadata?.resourceVersion }).catch(() => undefined);
       log.info({ ip: c.spec.ip, network: c.spec.network, key: c.spec.source.key }, 'reservation released: its registration is gone');
     }
@@ -266,8 +270,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const release = async (rec: ClaimRelease) => {
     const released = await releaseAttachment(deps, { containerID: rec.containerId, interface: rec.ifName, uid: rec.uid, node: opts.nodeName });
     if (rec.namespace && rec.name) {
-      const was = running.get(podKey(rec.namespace, rec.name));
-      running.delete(podKey(rec.namespace, rec.name));
+      // The note names the interface, not the network: the attachment whose claims were released.
+      const gone = [...running].filter(([k, s]) => k.startsWith(`${podKey(rec.namespace!, rec.name!)}/`) && released.some((c) => c.startsWith(`${s.network}.`)));
+      const was = gone[0]?.[1];
+      for (const [k] of gone) running.delete(k);
       if (released.length) {
         const msg = `released ${released.join(', ')} of pod ${rec.namespace}/${rec.name} (container ${rec.containerId}, ${rec.ifName}) on node ${opts.nodeName}`;
         log.info({ namespace: rec.namespace, pod: rec.name, uid: rec.uid, claims: released }, 'IP released');
@@ -289,7 +295,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     const mine = (await claims.list({ labelSelector: `${CLAIM_LABELS.node}=${opts.nodeName}` })).items;
     for (const c of mine) {
       const s = c.spec.settings as ResolvedSettings | undefined;
-      if (s && c.spec.pod.uid) running.set(podKey(c.spec.pod.namespace, c.spec.pod.name), s);
+      if (s && c.spec.pod.uid) running.set(attachmentKey(c.spec.pod.namespace, c.spec.pod.name, s.network), s);
     }
   } catch (e) {
     log.warn({ err: (e as Error).message }, 'could not list this node’s claims; drift reports start empty');
@@ -301,7 +307,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       log.warn({ namespace: r.namespace, pod: r.name, uid: r.uid, containerId: r.containerId, reason: r.reason }, r.message);
       events.emit(podTarget(r), 'Warning', EVENT_REASONS.duplicate, r.message);
     };
-    server = await startCniSocket(opts.socketPath ?? DEFAULT_AGENT_SOCKET, lookupHandler({ index, log, assign, deviceFor, onRejected }), log, onReport);
+    server = await startCniSocket(opts.socketPath ?? DEFAULT_AGENT_SOCKET, lookupHandler({ index, log, assign, deviceFor, onRejected, ...(opts.poolOf ? { poolOf: opts.poolOf } : {}) }), log, onReport);
   } catch (e) {
     await informer.stop();
     await queue.stop();

@@ -162,7 +162,7 @@ describe('RegistrationIndex lookup', () => {
     expect(resolved(idx.lookup('ns', 'p')).ips).toEqual(['10.100.0.90/24']);
     const [r] = idx.rejectionsOf('ns', 'b-new');
     expect(r?.reason).toBe('shadowed');
-    expect(r?.message).toBe('configmap ns/b-new key "p": field "(key)": the same key is in configmap ns/a-old, which is older and is used');
+    expect(r?.message).toBe('configmap ns/b-new key "p": field "(key)": the same key and network "vlan100" are in configmap ns/a-old, which is older and is used');
   });
 
   it('resolves a pool entry without addresses, with both families’ gateways', () => {
