@@ -19,7 +19,7 @@ import { readVf } from '../sysfs/pci';
 import { IpamService } from '../ipam/pool-service';
 import { claimFixed, settingsRecord, withClaimedIps, type Attachment } from './assign';
 import { startCniSocket, type CniSocketServer } from './cni-socket';
-import { EVENT_REASONS, EventRecorder, type EventTarget } from './events';
+import { EVENT_REASONS, EventRecorder, rejectionSeries, type EventTarget } from './events';
 import { lookupHandler } from './lookup';
 import { PodResourcesClient } from './pod-resources';
 import { podUidGetter } from './pods';
@@ -155,7 +155,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   };
 
   const onRejected = (req: LookupRequest, r: Rejection) => {
-    events.emit(podTarget(req), 'Warning', r.reason === 'conflict' ? EVENT_REASONS.conflict : EVENT_REASONS.rejected, r.message);
+    events.emit(podTarget(req), 'Warning', r.reason === 'conflict' ? EVENT_REASONS.conflict : EVENT_REASONS.rejected, r.message, rejectionSeries(r));
   };
 
   const deviceFor = podResources
@@ -176,7 +176,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const report = (list: Rejection[]) => {
     for (const r of list) {
       log.warn({ configMap: `${r.namespace}/${r.configMap}`, key: r.key, field: r.field, reason: r.reason, resourceVersion: r.resourceVersion }, r.message);
-      events.emit(cmTarget(r), 'Warning', r.reason === 'conflict' ? EVENT_REASONS.conflict : EVENT_REASONS.rejected, r.message);
+      events.emit(cmTarget(r), 'Warning', r.reason === 'conflict' ? EVENT_REASONS.conflict : EVENT_REASONS.rejected, r.message, rejectionSeries(r));
     }
   };
   const reportDrift = () => {
