@@ -245,7 +245,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     // The first list arrives one ConfigMap at a time, registrations possibly before the networks
     // they name: reporting then would send a false rejection Event per key (10,000 concurrent
     // requests and ~400 MB at start for 10,000 registrations). Reported once after the list instead.
-    if (!informer.hasSynced) return;
+    if (!listed) return;
     const ref = { namespace: cm.metadata?.namespace ?? '', name: cm.metadata?.name ?? '' };
     // A network edit can make any registration valid or not: look at all of them.
     if (cm.metadata?.labels?.['sriov-underlay.io/kind'] === 'network') report(index.allRejections());
@@ -253,18 +253,25 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     reportDrift();
     void syncReservations();
   };
-  informer.on('add', (cm) => {
-    index.applyConfigMap(cm);
+  // ConfigMaps are taken in one after another, each parsed in slices (applyConfigMapAsync) so a
+  // large one never stalls the socket, gRPC or /metrics; `listed` is set once the first list is in.
+  let listed = false;
+  let applying: Promise<void> = Promise.resolve();
+  const inOrder = (step: () => Promise<void> | void) => {
+    applying = applying.then(step).catch((e: unknown) => log.error({ err: (e as Error).message }, 'registration ConfigMap not applied'));
+  };
+  informer.on('add', (cm) => inOrder(async () => {
+    await index.applyConfigMapAsync(cm);
     changed(cm);
-  });
-  informer.on('update', (cm) => {
-    index.applyConfigMap(cm);
+  }));
+  informer.on('update', (cm) => inOrder(async () => {
+    await index.applyConfigMapAsync(cm);
     changed(cm);
-  });
-  informer.on('delete', (cm) => {
+  }));
+  informer.on('delete', (cm) => inOrder(() => {
     index.deleteConfigMap(cm.metadata?.namespace ?? '', cm.metadata?.name ?? '');
     changed(cm);
-  });
+  }));
 
   // ---- DEL: queued releases -------------------------------------------------------------------------
   const release = async (rec: ClaimRelease) => {
@@ -286,6 +293,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
 
   // ---- start ------------------------------------------------------------------------------------------
   await informer.start();
+  await applying;
+  listed = true;
   report(index.allRejections());
   await ipam.start();
   log.info({ configMaps: informer.size, registrations: index.registrationKeyCount, networks: index.networks().length }, 'registrations listed');

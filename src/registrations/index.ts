@@ -78,6 +78,8 @@ export class RegistrationIndex {
    * itself (see verdict()). Cleared on every change.
    */
   private cache = new Map<RegEntry, Rejection | null | Map<string, Rejection | null>>();
+  /** Per entry: what resolve() works out beyond the addresses (see there). Cleared on every change. */
+  private rest = new Map<RegEntry, { famKey: string; out: Outcome }>();
 
   constructor(opts: IndexOptions = {}) {
     this.systemNamespace = opts.systemNamespace ?? SYSTEM_NAMESPACE;
@@ -85,8 +87,31 @@ export class RegistrationIndex {
 
   // ---- feeding -------------------------------------------------------------------------------
 
+  /**
+   * applyConfigMap for the agent's watch: a registration ConfigMap's keys are parsed a slice at a
+   * time, yielding to the event loop between slices, so a large one never holds up the CNI socket,
+   * the device plugin's gRPC or /metrics for longer than one key (bounded by MAX_VALUE_BYTES). The
+   * caller applies ConfigMaps one after another (the index changes only in the last, synchronous step).
+   */
+  async applyConfigMapAsync(cm: ConfigMapObject, sliceMs = 10): Promise<void> {
+    const meta = cmMeta(cm);
+    const data = cm.data ?? {};
+    if (cm.metadata?.labels?.[REGISTRATION_LABEL.key] !== REGISTRATION_LABEL.value) return this.applyConfigMap(cm);
+    const over = overLimit(meta, data);
+    const parsed = new Map<string, Attachments>();
+    let since = performance.now();
+    for (const key of Object.keys(data)) {
+      parsed.set(key, parseAttachments(meta, key, data[key]!, over));
+      if (performance.now() - since > sliceMs) {
+        await new Promise((r) => setImmediate(r));
+        since = performance.now();
+      }
+    }
+    this.applyConfigMap(cm, parsed);
+  }
+
   /** Add or replace a ConfigMap. One that no longer carries our label is removed. */
-  applyConfigMap(cm: ConfigMapObject): void {
+  applyConfigMap(cm: ConfigMapObject, parsed?: Map<string, Attachments>): void {
     const meta = cmMeta(cm);
     const kind = cm.metadata?.labels?.[NETWORK_LABEL.key];
     const id = cmId(meta.namespace, meta.name);
@@ -97,7 +122,7 @@ export class RegistrationIndex {
       this.rebuildNetworks();
     } else {
       if (hadNetwork) this.rebuildNetworks();
-      if (kind === REGISTRATION_LABEL.value) this.addRegistrationCm(meta, cm.data ?? {});
+      if (kind === REGISTRATION_LABEL.value) this.addRegistrationCm(meta, cm.data ?? {}, parsed);
     }
     this.changed();
   }
@@ -277,16 +302,13 @@ export class RegistrationIndex {
 
   // ---- registrations -------------------------------------------------------------------------
 
-  private addRegistrationCm(meta: CmMeta, data: Record<string, string>): void {
+  private addRegistrationCm(meta: CmMeta, data: Record<string, string>, parsed?: Map<string, Attachments>): void {
     const entries: RegEntry[] = [];
     const id = cmId(meta.namespace, meta.name);
     const over = overLimit(meta, data);
     if (over) this.cmRejections.set(id, over);
     for (const key of Object.keys(data)) {
-      // Over a limit: every key is rejected unparsed, so its pod fails rather than going unregistered.
-      const attachments = over
-        ? [{ parsed: { ok: false as const, rejection: over }, network: '', prefix: '' }]
-        : parseRegistrationKey(registrationSchema, meta, key, data[key]!, MAX_ATTACHMENTS);
+      const attachments = parsed?.get(key) ?? parseAttachments(meta, key, data[key]!, over);
       for (const a of attachments) {
         const form: Form = !a.parsed.ok ? 'unknown' : a.parsed.spec.ips || a.parsed.spec.ips6 ? 'sts' : 'pod';
         const e: RegEntry = { meta, key, parsed: a.parsed, form, network: a.network, prefix: a.prefix };
@@ -329,6 +351,7 @@ export class RegistrationIndex {
 
   private changed(): void {
     this.cache.clear();
+    this.rest.clear();
     this.generation++;
   }
 
@@ -429,6 +452,20 @@ export class RegistrationIndex {
       if (!net.pool.length) return fail('pool', `network "${netName}" has no "ranges" to allocate from`);
       for (const r of net.pool) families.add(r.family);
     }
+    // The rest depends on the entry and the pod's families only, which are the same for every
+    // ordinal of a StatefulSet entry: worked out once per entry, not once per pod.
+    const famKey = [...families].sort().join();
+    const known = this.rest.get(entry);
+    if (known && known.famKey === famKey) return known.out.ok ? { ok: true, settings: { ...known.out.settings, ips } } : known.out;
+    const out = this.resolveRest(entry, net, families, ips);
+    this.rest.set(entry, { famKey, out });
+    return out;
+  }
+
+  private resolveRest(entry: RegEntry, net: NetworkModel, families: Set<Family>, ips: string[]): Outcome {
+    const spec = (entry.parsed as { ok: true; spec: RegistrationSpec }).spec;
+    const fail = (field: string, why: string): Outcome => ({ ok: false, rejection: rejection(entry.meta, entry.key, entry.prefix + field, why) });
+    const netName = net.name;
 
     const gateways: string[] = [];
     for (const fam of [4, 6] as const) {
@@ -574,6 +611,14 @@ function insertSorted<T>(list: T[], item: T, order: (a: T, b: T) => number): voi
     else hi = mid;
   }
   list.splice(lo, 0, item);
+}
+
+type Attachments = ReturnType<typeof parseRegistrationKey<typeof registrationSchema>>;
+
+/** One key's attachments; over a limit, every key is rejected unparsed, so its pod fails rather than going unregistered. */
+function parseAttachments(meta: CmMeta, key: string, text: string, over: Rejection | null): Attachments {
+  if (over) return [{ parsed: { ok: false, rejection: over }, network: '', prefix: '' }];
+  return parseRegistrationKey(registrationSchema, meta, key, text, MAX_ATTACHMENTS);
 }
 
 /** A rejection for the whole ConfigMap when it is over a size or key-count limit, else null. */

@@ -10,10 +10,10 @@
 export const MAX_CONFIGMAP_BYTES = 1024 * 1024;
 /** Data keys of one registration or network ConfigMap. */
 export const MAX_KEYS_PER_CONFIGMAP = 5000;
-/** The YAML text of one key: room for the largest entry allowed (2,048 dual-stack pairs); YAML costs ~1 ms per KiB on a quiet core. */
-export const MAX_VALUE_BYTES = 128 * 1024;
+/** The YAML text of one key: room for the largest entry allowed (1,024 dual-stack pairs); YAML costs ~1 ms per KiB on a quiet core. */
+export const MAX_VALUE_BYTES = 64 * 1024;
 /** Addresses of one `ips` or `ips6` list (StatefulSet ordinals). */
-export const MAX_ADDRESSES_PER_ENTRY = 2048;
+export const MAX_ADDRESSES_PER_ENTRY = 1024;
 /** Attachments (networks) of one pod's registration key. */
 export const MAX_ATTACHMENTS = 8;
 /** `routes` of a registration or a network; `ranges`/`exclude` of a network. */

@@ -42,7 +42,7 @@ describe('limits', () => {
       over: `network: big\nips: [${v4(MAX_ADDRESSES_PER_ENTRY + 1).join(', ')}]`,
       at: `network: big\nips: [${v4(MAX_ADDRESSES_PER_ENTRY + 10).slice(10).join(', ')}]`,
     }));
-    expect(rejected(idx.lookup('ns', 'over-0', 'big')).message).toMatch(/^configmap ns\/r key "over": field "ips": Too big: expected array to have <=2048 items/);
+    expect(rejected(idx.lookup('ns', 'over-0', 'big')).message).toMatch(/^configmap ns\/r key "over": field "ips": Too big: expected array to have <=1024 items/);
     expect(resolved(idx.lookup('ns', `at-${MAX_ADDRESSES_PER_ENTRY - 1}`, 'big')).ips).toHaveLength(1);
     expect(idx.rejectionsOf('ns', 'r').map((x) => x.key)).toEqual(['over']);
   });
