@@ -158,3 +158,13 @@ describe('allowedNamespaces', () => {
     ]);
   });
 });
+
+describe('kubectl sriov validate', () => {
+  it('warns about each network without allowedNamespaces, naming it and the field', async () => {
+    const { plan } = await import('../../../cli/validate');
+    const { findings } = plan({ configMaps: [networksCm({ vlan200: `${VLAN200}allowedNamespaces: [payments]\n` })], statefulSetReplicas: new Map(), nodeStates: [], nowMs: 0 });
+    expect(findings.filter((f) => f.check === 'open-network').map((f) => [f.severity, f.message])).toEqual([
+      ['warning', 'configmap sriov-underlay/networks key "vlan100": field "allowedNamespaces": absent, so registrations in every namespace may use this network; list the namespaces that may'],
+    ]);
+  });
+});
