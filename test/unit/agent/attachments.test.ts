@@ -12,10 +12,10 @@ import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
 import { crdValidators } from '../../fixtures/crd-schema';
 import { writeSysfsTree } from '../../fixtures/sysfs-tree';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../../src/kube/client';
-import { startAgent, type Agent } from '../../../src/agent/agent';
+import type { Agent } from '../../../src/agent/agent';
+import { startTestAgent } from './test-agent';
 import { agentLookup, answerToPodSettings } from '../../../cni/agent-client';
 import { poolOfFromConfig } from '../../../device-plugin/vf-pool';
-import { silentLogger } from '../../../src/log';
 import type { IPClaim } from '../../../src/ipam/claims';
 import { UnderlayError } from '../../../src/errors';
 
@@ -62,17 +62,7 @@ beforeAll(async () => {
     single: 'network: a100\nip: 10.100.0.12',
     wrongpool: 'network: a100\nip: 10.100.0.13',
   });
-  agent = await startAgent({
-    nodeName: 'node-a',
-    log: silentLogger(),
-    kubeconfig: kube.kubeconfigPath,
-    socketPath: path.join(dir, 'agent.sock'),
-    stateDir: dir,
-    podResourcesSocket: null,
-    sysfsRoot: sysfs,
-    releaseRetryMs: 60_000,
-    poolOf: poolOfFromConfig(sysfs, config),
-  });
+  agent = await startTestAgent(kube.kubeconfigPath, dir, { sysfsRoot: sysfs, poolOf: poolOfFromConfig(sysfs, config) });
 });
 afterAll(async () => {
   await agent?.stop();

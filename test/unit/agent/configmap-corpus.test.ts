@@ -15,9 +15,9 @@ import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
 import { crdValidators } from '../../fixtures/crd-schema';
 import { waitFor } from '../../fakes/kube-apiserver/wait';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../../src/kube/client';
-import { startAgent, type Agent } from '../../../src/agent/agent';
+import type { Agent } from '../../../src/agent/agent';
+import { startTestAgent } from './test-agent';
 import { agentLookup, answerToPodSettings } from '../../../cni/agent-client';
-import { silentLogger } from '../../../src/log';
 import type { IPClaim } from '../../../src/ipam/claims';
 
 const REG_CMS = 900;
@@ -119,15 +119,7 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reg-corpus-'));
   await put('sriov-underlay', 'networks', 'network', { vlan100: 'vlan: 100\nsubnet: 10.100.0.0/24\ngateway: 10.100.0.1\nresourceName: sriov-underlay.io/vf-pool-a' });
   await put('app', 'regs', 'registration', { served: 'network: vlan100\nip: 10.100.0.50', later: 'network: vlan100\nip: 10.100.0.51' });
-  agent = await startAgent({
-    nodeName: 'node-a',
-    log: silentLogger(),
-    kubeconfig: kube.kubeconfigPath,
-    socketPath: path.join(dir, 'agent.sock'),
-    stateDir: dir,
-    podResourcesSocket: null,
-    releaseRetryMs: 60_000,
-  });
+  agent = await startTestAgent(kube.kubeconfigPath, dir);
 }, 60_000);
 afterAll(async () => {
   await agent?.stop();

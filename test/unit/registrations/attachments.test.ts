@@ -5,23 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { RegistrationIndex } from '../../../src/registrations/index';
-import type { LookupResult } from '../../../src/registrations/types';
-import { configMap, networksCm, VLAN200 } from './fixtures';
+import { configMap, indexWith, networksCm, rejected, resolved, VLAN200 } from './fixtures';
 
-function resolved(r: LookupResult) {
-  if (r.kind !== 'resolved') throw new Error(`expected resolved, got ${JSON.stringify(r)}`);
-  return r.settings;
-}
-function rejected(r: LookupResult) {
-  if (r.kind !== 'rejected') throw new Error(`expected rejected, got ${JSON.stringify(r)}`);
-  return r.rejection;
-}
-function indexWith(...cms: ReturnType<typeof configMap>[]) {
-  const idx = new RegistrationIndex();
-  idx.applyConfigMap(networksCm());
-  for (const c of cms) idx.applyConfigMap(c);
-  return idx;
-}
 
 const TWO = `
 - network: vlan100

@@ -1,23 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RegistrationIndex } from '../../../src/registrations/index';
-import type { LookupResult } from '../../../src/registrations/types';
-import { configMap, networksCm } from './fixtures';
-
-function resolved(r: LookupResult) {
-  if (r.kind !== 'resolved') throw new Error(`expected resolved, got ${JSON.stringify(r)}`);
-  return r.settings;
-}
-function rejected(r: LookupResult) {
-  if (r.kind !== 'rejected') throw new Error(`expected rejected, got ${JSON.stringify(r)}`);
-  return r.rejection;
-}
-
-function indexWith(...regs: ReturnType<typeof configMap>[]) {
-  const idx = new RegistrationIndex();
-  idx.applyConfigMap(networksCm());
-  for (const r of regs) idx.applyConfigMap(r);
-  return idx;
-}
+import { configMap, indexWith, networksCm, rejected, resolved } from './fixtures';
 
 describe('RegistrationIndex lookup', () => {
   it('resolves a fixed IP with network defaults and registration overrides', () => {

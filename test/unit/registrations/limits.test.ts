@@ -5,17 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { RegistrationIndex } from '../../../src/registrations/index';
 import { MAX_ADDRESSES_PER_ENTRY, MAX_CONFIGMAP_BYTES, MAX_KEYS_PER_CONFIGMAP, MAX_VALUE_BYTES } from '../../../src/registrations/limits';
-import type { LookupResult } from '../../../src/registrations/types';
-import { configMap, networksCm } from './fixtures';
+import { configMap, networksCm, rejected, resolved } from './fixtures';
 
-function rejected(r: LookupResult) {
-  if (r.kind !== 'rejected') throw new Error(`expected rejected, got ${JSON.stringify(r).slice(0, 200)}`);
-  return r.rejection;
-}
-function resolved(r: LookupResult) {
-  if (r.kind !== 'resolved') throw new Error(`expected resolved, got ${JSON.stringify(r).slice(0, 200)}`);
-  return r.settings;
-}
 /** n distinct IPv4 addresses inside 10.64.0.0/10. */
 const v4 = (n: number) => Array.from({ length: n }, (_, i) => `10.${64 + ((i + 2) >> 16)}.${((i + 2) >> 8) & 255}.${(i + 2) & 255}`);
 const BIG_NET = 'subnet: 10.64.0.0/10\ngateway: 10.64.0.1\nresourceName: sriov-underlay.io/vf-pool-a';
