@@ -371,10 +371,10 @@ export class RegistrationIndex {
    * "is this entry valid for that pod" often, and keeping whole settings for 10,000 pods would
    * double the index's memory.
    */
-  private outcome(entry: RegEntry, pod: string, ordinal: number | null): Outcome {
+  private outcome(entry: RegEntry, pod: string, ordinal: number | null, verdictOnly = false): Outcome {
     const known = this.verdict(entry, pod);
     if (known !== undefined && known !== null) return { ok: false, rejection: known };
-    const out = this.resolve(entry, ordinal);
+    const out = this.resolve(entry, ordinal, verdictOnly);
     if (known === undefined) this.remember(entry, pod, out.ok ? null : out.rejection);
     return out;
   }
@@ -383,7 +383,7 @@ export class RegistrationIndex {
   private valid(entry: RegEntry, pod: string, ordinal: number | null): boolean {
     const known = this.verdict(entry, pod);
     if (known !== undefined) return known === null;
-    return this.outcome(entry, pod, ordinal).ok;
+    return this.outcome(entry, pod, ordinal, true).ok;
   }
 
   /** A pod-form entry serves one pod only (its key), so its verdict is kept without a per-pod map. */
@@ -402,7 +402,7 @@ export class RegistrationIndex {
     else this.cache.set(entry, new Map([[pod, verdict]]));
   }
 
-  private resolve(entry: RegEntry, ordinal: number | null): Outcome {
+  private resolve(entry: RegEntry, ordinal: number | null, verdictOnly = false): Outcome {
     if (!entry.parsed.ok) return { ok: false, rejection: entry.parsed.rejection };
     const spec = entry.parsed.spec;
     const fail = (field: string, why: string): Outcome => ({ ok: false, rejection: rejection(entry.meta, entry.key, entry.prefix + field, why) });
@@ -456,7 +456,7 @@ export class RegistrationIndex {
     // ordinal of a StatefulSet entry: worked out once per entry, not once per pod.
     const famKey = [...families].sort().join();
     const known = this.rest.get(entry);
-    if (known && known.famKey === famKey) return known.out.ok ? { ok: true, settings: { ...known.out.settings, ips } } : known.out;
+    if (known && known.famKey === famKey) return known.out.ok && !verdictOnly ? { ok: true, settings: { ...known.out.settings, ips } } : known.out;
     const out = this.resolveRest(entry, net, families, ips);
     this.rest.set(entry, { famKey, out });
     return out;
@@ -567,7 +567,7 @@ export class RegistrationIndex {
       const [pod, ordinal] = e.form === 'sts' ? [`${e.key}-${i}`, i] : [e.key, null];
       const g = this.governing(e.meta.namespace, pod, e.network);
       if (!g || g.entry !== e) continue; // overridden by an exact pod key
-      const o = this.outcome(e, pod, ordinal);
+      const o = this.outcome(e, pod, ordinal, true);
       const r = o.ok ? this.conflictFor(e, pod, ordinal) : o.rejection;
       if (!r) continue;
       if (!first) first = r;
