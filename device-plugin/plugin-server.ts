@@ -10,6 +10,7 @@ import { describeIssues } from '../src/schemas/format';
 import type { z } from 'zod';
 import {
   DEVICE_PLUGIN_API_VERSION,
+  devicePluginRequestTypes,
   devicePluginService,
   pluginWatcherService,
   unixAddress,
@@ -20,11 +21,12 @@ import {
   type PreferredAllocationResponseMsg,
   type RegistrationStatusMsg,
 } from '../src/proto';
-import { AllocateRequestSchema, PreferredAllocationRequestSchema, PreStartContainerRequestSchema } from '../src/schemas/device-plugin-rpc';
+import { AllocateRequestSchema, MAX_RPC_MESSAGE_BYTES, PreferredAllocationRequestSchema, PreStartContainerRequestSchema } from '../src/schemas/device-plugin-rpc';
 import { containerAllocation } from './allocate';
 import { fileIdentity } from './dir-watch';
 import type { PoolState } from './pool-state';
 import { preferredAllocation } from './preferred';
+import { wireProblem } from './rpc-wire';
 
 /** A gRPC error with a status code, as grpc-js expects from handlers. */
 export class RpcError extends Error {
@@ -51,8 +53,47 @@ export interface PluginServerOptions {
   onRegistrationStatus?: (status: RegistrationStatusMsg) => void;
 }
 
+/** At most this many problems in one error message (a 4,096-ID list can have 4,096). */
+const MAX_ISSUES = 3;
+
 function badRequest(what: string, err: z.ZodError): RpcError {
-  return new RpcError(grpc.status.INVALID_ARGUMENT, describeIssues(`${what} request`, err.issues));
+  const more = err.issues.length - MAX_ISSUES;
+  const text = describeIssues(`${what} request`, err.issues.slice(0, MAX_ISSUES)) + (more > 0 ? `; and ${more} more` : '');
+  return new RpcError(grpc.status.INVALID_ARGUMENT, text);
+}
+
+/** What the strict deserializer hands a handler instead of a message when the bytes are malformed. */
+class MalformedRequest {
+  constructor(readonly problem: string) {}
+}
+
+/**
+ * The DevicePlugin service with a strict request deserializer: malformed bytes become a
+ * MalformedRequest the handler answers with INVALID_ARGUMENT naming the field (grpc-js would answer
+ * a throwing deserializer with a bare INTERNAL).
+ */
+function strictDevicePluginService(): grpc.ServiceDefinition {
+  const types = devicePluginRequestTypes();
+  const def = devicePluginService().service;
+  return Object.fromEntries(
+    Object.entries(def).map(([name, m]) => {
+      const type = types.get(name);
+      if (!type) throw new Error(`proto: no request type for DevicePlugin.${name}`);
+      const decode = m.requestDeserialize;
+      return [name, { ...m, requestDeserialize: (buf: Buffer) => {
+        const problem = wireProblem(type, buf);
+        return problem ? new MalformedRequest(problem) : decode(buf);
+      } }];
+    }),
+  ) as grpc.ServiceDefinition;
+}
+
+function malformed(rpc: string, req: unknown): RpcError | null {
+  return req instanceof MalformedRequest ? new RpcError(grpc.status.INVALID_ARGUMENT, `${rpc} request: ${req.problem}`) : null;
+}
+
+function notInPool(rpc: string, field: string, id: string, resource: string): RpcError {
+  return new RpcError(grpc.status.INVALID_ARGUMENT, `${rpc} request: field "${field}": device ${JSON.stringify(id)} is not in pool ${resource}`);
 }
 
 export class PluginServer {
@@ -91,8 +132,9 @@ export class PluginServer {
   async start(): Promise<void> {
     if (this.server) return;
     fs.rmSync(this.opts.socketPath, { force: true });
-    const server = new grpc.Server();
-    server.addService(devicePluginService().service, this.devicePluginHandlers());
+    // Bigger messages are refused by grpc-js with RESOURCE_EXHAUSTED before they are buffered whole.
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_RPC_MESSAGE_BYTES });
+    server.addService(strictDevicePluginService(), this.devicePluginHandlers());
     if (this.opts.onRegistrationStatus) server.addService(pluginWatcherService().service, this.registrationHandlers());
     await new Promise<void>((resolve, reject) =>
       server.bindAsync(unixAddress(this.opts.socketPath), grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
@@ -134,6 +176,8 @@ export class PluginServer {
       <Req, Res>(name: string, fn: (req: Req) => Res) =>
       (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
         try {
+          const bad = malformed(name, call.request);
+          if (bad) throw bad;
           cb(null, fn(call.request));
         } catch (e) {
           const err = e instanceof RpcError ? e : new RpcError(grpc.status.INTERNAL, (e as Error).message);
@@ -148,11 +192,22 @@ export class PluginServer {
         get_preferred_allocation_available: true,
       })),
       ListAndWatch: (call: grpc.ServerWritableStream<unknown, ListAndWatchResponseMsg>) => {
+        const bad = malformed('ListAndWatch', call.request);
+        if (bad) {
+          log.warn({ resource: state.resource, rpc: 'ListAndWatch', code: grpc.status[bad.code], err: bad.message }, 'rpc failed');
+          call.emit('error', { code: bad.code, details: bad.message });
+          return;
+        }
         const send = () => call.write({ devices: state.deviceList() });
         const done = () => {
           state.off('update', send);
           this.streams.delete(call);
         };
+        if (this.streams.size > 0) {
+          // kubelet registered us twice. Both streams stay fed: ending one makes released kubelets
+          // disconnect the newest client of the resource (see registration.ts).
+          log.warn({ resource: state.resource, streams: this.streams.size + 1 }, 'kubelet opened another ListAndWatch stream for this pool');
+        }
         this.streams.add(call);
         state.on('update', send);
         call.on('cancelled', done);
@@ -165,12 +220,18 @@ export class PluginServer {
         const req = PreferredAllocationRequestSchema.safeParse(raw);
         if (!req.success) throw badRequest('GetPreferredAllocation', req.error);
         return {
-          container_responses: req.data.container_requests.map((c) => {
+          container_responses: req.data.container_requests.map((c, i) => {
             if (c.must_include_deviceIDs.length > c.allocation_size) {
-              throw new RpcError(grpc.status.INVALID_ARGUMENT, `GetPreferredAllocation: ${c.must_include_deviceIDs.length} must-include devices exceed allocation_size ${c.allocation_size}`);
+              throw new RpcError(
+                grpc.status.INVALID_ARGUMENT,
+                `GetPreferredAllocation request: field "container_requests.${i}.must_include_deviceIDs": ${c.must_include_deviceIDs.length} must-include devices exceed allocation_size ${c.allocation_size}`,
+              );
             }
-            const unknown = c.must_include_deviceIDs.find((id) => !state.devices.has(id));
-            if (unknown) throw new RpcError(grpc.status.INVALID_ARGUMENT, `GetPreferredAllocation: must-include device "${unknown}" is not in pool ${state.resource}`);
+            const unknown = c.must_include_deviceIDs.findIndex((id) => !state.devices.has(id));
+            if (unknown >= 0) {
+              const id = c.must_include_deviceIDs[unknown]!;
+              throw notInPool('GetPreferredAllocation', `container_requests.${i}.must_include_deviceIDs.${unknown}`, id, state.resource);
+            }
             return { deviceIDs: preferredAllocation(c.available_deviceIDs, c.must_include_deviceIDs, c.allocation_size, state.devices, state.pool.placement) };
           }),
         };
@@ -180,10 +241,10 @@ export class PluginServer {
         const req = AllocateRequestSchema.safeParse(raw);
         if (!req.success) throw badRequest('Allocate', req.error);
         // Check every ID of every container before writing anything.
-        const plans = req.data.container_requests.map((c) =>
-          c.devices_ids.map((id) => {
+        const plans = req.data.container_requests.map((c, ci) =>
+          c.devices_ids.map((id, i) => {
             const dev = state.devices.get(id);
-            if (!dev) throw new RpcError(grpc.status.INVALID_ARGUMENT, `Allocate: device "${id}" is not in pool ${state.resource}`);
+            if (!dev) throw notInPool('Allocate', `container_requests.${ci}.devices_ids.${i}`, id, state.resource);
             if (!dev.healthy) throw new RpcError(grpc.status.FAILED_PRECONDITION, `Allocate: device "${id}" of pool ${state.resource} is Unhealthy: ${dev.reason ?? 'unknown reason'}`);
             return dev.vf;
           }),
@@ -197,6 +258,8 @@ export class PluginServer {
       PreStartContainer: unary<unknown, object>('PreStartContainer', (raw) => {
         const req = PreStartContainerRequestSchema.safeParse(raw);
         if (!req.success) throw badRequest('PreStartContainer', req.error);
+        const unknown = req.data.devices_ids.findIndex((id) => !state.devices.has(id));
+        if (unknown >= 0) throw notInPool('PreStartContainer', `devices_ids.${unknown}`, req.data.devices_ids[unknown]!, state.resource);
         return {};
       }),
     };

@@ -7,6 +7,12 @@
  *    kubelet dials it. A refusal is retried by re-creating the socket, which kubelet's watcher sees
  *    as a new plugin.
  * Refusals and unreachable kubelets are retried with exponential backoff, never abandoned.
+ *
+ * One Register per pool is in flight at a time, and it has no deadline: kubelet goes on with a
+ * registration whose caller gave up (its handler ignores the cancellation) and then opens a second
+ * ListAndWatch stream, which kubelet keeps feeding alongside the first; ending either stream makes
+ * released kubelets disconnect the newest client. So a call ends only with kubelet's answer or with
+ * the connection to kubelet (its process is gone); a slow answer is logged, not retried.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -29,6 +35,8 @@ export interface RegistrarOptions {
   /** First retry delay; doubles up to maxBackoffMs. */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /** Log a warning when kubelet has not answered a Register after this long (the call goes on). */
+  slowRegisterMs?: number;
   onStateChange?: (resource: string, state: RegistrationState, detail: string | null) => void;
 }
 
@@ -41,6 +49,14 @@ interface Entry {
   kubeletId: string | null;
   busy: boolean;
   again: boolean;
+  /** The Register call waiting for kubelet's answer (legacy). */
+  inflight: InFlight | null;
+}
+
+interface InFlight {
+  cancel(): void;
+  /** cancelled because the pool or the daemon stops: not a failure to retry */
+  abandoned: boolean;
 }
 
 export const devicePluginsDir = (kubeletDir: string) => path.join(kubeletDir, 'device-plugins');
@@ -76,7 +92,7 @@ export class Registrar {
   async stop(): Promise<void> {
     this.stopped = true;
     this.watch.stop();
-    for (const e of this.entries.values()) if (e.retry) clearTimeout(e.retry);
+    for (const e of this.entries.values()) this.forget(e);
   }
 
   state(resource: string): RegistrationState | undefined {
@@ -85,15 +101,24 @@ export class Registrar {
 
   /** Track a started server and register it. */
   add(server: PluginServer): void {
-    const e: Entry = { server, state: 'pending', attempts: 0, retry: null, kubeletId: null, busy: false, again: false };
+    const e: Entry = { server, state: 'pending', attempts: 0, retry: null, kubeletId: null, busy: false, again: false, inflight: null };
     this.entries.set(server.resource, e);
     void this.check(e, false);
   }
 
   remove(resource: string): void {
     const e = this.entries.get(resource);
-    if (e?.retry) clearTimeout(e.retry);
+    if (e) this.forget(e);
     this.entries.delete(resource);
+  }
+
+  private forget(e: Entry): void {
+    if (e.retry) clearTimeout(e.retry);
+    e.retry = null;
+    if (e.inflight) {
+      e.inflight.abandoned = true;
+      e.inflight.cancel();
+    }
   }
 
   /** plugin-watcher mode: kubelet's NotifyRegistrationStatus for one of our sockets. */
@@ -137,6 +162,8 @@ export class Registrar {
   private async check(e: Entry, isRetry: boolean): Promise<void> {
     if (this.stopped || this.entries.get(e.server.resource) !== e) return;
     if (e.busy) {
+      // Also when kubelet.sock was replaced: a kubelet that exited broke our connection, so its
+      // Register ends on its own; one that only re-created its socket still answers it.
       e.again = true;
       return;
     }
@@ -190,6 +217,9 @@ export class Registrar {
       e.attempts = 0;
       this.setState(e, 'registered', null);
     } catch (err) {
+      if (err === ABANDONED) {
+        return; // the pool or the daemon is stopping
+      }
       const ge = err as grpc.ServiceError;
       const refused = typeof ge.code === 'number' && ge.code !== grpc.status.UNAVAILABLE && ge.code !== grpc.status.DEADLINE_EXCEEDED;
       this.setState(e, refused ? 'refused' : 'unreachable', ge.details || ge.message);
@@ -197,10 +227,11 @@ export class Registrar {
     }
   }
 
+  /** One Register, no deadline (see the file comment); settles with kubelet's answer, a broken connection or ABANDONED. */
   private register(e: Entry): Promise<void> {
     const Client = kubeletRegistrationService();
     const client = new Client(unixAddress(path.join(this.dir, KUBELET_SOCKET_NAME)), grpc.credentials.createInsecure()) as grpc.Client & {
-      Register(req: RegisterRequestMsg, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void): void;
+      Register(req: RegisterRequestMsg, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void): grpc.ClientUnaryCall;
     };
     const req: RegisterRequestMsg = {
       version: DEVICE_PLUGIN_API_VERSION,
@@ -208,12 +239,29 @@ export class Registrar {
       resource_name: e.server.resource,
       options: { pre_start_required: false, get_preferred_allocation_available: true },
     };
+    const slowMs = this.opts.slowRegisterMs ?? 30_000;
+    const started = Date.now();
     return new Promise<void>((resolve, reject) => {
-      client.Register(req, { deadline: Date.now() + 3000 }, (err) => {
+      const slow = setInterval(() => {
+        this.opts.log.warn(
+          { resource: e.server.resource, waitingMs: Date.now() - started },
+          'kubelet has not answered Register yet; waiting for its answer (registering again would give kubelet a second ListAndWatch stream)',
+        );
+      }, slowMs);
+      slow.unref();
+      const f: InFlight = { abandoned: false, cancel: () => call.cancel() };
+      const call = client.Register(req, {}, (err) => {
+        clearInterval(slow);
         client.close();
-        if (err) reject(err);
+        if (e.inflight === f) e.inflight = null;
+        if (f.abandoned) reject(ABANDONED);
+        else if (err) reject(err);
         else resolve();
       });
+      e.inflight = f;
     });
   }
 }
+
+/** A Register dropped on purpose: its pool was removed or the daemon is stopping. */
+const ABANDONED = new Error('registration abandoned');

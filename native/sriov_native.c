@@ -40,13 +40,22 @@
   } while (0)
 
 static napi_value throw_errno(napi_env env, int err, const char *syscall) {
-  const char *name = strerrorname_np(err);
+  /* Named as errnoName() in src/netlink/errors.ts does: libuv's names (node's err.code), EOPNOTSUPP
+   * for 95, E<n> when unknown. Not glibc's strerrorname_np: it needs glibc 2.32, newer than node's
+   * floor (2.28), and the addon must load wherever node does. */
+  char namebuf[64];
+  const char *name = uv_err_name_r(-err, namebuf, sizeof namebuf);
+  if (err == EOPNOTSUPP) name = "EOPNOTSUPP";
+  else if (strncmp(name, "Unknown", 7) == 0) {
+    snprintf(namebuf, sizeof namebuf, "E%d", err);
+    name = namebuf;
+  }
   char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s (%s)", syscall, strerror(err), name ? name : "?");
+  snprintf(msg, sizeof msg, "%s: %s (%s)", syscall, strerror(err), name);
   napi_value message, error, code, errno_v, sys;
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
   napi_create_error(env, NULL, message, &error);
-  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
   napi_create_int32(env, err, &errno_v);
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys);
   napi_set_named_property(env, error, "code", code);

@@ -2,7 +2,8 @@
 /**
  * Builds each program into one self-contained executable (see docs/packaging.md):
  *   esbuild bundle (cjs, node20) → Node single-executable blob (code cache + the native addon as an
- *   asset) → postject into a stripped copy of the running node binary.
+ *   asset) → postject into a stripped copy of the running node binary → program headers placed
+ *   where older kernels look for them (elf-phdr.mjs).
  *
  * Usage: node scripts/build.mjs [--only name[,name...]]
  *
@@ -15,6 +16,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { placePhdrForEveryLoader } from './elf-phdr.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = path.join(ROOT, 'dist', '.build');
@@ -22,13 +24,15 @@ const WORK = path.join(ROOT, 'dist', '.build');
 const ADDON_ASSET = 'sriov_native.node';
 const ADDON = path.join(ROOT, 'native', 'build', 'Release', 'sriov_native.node');
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
-/** Any change to this script (steps, options, asset name) invalidates every stamp. */
-const SELF = fs.readFileSync(fileURLToPath(import.meta.url));
+/** Any change to this script (steps, options, asset name) or its ELF step invalidates every stamp. */
+const SELF = Buffer.concat([fileURLToPath(import.meta.url), fileURLToPath(new URL('./elf-phdr.mjs', import.meta.url))].map((f) => fs.readFileSync(f)));
 
 /** testOnly targets are built only when --only names them. */
 const TARGETS = [
-  // The CNI starts once per pod: its state after loading every module is a V8 startup snapshot.
-  { name: 'sriov-underlay', entry: 'cni/entry.ts', out: 'dist/bin/sriov-underlay', snapshot: true },
+  // No V8 startup snapshot for any target: a snapshot carries V8's flag hash, which includes the
+  // build CPU's features, and node exits 14 on any other CPU. The code cache is checked the same
+  // way but rejected gracefully (the bundle is then compiled lazily), so it is what ships.
+  { name: 'sriov-underlay', entry: 'cni/entry.ts', out: 'dist/bin/sriov-underlay' },
   { name: 'sriov-underlay-node', entry: 'device-plugin/main.ts', out: 'dist/bin/sriov-underlay-node' },
   { name: 'kubectl-sriov', entry: 'cli/main.ts', out: 'dist/bin/kubectl-sriov' },
   { name: 'sea-probe', entry: 'test/fixtures/sea-probe.ts', out: 'dist/test/sea-probe', testOnly: true },
@@ -87,9 +91,52 @@ function strippedNode() {
   return out;
 }
 
+/** Highest GLIBC_x.y symbol version a binary needs, with the symbols that need it. */
+function glibcFloor(file) {
+  let floor = [0, 0];
+  let symbols = [];
+  for (const line of run('objdump', ['-T', file]).split('\n')) {
+    const m = /\*UND\*\s+\S+\s+(?:\(?GLIBC_(\d+)\.(\d+)[.\d]*\)?)\s+(\S+)$/.exec(line);
+    if (!m) continue;
+    const v = [Number(m[1]), Number(m[2])];
+    const cmp = v[0] - floor[0] || v[1] - floor[1];
+    if (cmp > 0) [floor, symbols] = [v, [m[3]]];
+    else if (cmp === 0) symbols.push(m[3]);
+  }
+  return { version: floor.join('.'), floor, symbols };
+}
+
+/**
+ * The addon is compiled against the build machine's glibc: a symbol newer than any the node binary
+ * needs would make it fail to load on hosts node itself supports. Refuse to ship that.
+ */
+function checkAddonGlibc() {
+  const addon = glibcFloor(ADDON);
+  // node's floor is cached per node binary: its symbol table takes objdump about 2 s.
+  const cache = path.join(WORK, 'node-glibc.json');
+  let node;
+  try {
+    const c = JSON.parse(fs.readFileSync(cache, 'utf8'));
+    if (c.id === nodeIdentity()) node = c.floor;
+  } catch {
+    // not cached yet
+  }
+  if (!node) {
+    node = glibcFloor(process.execPath);
+    fs.mkdirSync(WORK, { recursive: true });
+    fs.writeFileSync(cache, JSON.stringify({ id: nodeIdentity(), floor: node }));
+  }
+  if (addon.floor[0] > node.floor[0] || (addon.floor[0] === node.floor[0] && addon.floor[1] > node.floor[1])) {
+    throw new BuildError(
+      `native addon needs glibc ${addon.version} (${addon.symbols.join(', ')}) but node needs only ${node.version}: ` +
+        `it would not load on every host node supports; use an older interface in native/sriov_native.c`,
+    );
+  }
+}
+
 /** Run a tool, keeping its output unless it fails. */
-function run(cmd, args) {
-  const r = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+function run(cmd, args, cwd = ROOT) {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20 });
   if (r.error) throw new BuildError(`${cmd}: ${r.error.message}`);
   if (r.status !== 0) {
     throw new BuildError(`${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
@@ -197,10 +244,11 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
     seaConfig,
     JSON.stringify(
       {
-        main: bundled.path,
+        // Relative, from WORK: node stores this path in the blob as the script's name (stack
+        // traces show it), and the build tree's absolute path has no business on a node.
+        main: path.basename(bundled.path),
         output: blob,
-        // A snapshot makes the code cache moot (node ignores it then).
-        ...(target.snapshot ? { useSnapshot: true } : { useCodeCache: true }),
+        useCodeCache: true,
         disableExperimentalSEAWarning: true,
         assets: { [ADDON_ASSET]: ADDON },
       },
@@ -208,13 +256,14 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
       2,
     ),
   );
-  run(process.execPath, ['--experimental-sea-config', seaConfig]);
+  run(process.execPath, ['--experimental-sea-config', seaConfig], WORK);
 
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   fs.copyFileSync(strippedNode(), tmp);
   try {
     await quietly(() => inject(tmp, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SEA_FUSE }));
+    placePhdrForEveryLoader(tmp);
     fs.chmodSync(tmp, 0o755);
     fs.renameSync(tmp, out); // atomic: a running copy of the old binary is never half-overwritten
   } catch (err) {
@@ -248,6 +297,7 @@ async function main() {
   if (!fs.existsSync(ADDON)) {
     throw new BuildError(`native addon ${path.relative(ROOT, ADDON)} missing: run \`npm run build:native\` first`);
   }
+  checkAddonGlibc();
   const addonBytes = fs.readFileSync(ADDON);
   fs.mkdirSync(WORK, { recursive: true });
 

@@ -3,8 +3,8 @@
  * first call to native().
  *
  * - Inside a Node single-executable (SEA) the addon is the SEA asset `sriov_native.node`. SEA's
- *   require() only knows built-ins, so it is written once to a private file named by its content
- *   hash and loaded with process.dlopen.
+ *   require() only knows built-ins, so its bytes are written to an unnamed inode and loaded from
+ *   there at every start (loadAddonBytes): never from a path another process could write.
  * - Otherwise it is native/build/Release/sriov_native.node under the repository root, found by
  *   walking up from this file (works from src/ under vitest/tsx and from a bundle in dist/), or
  *   the file named by SRIOV_UNDERLAY_ADDON.
@@ -58,9 +58,9 @@ export function native(): NativeAddon {
 }
 
 function load(): NativeAddon {
-  const file = isSea() ? extractSeaAsset() : findInRepo();
+  if (isSea()) return loadSeaAsset();
   const mod = { exports: {} as NativeAddon };
-  process.dlopen(mod, file);
+  process.dlopen(mod, findInRepo());
   return mod.exports;
 }
 
@@ -87,57 +87,67 @@ function findInRepo(): string {
   throw new UnderlayError(CniCode.Internal, `sriov native addon not found (run \`npm run build:native\`); looked at ${tried.join(', ')}`);
 }
 
-/** Where the SEA addon is written: /run/sriov-underlay when we can (root), else a tmp dir. */
-export function defaultExtractDirs(): string[] {
+/**
+ * Linux's O_TMPFILE (it includes O_DIRECTORY), the same value on x86-64 and arm64; node exposes no
+ * constant for it but passes numeric open flags through. With O_EXCL the inode can never be linked
+ * into a directory either.
+ */
+const O_TMPFILE = 0o20000000 | fs.constants.O_DIRECTORY;
+
+/**
+ * Where the unnamed addon inode is created. The directory does not matter for safety (the inode
+ * never has a name in it); it must accept O_TMPFILE and allow exec mappings. /run for the CNI (the
+ * host's); /run/sriov-underlay for the node daemon (its root is read-only, and the runtime mounts
+ * its /dev/shm noexec); /dev/shm and the tmp dir for the CLI; last, the executable's own directory,
+ * which can map code since it holds us, for hosts that mount all of the others noexec.
+ */
+export function defaultLoadDirs(): string[] {
   const { tmpdir } = require('node:os') as typeof import('node:os'); // only here: os costs a compile
-  return [path.join('/run', 'sriov-underlay'), path.join(tmpdir(), `sriov-underlay-${process.getuid?.() ?? 'u'}`)];
-}
-
-function privateDir(dirs: readonly string[]): string {
-  const uid = process.getuid?.();
-  for (const dir of dirs) {
-    try {
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const st = fs.statSync(dir);
-      // Refuse a directory someone else owns or can write to: we are about to dlopen from it.
-      if ((uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) continue;
-      return dir;
-    } catch {
-      continue;
-    }
-  }
-  throw new UnderlayError(CniCode.Internal, `sriov native addon: no private directory to write it to (tried ${dirs.join(', ')})`);
-}
-
-/** Short content identity for the file name: zlib's native crc32 (Node >= 20.15), else sha256. */
-function contentId(bytes: Buffer): string {
-  const zlib = require('node:zlib') as { crc32?: (b: Buffer) => number };
-  if (typeof zlib.crc32 === 'function') return `${zlib.crc32(bytes).toString(16).padStart(8, '0')}-${bytes.length}`;
-  const { createHash } = require('node:crypto') as typeof import('node:crypto');
-  return `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}-${bytes.length}`;
+  return ['/run', path.join('/run', 'sriov-underlay'), '/dev/shm', tmpdir(), path.dirname(process.execPath)];
 }
 
 /**
- * Write the addon bytes to <dir>/sriov_native-<crc32>-<size>.node and return the path. The file is
- * only ever created by rename of a complete temp file in a directory only we can write, so a
- * regular file of the right size under that name has that content: it is reused without reading
- * it back. A content-named file also means a concurrent older or newer version never loads ours.
+ * Loads addon bytes without ever giving them a name: they are written to an unnamed inode
+ * (O_TMPFILE | O_EXCL) that only this process holds, and dlopen'ed through /proc/self/fd/N. No
+ * other process can open, replace or link that inode (reaching it through /proc/<pid>/fd needs
+ * ptrace rights over us), so no file another process can write is ever executed, wherever dirs
+ * point. Each directory is tried in turn until one both creates the inode and maps it executable.
  */
-export function materializeAddon(bytes: Buffer, dirs: readonly string[] = defaultExtractDirs()): string {
-  const file = path.join(privateDir(dirs), `sriov_native-${contentId(bytes)}.node`);
-  try {
-    const st = fs.statSync(file);
-    if (st.isFile() && st.size === bytes.length) return file;
-  } catch {
-    // not there yet
+export function loadAddonBytes<T = NativeAddon>(bytes: Buffer, dirs: readonly string[] = defaultLoadDirs()): T {
+  const failures: string[] = [];
+  for (const dir of dirs) {
+    let fd: number;
+    try {
+      fd = fs.openSync(dir, O_TMPFILE | fs.constants.O_RDWR | fs.constants.O_EXCL, 0o500);
+    } catch (e) {
+      failures.push(`${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      continue;
+    }
+    try {
+      for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+      const mod = { exports: {} as T };
+      process.dlopen(mod, fdPath(fd));
+      return mod.exports;
+    } catch (e) {
+      failures.push(`${dir}: ${(e as Error).message}`);
+    } finally {
+      fs.closeSync(fd); // the mapping keeps the inode alive; it is freed when we exit
+    }
   }
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, bytes, { mode: 0o700 });
-  fs.renameSync(tmp, file);
-  return file;
+  throw new UnderlayError(CniCode.Internal, `sriov native addon: could not load it from an unnamed file (tried ${failures.join('; ')})`);
 }
 
-function extractSeaAsset(): string {
+let loads = 0;
+
+/**
+ * /proc/self/fd/N, spelled differently at each load: glibc's dlopen returns an already loaded
+ * object whose name matches the string before it opens anything, and fd numbers are reused.
+ */
+function fdPath(fd: number): string {
+  return `/proc/self/fd/${'./'.repeat(loads++)}${fd}`;
+}
+
+function loadSeaAsset(): NativeAddon {
   const sea = require('node:sea') as { getRawAsset(name: string): ArrayBuffer };
-  return materializeAddon(Buffer.from(sea.getRawAsset(ADDON_ASSET)));
+  return loadAddonBytes(Buffer.from(sea.getRawAsset(ADDON_ASSET)));
 }

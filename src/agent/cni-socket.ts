@@ -82,10 +82,13 @@ function serve(conn: net.Socket, handler: LookupHandler, log: Logger, onReport?:
     if (done) return;
     buf += chunk;
     const nl = buf.indexOf('\n');
-    if (nl === -1) {
-      if (buf.length > MAX_REQUEST_BYTES) answer(fail(CniCode.DecodeFailure, `request longer than ${MAX_REQUEST_BYTES} bytes`));
+    if ((nl === -1 ? buf.length : nl) > MAX_REQUEST_BYTES) {
+      // Answer, then close: a client still sending is not read to its end.
+      done = true;
+      conn.end(`${JSON.stringify(fail(CniCode.DecodeFailure, `request longer than ${MAX_REQUEST_BYTES} bytes`))}\n`, () => conn.destroy());
       return;
     }
+    if (nl === -1) return;
     const line = buf.slice(0, nl);
     let raw: unknown;
     try {

@@ -22,9 +22,16 @@ const LOADER_OPTIONS: protoLoader.Options = {
   oneofs: true,
 };
 
-function load(text: string): grpc.GrpcObject {
+interface Loaded {
+  pkg: grpc.GrpcObject;
+  /** protobufjs reflection of the same text, for checking raw request bytes (device-plugin/rpc-wire.ts) */
+  root: protobuf.Root;
+}
+
+function load(text: string): Loaded {
   const root = protobuf.parse(text, { keepCase: true }).root;
-  return grpc.loadPackageDefinition(protoLoader.fromJSON(root.toJSON(), LOADER_OPTIONS));
+  root.resolveAll();
+  return { pkg: grpc.loadPackageDefinition(protoLoader.fromJSON(root.toJSON(), LOADER_OPTIONS)), root };
 }
 
 interface ServiceCtor {
@@ -32,10 +39,17 @@ interface ServiceCtor {
   new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions): grpc.Client;
 }
 
-let cache: { dp: grpc.GrpcObject; reg: grpc.GrpcObject } | undefined;
-function pkgs(): { dp: grpc.GrpcObject; reg: grpc.GrpcObject } {
+let cache: { dp: Loaded; reg: Loaded } | undefined;
+function loaded(): { dp: Loaded; reg: Loaded } {
   cache ??= { dp: load(DEVICE_PLUGIN_V1BETA1_PROTO), reg: load(PLUGIN_REGISTRATION_V1_PROTO) };
   return cache;
+}
+const pkgs = () => ({ dp: loaded().dp.pkg, reg: loaded().reg.pkg });
+
+/** The request message type of each method of v1beta1.DevicePlugin, by method name. */
+export function devicePluginRequestTypes(): Map<string, protobuf.Type> {
+  const svc = loaded().dp.root.lookupService('v1beta1.DevicePlugin');
+  return new Map(Object.values(svc.methods).map((m) => [m.name, m.resolvedRequestType!]));
 }
 
 function service(pkg: grpc.GrpcObject, ns: string, name: string): ServiceCtor {

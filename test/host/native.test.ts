@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isNativeError, materializeAddon, native } from '../../src/native';
+import { isNativeError, loadAddonBytes, native } from '../../src/native';
 import { NETLINK_ROUTE } from '../../src/netlink/constants';
 
 const LOCK_EX = 2;
@@ -103,43 +103,81 @@ describe('sockets', () => {
   });
 });
 
-describe('SEA addon extraction', () => {
-  it('writes the addon once into a private dir, reuses an identical file, and it loads', () => {
+describe('SEA addon loading (loadAddonBytes)', () => {
+  type Loaded = { setns: unknown; flock(fd: number, op: number): boolean };
+  const mappedFrom = (dir: string) =>
+    fs
+      .readFileSync('/proc/self/maps', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(` ${dir}/`));
+
+  it('loads from an unnamed inode: nothing is ever named in the directory, and the copy works', () => {
     const bytes = fs.readFileSync(addonPath);
     const dir = path.join(tmp, 'run');
-    const file = materializeAddon(bytes, [dir]);
-    expect(path.dirname(file)).toBe(dir);
-    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
-    expect(fs.readFileSync(file).equals(bytes)).toBe(true);
-    const ino = fs.statSync(file).ino;
-    expect(materializeAddon(bytes, [dir])).toBe(file);
-    expect(fs.statSync(file).ino).toBe(ino); // reused, not rewritten
-    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
-    // different content gets a different name
-    const other = Buffer.from(bytes);
-    other.writeUInt8(other.readUInt8(other.length - 1) ^ 0xff, other.length - 1);
-    expect(materializeAddon(other, [dir])).not.toBe(file);
-    const mod = { exports: {} as Record<string, unknown> };
-    process.dlopen(mod, file);
-    expect(typeof mod.exports.setns).toBe('function');
+    fs.mkdirSync(dir);
+    const addon = loadAddonBytes<Loaded>(bytes, [dir]);
+    expect(typeof addon.setns).toBe('function');
+    expect(fs.readdirSync(dir)).toEqual([]);
+    // The kernel names an O_TMPFILE inode "<dir>/#<ino> (deleted)": the mapping is that inode.
+    const maps = mappedFrom(dir);
+    expect(maps.length).toBeGreaterThan(0);
+    expect(maps.every((l) => / \/.*\/#\d+ \(deleted\)$/.test(l))).toBe(true);
+    const fd = fs.openSync(path.join(tmp, 'copy.lock'), 'w');
+    try {
+      expect(addon.flock(fd, LOCK_EX | LOCK_NB)).toBe(true);
+    } finally {
+      fs.closeSync(fd);
+    }
   });
 
-  it('replaces a truncated file with the same name', () => {
+  it('skips a directory that is missing, not a directory, read-only, full or mounted noexec, and names each when none works', () => {
+    // (as the node daemon finds /run, /dev/shm and the tmp dir in its container; full: the daemon
+    // can fill the host's /run through its /run/sriov-underlay mount)
     const bytes = fs.readFileSync(addonPath);
-    const dir = path.join(tmp, 'run2');
-    const file = materializeAddon(bytes, [dir]);
-    fs.writeFileSync(file, bytes.subarray(0, 100));
-    expect(materializeAddon(bytes, [dir])).toBe(file);
-    expect(fs.readFileSync(file).equals(bytes)).toBe(true);
+    const missing = path.join(tmp, 'missing');
+    const file = path.join(tmp, 'a-file');
+    fs.writeFileSync(file, '');
+    const noexec = path.join(tmp, 'noexec');
+    fs.mkdirSync(noexec);
+    const readonly = path.join(tmp, 'readonly');
+    fs.mkdirSync(readonly);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'noexec,size=4m', 'tmpfs', noexec]);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=4m', 'tmpfs', readonly]);
+    const full = path.join(tmp, 'full');
+    fs.mkdirSync(full);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes.length >> 1}`, 'tmpfs', full]);
+    try {
+      const good = path.join(tmp, 'good');
+      fs.mkdirSync(good);
+      expect(typeof loadAddonBytes<Loaded>(bytes, [missing, file, readonly, full, noexec, good]).setns).toBe('function');
+      expect(mappedFrom(good).length).toBeGreaterThan(0);
+      // (a failed dlopen leaves its first, read-only segment mapped: nothing executable)
+      expect(mappedFrom(noexec).filter((l) => l.split(' ')[1]?.includes('x'))).toEqual([]);
+      let err: Error | undefined;
+      try {
+        loadAddonBytes(bytes, [missing, file, readonly, full, noexec]);
+      } catch (e) {
+        err = e as Error;
+      }
+      expect(err?.message).toMatch(/could not load it from an unnamed file/);
+      expect(err?.message).toContain(`${missing}: ENOENT`);
+      expect(err?.message).toContain(`${file}: ENOTDIR`);
+      expect(err?.message).toContain(`${readonly}: EROFS`);
+      expect(err?.message).toMatch(new RegExp(`${full}: ENOSPC`));
+      expect(fs.readdirSync(full)).toEqual([]);
+      expect(err?.message).toMatch(new RegExp(`${noexec}: .*(failed to map segment|Operation not permitted)`));
+    } finally {
+      // Lazily: glibc leaves the first segment of a failed dlopen mapped, which keeps the mount busy.
+      execFileSync('umount', ['--lazy', noexec]);
+      execFileSync('umount', [readonly]);
+      execFileSync('umount', [full]);
+    }
   });
 
-  it('skips a directory others can write to', () => {
-    const bytes = Buffer.from('not really an addon');
-    const open = path.join(tmp, 'open');
-    fs.mkdirSync(open, { mode: 0o777 });
-    fs.chmodSync(open, 0o777);
-    const priv = path.join(tmp, 'priv');
-    expect(path.dirname(materializeAddon(bytes, [open, priv]))).toBe(priv);
-    expect(() => materializeAddon(bytes, [open])).toThrow(/no private directory/);
+  it('rejects bytes that are not a shared object, naming the directory', () => {
+    const dir = path.join(tmp, 'junk');
+    fs.mkdirSync(dir);
+    expect(() => loadAddonBytes(Buffer.from('not an ELF file'), [dir])).toThrow(new RegExp(`${dir}: .*(invalid ELF header|too short)`));
+    expect(fs.readdirSync(dir)).toEqual([]);
   });
 });

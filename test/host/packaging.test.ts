@@ -52,6 +52,25 @@ describe('single executable (sea-probe, built by scripts/build.mjs)', () => {
     expect(fs.existsSync(path.join(workDir, 'sea-probe.lock'))).toBe(true);
   });
 
+  it('loads its addon from its own directory when /run, /dev/shm and the tmp dir are all noexec', () => {
+    // Outside the tmp dir, which the private mount namespace below hides.
+    const dir = fs.mkdtempSync(path.join('/var/tmp', 'pk-sea-noexec-'));
+    try {
+      fs.copyFileSync(installed, path.join(dir, 'sea-probe'));
+      fs.chmodSync(path.join(dir, 'sea-probe'), 0o755);
+      const mounts = ['/run', '/dev/shm', os.tmpdir()].map((m) => `mount -t tmpfs -o noexec,size=8m tmpfs ${m}`).join(' && ');
+      const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `${mounts} && cd ${dir} && ./sea-probe`], {
+        env: BARE_ENV,
+        encoding: 'utf8',
+      });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ sea: true, locked: true });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('opens nothing under the repository while it runs', () => {
     const trace = path.join(scratch, 'strace.txt');
     const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=%file', '-o', trace, installed], {
@@ -63,7 +82,9 @@ describe('single executable (sea-probe, built by scripts/build.mjs)', () => {
     const lines = fs.readFileSync(trace, 'utf8').split('\n');
     // The trace is real: it saw the executable being started and the addon being loaded.
     expect(lines.some((l) => l.includes(`execve("${installed}"`))).toBe(true);
-    expect(lines.some((l) => /openat\(.*sriov_native-[^"/]*\.node"/.test(l))).toBe(true);
+    // The addon is written to an unnamed inode and loaded through /proc/self/fd (src/native.ts).
+    expect(lines.some((l) => /openat\(.*O_TMPFILE/.test(l))).toBe(true);
+    expect(lines.some((l) => /openat\(.*"\/proc\/self\/fd\/\d+"/.test(l))).toBe(true);
     expect(lines.filter((l) => l.includes(`${ROOT}/`) || l.includes(`"${ROOT}"`))).toEqual([]);
   });
 });

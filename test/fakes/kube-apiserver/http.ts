@@ -64,3 +64,24 @@ export async function readJson(req: http.IncomingMessage): Promise<unknown> {
   }
   return parseJson(await readRaw(req));
 }
+
+const WARNINGS_TOTAL = 4 * 1024;
+const WARNING_ITEM_WHEN_OVER = 256;
+
+/**
+ * Adds `Warning: 299 - "..."` headers as kube-apiserver's warning recorder does: at most 4 KiB of
+ * warning text per response; past that every message is cut to 256 characters and the ones that
+ * still do not fit are dropped (a client's header limit is never the one that breaks).
+ */
+export function addWarnings(res: http.ServerResponse, texts: string[]): void {
+  if (!texts.length || res.headersSent) return;
+  const prior = res.getHeader('Warning');
+  const all = [...(Array.isArray(prior) ? prior.map((p) => JSON.parse(p.slice('299 - '.length)) as string) : []), ...texts];
+  const fits = (list: string[]) => list.reduce((n, t) => n + t.length, 0) <= WARNINGS_TOTAL;
+  let kept = all;
+  if (!fits(kept)) {
+    kept = [];
+    for (const t of all.map((x) => x.slice(0, WARNING_ITEM_WHEN_OVER))) if (fits([...kept, t])) kept.push(t);
+  }
+  res.setHeader('Warning', kept.map((t) => `299 - ${JSON.stringify(t)}`));
+}

@@ -81,7 +81,7 @@ export interface WatchContext {
 }
 
 /** Streams watch events as JSON lines until the client leaves, the timeout passes or the server stops. */
-export function serveWatch(ctx: WatchContext, r: Route, url: URL, res: http.ServerResponse): void {
+export function serveWatch(ctx: WatchContext, r: Route, url: URL, res: http.ServerResponse, asTable?: (o: KubeObject) => unknown): void {
   const { store } = ctx;
   const match = matcher(r, url);
   const rvParam = url.searchParams.get('resourceVersion') ?? '';
@@ -91,7 +91,11 @@ export function serveWatch(ctx: WatchContext, r: Route, url: URL, res: http.Serv
   const missed = from === undefined ? [] : store.changesSince(from);
   res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
   res.flushHeaders(); // clients wait for the headers before they treat the watch as open
-  const write = (type: WatchEventType, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
+  // A Table watch (kubectl get -w) gets each object as a one-row Table; BOOKMARK and ERROR stay as they are.
+  const write = (type: WatchEventType, object: unknown) => {
+    const shown = asTable && type !== 'BOOKMARK' && type !== 'ERROR' ? asTable(object as KubeObject) : object;
+    res.write(`${JSON.stringify({ type, object: shown })}\n`);
+  };
   if (missed === undefined) {
     // What the real server does: 200, then one ERROR event carrying a 410 Status, then close.
     write('ERROR', expired(`too old resource version: ${from} (${store.compactedRv})`).status);

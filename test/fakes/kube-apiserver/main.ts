@@ -1,8 +1,9 @@
 // Standalone fake apiserver for the demo and the VM tier:
 //   node test/fakes/kube-apiserver/run.mjs --port 6443 --kubeconfig /tmp/kubeconfig [--host 0.0.0.0]
-//     [--history-limit N] [--no-auth] [--token T] [--pod-finalize-after-ms N]
+//     [--history-limit N] [--no-auth] [--token T] [--tls] [--node-token NODE=TOKEN]... [--pod-finalize-after-ms N]
 // Prints one JSON line {"url","kubeconfig","pid"} on stdout when ready; test controls are under
 // /_fake/* on the same port (see server.ts `admin`).
+import { serviceAccountUser } from './auth';
 import { writeKubeconfig } from './kubeconfig';
 import { FakeKubeApiServer, type FakeKubeOptions } from './server';
 
@@ -30,6 +31,14 @@ function parseArgs(argv: string[]): { opts: FakeKubeOptions; kubeconfig?: string
       case '--history-limit': opts.historyLimit = int(); break;
       case '--token': opts.token = value(); break;
       case '--no-auth': opts.token = null; break;
+      case '--tls': opts.tls = true; break;
+      case '--node-token': {
+        // NODE=TOKEN: the node daemon's service account token of a pod on NODE (node-bound, as kube ≥ 1.30 issues it)
+        const [node, token] = value().split('=');
+        if (!node || !token) throw new Error('--node-token needs NODE=TOKEN');
+        opts.users = { ...opts.users, [token]: serviceAccountUser('sriov-underlay', 'sriov-underlay-node', node) };
+        break;
+      }
       case '--pod-finalize-after-ms': opts.podFinalizeAfterMs = int(); break;
       case '--bookmark-interval-ms': opts.bookmarkIntervalMs = int(); break;
       default: throw new Error(`unknown flag ${flag}`);
@@ -40,10 +49,12 @@ function parseArgs(argv: string[]): { opts: FakeKubeOptions; kubeconfig?: string
 
 async function main(): Promise<void> {
   const { opts, kubeconfig, advertise } = parseArgs(process.argv.slice(2));
+  // The serving certificate must also name the advertised address (a VM reaches the host there).
+  if (opts.tls && advertise) opts.tlsHosts = [new URL(advertise).hostname];
   const server = new FakeKubeApiServer(opts);
   await server.start();
   // --advertise-url lets a VM reach the host's fake at an address other than the bind address.
-  if (kubeconfig) writeKubeconfig(kubeconfig, { server: advertise ?? server.url, token: server.token });
+  if (kubeconfig) writeKubeconfig(kubeconfig, { server: advertise ?? server.url, token: server.token, caPem: server.caPem });
   process.stdout.write(`${JSON.stringify({ url: server.url, kubeconfig: kubeconfig ?? null, pid: process.pid })}\n`);
   const shutdown = () => void server.close().then(() => process.exit(0));
   process.on('SIGTERM', shutdown);

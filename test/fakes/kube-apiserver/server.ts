@@ -2,27 +2,40 @@
 // test-control surface (in-process methods and /_fake/* over HTTP) that real clients never touch.
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { serveAdmin } from './admin';
+import { type AdmissionStore, type Operation, admit, bindingErrors, policyErrors } from './admission';
+import { ADMIN, type UserInfo, authenticate } from './auth';
 import { serveDiscovery } from './discovery';
-import { notFoundPath, parseJson, readJson, readRaw, send, sleep } from './http';
+import { addWarnings, notFoundPath, parseJson, readJson, readRaw, send, sleep } from './http';
 import { type Route, listObjects, serveWatch } from './listwatch';
 import { PatchError, jsonPatch, mergePatch } from './patch';
 import {
-  type ResourceDef, apiVersionOf, decodeFailer, decodeMeta, defaultResources, metaErrors, nameErrors,
+  STORED_OBJECT_MAX, type ResourceDef, apiVersionOf, decodeFailer, decodeMeta, defaultResources, metaErrors, nameErrors,
 } from './resources';
 import {
   ApiError, STALE_OBJECT, alreadyExists, badRequest, conflict, failure, invalid, notFound, success,
 } from './status';
 import { Store } from './store';
+import { type ServingCert, makeServingCert } from './tls';
+import { serveOpenApi } from './openapi';
+import { BUILTIN, type CrdVersion, type Schema, loadCrds, schemaErrors, unknownFields } from './schemas';
+import { columnsFor, toTable, wantsTable } from './table';
 import { type FieldError, type KubeObject, deepEqual, isRecord } from './types';
 
 export interface FakeKubeOptions {
   host?: string;
   /** 0 (default) picks a free port; the port is kept across stop()/start(). */
   port?: number;
-  /** Bearer token every API request must carry; null turns authentication off. Default: random. */
+  /** The admin's bearer token; null turns authentication off (no token needed). Default: random. */
   token?: string | null;
+  /** More bearer tokens and the users they authenticate as (e.g. node-bound service accounts). */
+  users?: Record<string, UserInfo>;
+  /** Serve https with a CA generated at start (kubectl sends tokens only over https). Default: http. */
+  tls?: boolean;
+  /** Extra names or addresses the serving certificate is valid for (an advertised address). */
+  tlsHosts?: string[];
   /** How many changes the server remembers; older watch/list revisions get 410. Default 1000. */
   historyLimit?: number;
   /** Interval of BOOKMARK events for watches that allow them. Default 1000 ms. */
@@ -72,10 +85,21 @@ export interface InjectedFailure {
   count?: number;
 }
 
+/** Who asks (for admission) and where its Warning headers go; absent for the test controls. */
+interface Requester {
+  user: UserInfo;
+  out: http.ServerResponse;
+}
+
 interface DeleteOptions {
   gracePeriodSeconds?: number;
   preconditions?: { uid?: string; resourceVersion?: string };
   dryRun?: boolean;
+}
+
+/** etcd refuses a bigger request; kube-apiserver passes that on as a 500 without a reason. */
+function storageSizeCheck(o: KubeObject): void {
+  if (Buffer.byteLength(JSON.stringify(o)) > STORED_OBJECT_MAX) throw failure(500, '', 'etcdserver: request is too large');
 }
 
 const nowIso = (offsetS = 0) => new Date(Math.floor(Date.now() / 1000) * 1000 + offsetS * 1000).toISOString().replace('.000Z', 'Z');
@@ -84,7 +108,12 @@ const GEN_CHARS = 'bcdfghjklmnpqrstvwxz2456789';
 export class FakeKubeApiServer {
   readonly store: Store;
   readonly resources: ResourceDef[];
+  /** The served CRD versions of deploy/10-crds.yaml: schemas and printer columns of the custom kinds. */
+  readonly crds: CrdVersion[];
   readonly token: string | null;
+  /** Token → user; null when authentication is off. */
+  private readonly users: Map<string, UserInfo> | null;
+  private readonly cert: ServingCert | undefined;
   private server: http.Server | undefined;
   private port: number;
   private readonly host: string;
@@ -101,8 +130,11 @@ export class FakeKubeApiServer {
     this.host = opts.host ?? '127.0.0.1';
     this.port = opts.port ?? 0;
     this.token = opts.token === undefined ? randomBytes(16).toString('hex') : opts.token;
+    this.users = this.token === null ? null : new Map([[this.token, ADMIN], ...Object.entries(opts.users ?? {})]);
+    this.cert = opts.tls ? makeServingCert([this.host, ...(opts.tlsHosts ?? [])]) : undefined;
     this.store = new Store(opts.historyLimit ?? 1000);
     this.resources = defaultResources();
+    this.crds = loadCrds();
     this.store.subscribe(() => this.counts.commits++);
     for (const ns of opts.namespaces ?? ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       this.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
@@ -110,7 +142,18 @@ export class FakeKubeApiServer {
   }
 
   get url(): string {
-    return `http://${this.host}:${this.port}`;
+    return `${this.cert ? 'https' : 'http'}://${this.host}:${this.port}`;
+  }
+
+  /** The CA that signed the serving certificate (PEM), when serving https. */
+  get caPem(): string | undefined {
+    return this.cert?.caPem;
+  }
+
+  /** Another bearer token and its user (a node's service account token, say). */
+  addUser(token: string, user: UserInfo): void {
+    if (this.users === null) throw new Error('authentication is off (token: null): no users to add');
+    this.users.set(token, user);
   }
 
   get listening(): boolean {
@@ -120,7 +163,10 @@ export class FakeKubeApiServer {
   async start(): Promise<void> {
     if (this.server?.listening) return;
     this.closed = false;
-    const server = http.createServer((req, res) => void this.handle(req, res));
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
+    const server = this.cert
+      ? https.createServer({ cert: this.cert.certPem, key: this.cert.keyPem }, handler)
+      : http.createServer(handler);
     server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -194,6 +240,16 @@ export class FakeKubeApiServer {
 
   clearRequests(): void {
     this.log = [];
+  }
+
+  /** The OpenAPI schema of a kind: its CRD's for custom resources, schemas.ts's for built-in ones. */
+  schemaOf(r: ResourceDef): Schema {
+    if (r.custom) {
+      const crd = this.crds.find((c) => c.group === r.group && c.version === r.version && c.plural === r.plural);
+      if (!crd) throw new Error(`fake apiserver: no CRD in deploy/10-crds.yaml for ${r.plural}.${r.group}/${r.version}`);
+      return crd.schema;
+    }
+    return BUILTIN[`${apiVersionOf(r)}/${r.kind}`] ?? { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
   }
 
   resource(plural: string, group?: string): ResourceDef {
@@ -278,8 +334,9 @@ export class FakeKubeApiServer {
     try {
       if (url.pathname.startsWith('/_fake/')) return await serveAdmin(this, req, res, url);
       if (this.latencyMs > 0) await sleep(this.latencyMs);
-      if (this.token !== null && req.headers.authorization !== `Bearer ${this.token}`) {
-        throw failure(401, 'Unauthorized', 'Unauthorized');
+      const user = authenticate(req, this.users);
+      if (url.pathname === '/openapi/v3' || url.pathname.startsWith('/openapi/v3/')) {
+        return serveOpenApi(this.resources.filter((r) => !r.storage || r.group), (r) => this.schemaOf(r), url.pathname, res);
       }
       if (serveDiscovery(this.resources, `${this.host}:${this.port}`, url.pathname, res)) return;
       const route = this.route(url.pathname);
@@ -287,7 +344,7 @@ export class FakeKubeApiServer {
       Object.assign(entry, { verb, resource: route.res.plural + (route.sub ? `/${route.sub}` : ''), namespace: route.ns, name: route.name });
       this.count(verb, route.res.plural);
       this.injectedFailure(verb, route.res.plural);
-      await this.dispatch(verb, route, req, res, url);
+      await this.dispatch(verb, route, req, res, url, user);
     } catch (err) {
       const status = err instanceof ApiError ? err.status
         : failure(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`).status;
@@ -352,36 +409,44 @@ export class FakeKubeApiServer {
     throw failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`);
   }
 
-  private async dispatch(verb: Verb, r: Route, req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+  private async dispatch(verb: Verb, r: Route, req: http.IncomingMessage, res: http.ServerResponse, url: URL, user: UserInfo): Promise<void> {
+    const who: Requester = { user, out: res };
     const dryRun = url.searchParams.get('dryRun') === 'All';
+    const crd = this.crds.find((c) => r.res.custom && c.group === r.res.group && c.version === r.res.version && c.plural === r.res.plural);
+    const table = wantsTable(req)
+      ? (objs: KubeObject[], meta: Record<string, unknown>) => toTable(columnsFor(r.res, crd?.columns), objs, meta, url.searchParams.get('includeObject'))
+      : undefined;
     switch (verb) {
       case 'get': {
         const o = this.store.get(r.res, r.ns, r.name!);
         if (!o) throw notFound(r.res.plural, r.res.group, r.name!);
-        return send(res, 200, o);
+        return send(res, 200, table ? table([o], { resourceVersion: o.metadata.resourceVersion }) : o);
       }
-      case 'list': return send(res, 200, listObjects(this.store, r, url));
-      case 'watch': return serveWatch({ store: this.store, open: this.watches, bookmarkIntervalMs: this.opts.bookmarkIntervalMs ?? 1000 }, r, url, res);
-      case 'create': return send(res, 201, this.create(r, await readJson(req), dryRun));
+      case 'list': {
+        const list = listObjects(this.store, r, url);
+        return send(res, 200, table ? table(list.items as KubeObject[], list.metadata as Record<string, unknown>) : list);
+      }
+      case 'watch': return serveWatch({ store: this.store, open: this.watches, bookmarkIntervalMs: this.opts.bookmarkIntervalMs ?? 1000 }, r, url, res, table && ((o) => table([o], {})));
+      case 'create': return send(res, 201, this.create(r, this.fieldValidation(r.res, await readJson(req), url, res), dryRun, who));
       case 'update': {
-        const body = this.decodeBody(r.res, await readJson(req), r.ns);
+        const body = this.decodeBody(r.res, this.fieldValidation(r.res, await readJson(req), url, res), r.ns);
         if (body.metadata.name === undefined) body.metadata.name = r.name;
         if (body.metadata.name !== r.name) {
           throw badRequest(`the name of the object (${body.metadata.name}) does not match the name on the URL (${r.name})`);
         }
-        return send(res, 200, this.update(r, body, dryRun));
+        return send(res, 200, this.update(r, body, dryRun, who));
       }
-      case 'patch': return send(res, 200, this.patch(r, req.headers['content-type'] ?? '', await readJson(req), dryRun));
+      case 'patch': return send(res, 200, this.patch(r, req.headers['content-type'] ?? '', await readJson(req), dryRun, (o) => this.fieldValidation(r.res, o, url, res), who));
       case 'delete': {
         const o = await this.deleteOptions(req, url);
-        const [code, body] = this.deleteOne(r.res, r.ns, r.name!, o);
+        const [code, body] = this.deleteOne(r.res, r.ns, r.name!, o, who);
         return send(res, code, body);
       }
       case 'deletecollection': {
         const o = await this.deleteOptions(req, url);
         if (o.preconditions) throw badRequest('preconditions are not allowed on a collection delete');
         const list = listObjects(this.store, r, url);
-        const items = (list.items as KubeObject[]).map((i) => this.deleteOne(r.res, i.metadata.namespace, i.metadata.name!, o)[1]);
+        const items = (list.items as KubeObject[]).map((i) => this.deleteOne(r.res, i.metadata.namespace, i.metadata.name!, o, who)[1]);
         return send(res, 200, { ...list, items });
       }
     }
@@ -413,13 +478,55 @@ export class FakeKubeApiServer {
     return obj;
   }
 
+  /**
+   * The fieldValidation query parameter: fields the kind's schema does not declare are a 400 under
+   * Strict (kubectl's default), a Warning header under Warn (the server's default), nothing under
+   * Ignore. (The fake keeps such fields where the real server drops or prunes them; see fakes.md.)
+   */
+  private fieldValidation(res: ResourceDef, body: unknown, url: URL, out: http.ServerResponse): unknown {
+    const mode = url.searchParams.get('fieldValidation') ?? 'Warn';
+    if (!['Strict', 'Warn', 'Ignore'].includes(mode)) {
+      throw badRequest(`fieldValidation parameter unsupported: ${mode}, valid values are Ignore, Warn, Strict`);
+    }
+    if (mode === 'Ignore' || !isRecord(body)) return body;
+    const unknown = unknownFields(this.schemaOf(res), body);
+    if (!unknown.length) return body;
+    const texts = unknown.map((f) => `unknown field "${f}"`);
+    if (mode === 'Strict') {
+      const apiVersion = apiVersionOf(res);
+      throw badRequest(`${res.kind} in version "${apiVersion}" cannot be handled as a ${res.kind}: strict decoding error: ${texts.join(', ')}`);
+    }
+    addWarnings(out, texts);
+    return body;
+  }
+
   private validate(res: ResourceDef, obj: KubeObject, old: KubeObject | undefined): FieldError[] {
+    const { apiVersion: _a, kind: _k, metadata: _m, ...content } = obj;
     return [
       ...metaErrors(obj, res.nameRule),
+      // A custom resource's structural schema (deploy/10-crds.yaml), as the CRD handler checks it.
+      ...(res.custom ? schemaErrors(this.schemaOf(res), content) : []),
+      ...policyErrors(obj),
+      ...bindingErrors(obj),
       ...(res.validate?.(obj, old) ?? []),
       ...(this.opts.validators?.[res.plural]?.(obj) ?? []),
     ];
   }
+
+  /** Validating admission (ValidatingAdmissionPolicies), after the object's own validation, as in kube. */
+  private admission(who: Requester, operation: Operation, res: ResourceDef, object: KubeObject | null, oldObject: KubeObject | null, dryRun: boolean, subResource?: string): void {
+    const o = (object ?? oldObject)!;
+    const warnings = admit(this.admissionStore, {
+      operation, res, subResource, name: o.metadata.name ?? '', namespace: o.metadata.namespace, object, oldObject, user: who.user, dryRun,
+    });
+    addWarnings(who.out, warnings);
+  }
+
+  private readonly admissionStore: AdmissionStore = {
+    list: (plural) => this.store.list(this.resource(plural)),
+    resourceOf: (apiVersion, kind) => this.resources.find((r) => !r.storage && apiVersionOf(r) === apiVersion && r.kind === kind),
+    namespace: (name) => this.store.get(this.resource('namespaces'), undefined, name),
+  };
 
   private requireNamespace(ns: string | undefined): void {
     if (ns !== undefined && !this.store.get(this.resource('namespaces'), undefined, ns)) {
@@ -429,7 +536,7 @@ export class FakeKubeApiServer {
 
   // ---- verbs ---------------------------------------------------------------------------------
 
-  private create(r: Route, body: unknown, dryRun: boolean): KubeObject {
+  private create(r: Route, body: unknown, dryRun: boolean, who: Requester): KubeObject {
     const obj = this.decodeBody(r.res, body, r.ns);
     const m = obj.metadata;
     if (m.resourceVersion) throw failure(500, 'InternalError', 'Internal error occurred: resourceVersion should not be set on objects to be created');
@@ -449,12 +556,14 @@ export class FakeKubeApiServer {
     m.uid = randomUUID();
     m.creationTimestamp = nowIso();
     if (r.res.custom) m.generation = 1;
+    this.admission(who, 'CREATE', r.res, obj, null, dryRun);
+    storageSizeCheck(obj);
     if (dryRun) return obj;
     return this.store.commit(r.res, 'ADDED', obj);
   }
 
   /** Shared by PUT and PATCH: preconditions, preserved fields, validation, no-op detection. */
-  private update(r: Route, body: KubeObject, dryRun: boolean, existingIn?: KubeObject): KubeObject {
+  private update(r: Route, body: KubeObject, dryRun: boolean, who: Requester, existingIn?: KubeObject): KubeObject {
     const existing = existingIn ?? this.store.get(r.res, r.ns, r.name!);
     if (!existing) throw notFound(r.res.plural, r.res.group, r.name!);
     const want = body.metadata;
@@ -484,16 +593,19 @@ export class FakeKubeApiServer {
     next.metadata.resourceVersion = existing.metadata.resourceVersion;
     const errors = this.validate(r.res, next, existing);
     if (errors.length) throw invalid(r.res.kind, r.res.group, r.name!, errors);
+    // Admission runs before storage sees that nothing changed, as in kube: a no-op is admitted too.
+    this.admission(who, 'UPDATE', r.res, next, existing, dryRun, r.sub);
     // Finalizers gone on an object being deleted (and no grace period left): it goes away now.
     const m = next.metadata;
     if (m.deletionTimestamp && !m.finalizers?.length && !(m.deletionGracePeriodSeconds ?? 0)) {
       return dryRun ? next : this.store.commit(r.res, 'DELETED', next);
     }
     if (deepEqual(next, existing) || dryRun) return next;
+    storageSizeCheck(next);
     return this.store.commit(r.res, 'MODIFIED', next);
   }
 
-  private patch(r: Route, contentType: string, patchBody: unknown, dryRun: boolean): KubeObject {
+  private patch(r: Route, contentType: string, patchBody: unknown, dryRun: boolean, check: (o: unknown) => unknown, who: Requester): KubeObject {
     const type = contentType.split(';')[0]!.trim();
     const existing = this.store.get(r.res, r.ns, r.name!);
     let patched: unknown;
@@ -516,9 +628,9 @@ export class FakeKubeApiServer {
     } else {
       throw failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json${r.res.custom ? '' : ', application/strategic-merge-patch+json'} (server-side apply is not implemented by the fake)`);
     }
-    const body = this.decodeBody(r.res, patched, r.ns);
+    const body = this.decodeBody(r.res, check(patched), r.ns);
     if (body.metadata.name !== r.name) throw badRequest(`the name of the object (${body.metadata.name}) does not match the name on the URL (${r.name})`);
-    return this.update(r, body, dryRun, existing);
+    return this.update(r, body, dryRun, who, existing);
   }
 
   private async deleteOptions(req: http.IncomingMessage, url: URL): Promise<DeleteOptions> {
@@ -542,9 +654,10 @@ export class FakeKubeApiServer {
     return o;
   }
 
-  private deleteOne(res: ResourceDef, ns: string | undefined, name: string, o: DeleteOptions): [number, unknown] {
+  private deleteOne(res: ResourceDef, ns: string | undefined, name: string, o: DeleteOptions, who: Requester): [number, unknown] {
     const existing = this.store.get(res, ns, name);
     if (!existing) throw notFound(res.plural, res.group, name);
+    this.admission(who, 'DELETE', res, null, existing, o.dryRun ?? false);
     const p = o.preconditions;
     if (p?.uid && p.uid !== existing.metadata.uid) {
       throw conflict(res.plural, res.group, name, `Precondition failed: UID in precondition: ${p.uid}, UID in object meta: ${existing.metadata.uid}`);

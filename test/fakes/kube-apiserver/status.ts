@@ -30,7 +30,8 @@ export class ApiError extends Error {
 }
 
 export function failure(code: number, reason: string, message: string, details?: StatusDetails): ApiError {
-  const s: Status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+  // An empty reason is StatusReasonUnknown, which the real server leaves out of the JSON.
+  const s: Status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, ...(reason ? { reason } : {}), code };
   if (details) s.details = details;
   return new ApiError(s);
 }

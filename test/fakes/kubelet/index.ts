@@ -2,10 +2,20 @@
  * A fake kubelet, honest about the parts a device plugin sees: gRPC over unix sockets, both
  * registration modes, and the file-system effects of a kubelet (re)start.
  *  - legacy: serves v1beta1.Registration on <dir>/device-plugins/kubelet.sock; on Register it checks
- *    the version and resource name like kubelet, dials <dir>/device-plugins/<endpoint>, asks for the
- *    plugin options and consumes ListAndWatch.
+ *    the version and resource name like kubelet, dials <dir>/device-plugins/<endpoint> (waiting up
+ *    to 10 s for it, as kubelet's blocking dial does), asks for the plugin options, answers Register,
+ *    and only then opens ListAndWatch (kubelet's connectClient, then `go runClient`).
  *  - plugin-watcher: watches <dir>/plugins_registry/, calls GetInfo on every new socket, validates
  *    it, connects to the advertised endpoint and reports NotifyRegistrationStatus.
+ *  - a second registration of the same resource does what kubelet's
+ *    devicemanager/plugin/v1beta1/handler.go does with its clients map keyed by resource name: the
+ *    new client replaces the old one (Allocate goes to the newest), the old one is NOT closed and its
+ *    ListAndWatch keeps feeding the resource (kubernetes#124716; the dedupe fix, PR #139765, is not
+ *    merged); when any client's stream ends, kubelet looks up the resource's *current* client,
+ *    disconnects it and marks the resource's devices Unhealthy (PluginDisconnected). So a plugin that
+ *    registers twice gets two streams, and one that ends the older stream loses the newer one.
+ *  - registerDelayMs: a loaded kubelet, slow to answer. kubelet's Register handler ignores the
+ *    caller's cancellation, so a plugin that gives up still gets registered when kubelet gets to it.
  *  - restart(): the socket goes away and device-plugins/ is wiped (the checkpoint survives, as with
  *    kubelet), then it comes back with a new kubelet.sock and re-scans plugins_registry/.
  *  - allocate() writes kubelet_internal_checkpoint like kubelet's device manager does.
@@ -55,6 +65,8 @@ interface RegistrationClient extends grpc.Client {
 
 export interface PluginConnection {
   resource: string;
+  /** 1, 2, … in the order kubelet connected, per kubelet run. */
+  seq: number;
   endpoint: string;
   client: DevicePluginClient;
   options: DevicePluginOptionsMsg | null;
@@ -64,6 +76,8 @@ export interface PluginConnection {
   streamOpen: boolean;
   stream: grpc.ClientReadableStream<ListAndWatchResponseMsg> | null;
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const promisify = <T>(fn: (cb: Cb<T>) => void): Promise<T> =>
   new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res as T))));
@@ -75,9 +89,19 @@ export class FakeKubelet {
   readonly registryDir: string;
   readonly registrations: RegistrationRecord[] = [];
   readonly plugins = new Map<string, PluginConnection>();
+  /** Every client kubelet connected to a plugin since it (re)started, the replaced ones included. */
+  readonly connections: PluginConnection[] = [];
   /** Return an error text to refuse a registration (called after the kubelet-side checks). */
   admit: (resource: string) => string | null = () => null;
+  /** A loaded kubelet: wait this long before handling a registration (legacy Register, or after GetInfo). */
+  registerDelayMs = 0;
+  /** Register requests received, answered or not (the records above are written when handled). */
+  registerCalls = 0;
   private server: grpc.Server | null = null;
+  /** Bumped on every stop: work a stopped kubelet had in flight does nothing (the process is gone). */
+  private generation = 0;
+  /** What kubelet's device manager holds per resource: the last list any stream sent. */
+  private readonly resourceDevices = new Map<string, DeviceMsg[]>();
   private watcher: fs.FSWatcher | null = null;
   private seenSockets = new Map<string, string>(); // registry socket path -> identity handled
   private checkpoint: Array<{ PodUID: string; ContainerName: string; ResourceName: string; DeviceIDs: Record<string, string[]> }> = [];
@@ -105,8 +129,14 @@ export class FakeKubelet {
     const server = new grpc.Server();
     server.addService(kubeletRegistrationService().service, {
       Register: (call: grpc.ServerUnaryCall<RegisterRequestMsg, object>, cb: grpc.sendUnaryData<object>) => {
-        this.onRegister(call.request).then(
-          () => cb(null, {}),
+        this.registerCalls++;
+        const gen = this.generation;
+        // kubelet's handler goes on even if the plugin cancels the call (it ignores the context).
+        this.onRegister(call.request, gen).then(
+          (afterAnswer) => {
+            cb(null, {});
+            afterAnswer?.();
+          },
           (e: Error) => cb({ code: grpc.status.UNKNOWN, details: e.message }),
         );
       },
@@ -124,11 +154,14 @@ export class FakeKubelet {
   }
 
   async stop(): Promise<void> {
+    this.generation++;
     this.watcher?.close();
     this.watcher = null;
     this.seenSockets.clear();
-    for (const p of this.plugins.values()) this.disconnect(p);
+    for (const c of this.connections) this.disconnect(c);
+    this.connections.length = 0;
     this.plugins.clear();
+    this.resourceDevices.clear();
     const server = this.server;
     this.server = null;
     if (server) server.forceShutdown();
@@ -150,8 +183,14 @@ export class FakeKubelet {
     }
   }
 
+  /** The resource's devices as kubelet holds them (fed by every stream of the resource). */
   devices(resource: string): DeviceMsg[] | null {
-    return this.plugins.get(resource)?.devices ?? null;
+    return this.resourceDevices.get(resource) ?? null;
+  }
+
+  /** ListAndWatch streams open for a resource, the replaced clients' included. */
+  liveStreams(resource: string): number {
+    return this.connections.filter((c) => c.resource === resource && c.streamOpen).length;
   }
 
   healthyIds(resource: string): string[] {
@@ -217,7 +256,10 @@ export class FakeKubelet {
     return this.admit(resource);
   }
 
-  private async onRegister(req: RegisterRequestMsg): Promise<void> {
+  /** Resolves with what kubelet does right after answering (start the client's ListAndWatch). */
+  private async onRegister(req: RegisterRequestMsg, gen: number): Promise<(() => void) | null> {
+    if (this.registerDelayMs > 0) await sleep(this.registerDelayMs);
+    if (gen !== this.generation) throw new Error('kubelet stopped'); // the process is gone: nothing happens
     const refusal = this.validate(req.version, req.resource_name);
     if (refusal) {
       this.record(req.resource_name, refusal);
@@ -227,10 +269,17 @@ export class FakeKubelet {
       this.record(req.resource_name, 'endpoint must be a file name in device-plugins/');
       throw new Error('endpoint must be a file name in device-plugins/');
     }
+    // kubelet connects (dial + GetDevicePluginOptions) before it answers; a failure fails Register.
+    let conn: PluginConnection;
+    try {
+      conn = await this.connect(req.resource_name, path.join(this.devicePluginsDir, req.endpoint), gen);
+    } catch (e) {
+      const error = `failed to connect to ${req.endpoint}: ${(e as Error).message}`;
+      this.record(req.resource_name, error);
+      throw new Error(error);
+    }
     this.record(req.resource_name, null);
-    // kubelet answers Register first and connects to the plugin right after.
-    // A failed connection leaves the plugin without a stream, as with kubelet; never an unhandled rejection.
-    setImmediate(() => void this.connect(req.resource_name, path.join(this.devicePluginsDir, req.endpoint)).catch(() => undefined));
+    return () => this.run(conn, gen);
   }
 
   private scanRegistry(): void {
@@ -280,16 +329,21 @@ export class FakeKubelet {
       if (this.server && this.seenSockets.get(socket) === id) setTimeout(() => void this.registerViaWatcher(socket, id), 100);
       return;
     }
+    const gen = this.generation;
     try {
+      if (this.registerDelayMs > 0) await sleep(this.registerDelayMs);
+      if (gen !== this.generation) return;
       let refusal = info.type !== 'DevicePlugin' ? `unsupported plugin type "${info.type}"` : this.validate(info.supported_versions, info.name);
+      let conn: PluginConnection | null = null;
       if (!refusal) {
         try {
-          await this.connect(info.name, info.endpoint);
+          conn = await this.connect(info.name, info.endpoint, gen);
         } catch (e) {
           refusal = `cannot connect to ${info.endpoint}: ${(e as Error).message}`;
         }
       }
       this.record(info.name, refusal);
+      if (conn) this.run(conn, gen);
       await promisify((cb) => client.NotifyRegistrationStatus({ plugin_registered: refusal === null, error: refusal ?? '' }, cb));
     } catch {
       // the socket went away mid-registration; a new one will be seen by the watcher
@@ -298,29 +352,60 @@ export class FakeKubelet {
     }
   }
 
-  private async connect(resource: string, endpoint: string): Promise<void> {
-    const old = this.plugins.get(resource);
-    if (old) this.disconnect(old);
+  /**
+   * kubelet's connectClient: the new client replaces the resource's current one in kubelet's map
+   * (the old one is not closed), then a blocking dial (10 s) and GetDevicePluginOptions.
+   */
+  private async connect(resource: string, endpoint: string, gen: number): Promise<PluginConnection> {
     const DP = devicePluginService();
     const client = new DP(unixAddress(endpoint), grpc.credentials.createInsecure()) as DevicePluginClient;
-    const conn: PluginConnection = { resource, endpoint, client, options: null, devices: null, updates: 0, streamOpen: false, stream: null };
+    const conn: PluginConnection = { resource, seq: this.connections.length + 1, endpoint, client, options: null, devices: null, updates: 0, streamOpen: false, stream: null };
     this.plugins.set(resource, conn);
-    conn.options = await promisify<DevicePluginOptionsMsg>((cb) => client.GetDevicePluginOptions({}, cb));
-    // The plugin registered again while we asked (kubelet then drops the older connection): this
-    // client is closed, and the newer connection streams instead.
-    if (this.plugins.get(resource) !== conn) return;
-    const stream = client.ListAndWatch({});
+    try {
+      await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
+      conn.options = await promisify<DevicePluginOptionsMsg>((cb) => client.GetDevicePluginOptions({}, cb));
+    } catch (e) {
+      if (this.plugins.get(resource) === conn) this.plugins.delete(resource);
+      client.close();
+      throw e;
+    }
+    if (gen !== this.generation) {
+      client.close();
+      throw new Error('kubelet stopped');
+    }
+    this.connections.push(conn);
+    return conn;
+  }
+
+  /** kubelet's runClient: consume ListAndWatch; when it ends, disconnect the resource's current client. */
+  private run(conn: PluginConnection, gen: number): void {
+    if (gen !== this.generation) return;
+    const stream = conn.client.ListAndWatch({});
     conn.stream = stream;
     conn.streamOpen = true;
     stream.on('data', (m: ListAndWatchResponseMsg) => {
       conn.devices = m.devices;
       conn.updates++;
+      this.resourceDevices.set(conn.resource, m.devices);
     });
-    const ended = () => {
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
       conn.streamOpen = false;
+      if (gen !== this.generation) return; // kubelet itself is stopping
+      // Released kubelets look the client up by resource name only: this is the newest client,
+      // which need not be the one whose stream ended.
+      const current = this.plugins.get(conn.resource);
+      if (!current) return;
+      this.plugins.delete(conn.resource);
+      this.disconnect(current);
+      // PluginDisconnected: every device of the resource becomes Unhealthy.
+      const devs = this.resourceDevices.get(conn.resource);
+      if (devs) this.resourceDevices.set(conn.resource, devs.map((d) => ({ ...d, health: 'Unhealthy' })));
     };
-    stream.on('error', ended);
-    stream.on('end', ended);
+    stream.on('error', end);
+    stream.on('end', end);
   }
 
   private disconnect(c: PluginConnection): void {

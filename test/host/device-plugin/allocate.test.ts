@@ -65,7 +65,7 @@ describe('Allocate and GetPreferredAllocation through kubelet', () => {
     const { kubelet } = await setup();
     await expect(kubelet.allocate(NET, ['0000:82:10.3'])).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
-      details: 'Allocate: device "0000:82:10.3" is not in pool example.com/net',
+      details: 'Allocate request: field "container_requests.0.devices_ids.0": device "0000:82:10.3" is not in pool example.com/net',
     });
     await expect(kubelet.rawAllocate(NET, { container_requests: [{ devices_ids: [] }] })).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,

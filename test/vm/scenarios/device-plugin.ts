@@ -50,7 +50,12 @@ export const scenario: Scenario = {
 
     const ids = (r: string) => (kubelet.devices(r) ?? []).map((d) => d.ID);
     const health = (r: string) => (kubelet.devices(r) ?? []).map((d) => d.health);
-    await t.step('both pools registered and streaming', () => kubelet.waitFor('pools', () => kubelet.devices(LOW) !== null && kubelet.devices(REST) !== null, 60_000));
+    await t.step('both pools registered and streaming', () =>
+      kubelet.waitFor('pools', () => kubelet.devices(LOW) !== null && kubelet.devices(REST) !== null, 180_000).catch((e: Error) => {
+        const seen = { registerCalls: kubelet.registerCalls, registrations: kubelet.registrations, connections: kubelet.connections.map((c) => ({ r: c.resource, open: c.streamOpen, updates: c.updates })) };
+        throw new Error(`${e.message}; kubelet saw ${JSON.stringify(seen)}`);
+      }),
+    );
     await kubelet.waitFor('4 VFs listed', () => ids(LOW).length + ids(REST).length === 4, 30_000).catch(() => undefined);
     t.equal(ids(LOW), vfs.slice(0, 2), `${pf}#0-1 -> low: VFs 0 and 1, by PCI address`);
     t.equal(ids(REST), vfs.slice(2), '8086:10ca on the PF, VF 2-6 -> rest: VFs 2 and 3');
@@ -82,9 +87,18 @@ export const scenario: Scenario = {
     await t.step('sriov_numvfs 2 -> 4: rest has 2 again', () => kubelet.waitFor('numvfs 4', () => ids(REST).length === 2 && ids(LOW).length === 2, 60_000));
 
     const before = kubelet.registrations.length;
+    const calls = kubelet.registerCalls;
     await kubelet.restart();
     await t.step('kubelet restart (socket gone, directory wiped) -> re-registered', () =>
-      kubelet.waitFor('re-registration', () => kubelet.registrations.length >= before + 2 && ids(LOW).length === 2 && ids(REST).length === 2, 30_000),
+      kubelet.waitFor('re-registration', () => kubelet.registrations.length >= before + 2 && ids(LOW).length === 2 && ids(REST).length === 2, 120_000),
+    );
+    // A 3 s Register deadline used to re-register here every few seconds, each time adding a stream.
+    await new Promise((r) => setTimeout(r, 10_000));
+    const again = kubelet.registrations.slice(before);
+    t.equal(
+      { registerCalls: kubelet.registerCalls - calls, accepted: [LOW, REST].map((r) => again.filter((a) => a.resource === r && a.accepted).length), streams: [LOW, REST].map((r) => kubelet.liveStreams(r)) },
+      { registerCalls: 2, accepted: [1, 1], streams: [1, 1] },
+      'after the restart: one Register, one registration and one ListAndWatch stream per pool',
     );
   },
 };
