@@ -241,15 +241,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     return { metadata: { namespace: m.namespace, name: m.name, resourceVersion: m.resourceVersion, labels: m.labels } };
   };
   const informer = configMapInformer(clients, undefined, { name: 'registrations', labelSelector: CONFIGMAP_SELECTOR, resyncMs: 0, log, retain });
-  const changed = (cm: { metadata?: { namespace?: string; name?: string; labels?: Record<string, string> } }) => {
+  const changed = async (cm: { metadata?: { namespace?: string; name?: string; labels?: Record<string, string> } }) => {
     // The first list arrives one ConfigMap at a time, registrations possibly before the networks
     // they name: reporting then would send a false rejection Event per key (10,000 concurrent
     // requests and ~400 MB at start for 10,000 registrations). Reported once after the list instead.
     if (!listed) return;
     const ref = { namespace: cm.metadata?.namespace ?? '', name: cm.metadata?.name ?? '' };
     // A network edit can make any registration valid or not: look at all of them.
-    if (cm.metadata?.labels?.['sriov-underlay.io/kind'] === 'network') report(index.allRejections());
-    else report([...index.rejectionsOf(ref.namespace, ref.name), ...index.networkRejectionsOf(ref.namespace, ref.name)]);
+    if (cm.metadata?.labels?.['sriov-underlay.io/kind'] === 'network') report(await index.rejectionsAsync());
+    else report([...(await index.rejectionsAsync(ref.namespace, ref.name)), ...index.networkRejectionsOf(ref.namespace, ref.name)]);
     reportDrift();
     void syncReservations();
   };
@@ -262,15 +262,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   };
   informer.on('add', (cm) => inOrder(async () => {
     await index.applyConfigMapAsync(cm);
-    changed(cm);
+    await changed(cm);
   }));
   informer.on('update', (cm) => inOrder(async () => {
     await index.applyConfigMapAsync(cm);
-    changed(cm);
+    await changed(cm);
   }));
-  informer.on('delete', (cm) => inOrder(() => {
+  informer.on('delete', (cm) => inOrder(async () => {
     index.deleteConfigMap(cm.metadata?.namespace ?? '', cm.metadata?.name ?? '');
-    changed(cm);
+    await changed(cm);
   }));
 
   // ---- DEL: queued releases -------------------------------------------------------------------------

@@ -230,6 +230,33 @@ export class RegistrationIndex {
     return out;
   }
 
+  /**
+   * rejectionsOf (or, without a name, allRejections) for the agent's watch: entries a slice at a
+   * time with the event loop running in between, so the pass over a large ConfigMap (up to 5,000
+   * keys of 1,024 ordinals) never holds up the socket. Nothing may change the index meanwhile (the
+   * agent applies ConfigMaps one after another); lookups in between only read.
+   */
+  async rejectionsAsync(namespace?: string, name?: string, sliceMs = 10): Promise<Rejection[]> {
+    const ids = namespace === undefined ? [...this.regCms.keys()] : [cmId(namespace, name ?? '')];
+    const out: Rejection[] = namespace === undefined ? [...this.networkRejections.values()].flat() : [];
+    let since = performance.now();
+    for (const id of ids) {
+      const whole = this.cmRejections.get(id);
+      if (whole) {
+        out.push(whole);
+        continue;
+      }
+      for (const e of this.regCms.get(id) ?? []) {
+        out.push(...this.entryRejections(e));
+        if (performance.now() - since > sliceMs) {
+          await new Promise((r) => setImmediate(r));
+          since = performance.now();
+        }
+      }
+    }
+    return out;
+  }
+
   allRejections(): Rejection[] {
     const out: Rejection[] = [];
     for (const rs of this.networkRejections.values()) out.push(...rs);
