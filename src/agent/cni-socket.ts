@@ -1,8 +1,16 @@
 /**
  * The agent's side of the CNI socket: a unix socket readable only by root (mode 0600, created under
- * a 0177 umask so there is no window with wider permissions). One JSON request line, one JSON answer
- * line, then the connection is closed. Requests are validated; a handler error becomes an `ok:false`
- * answer carrying its CNI code, so the CNI reports what the agent knows.
+ * a 0177 umask so there is no window with wider permissions, in a 0700 directory). One JSON request
+ * line, one JSON answer line, then the connection is closed. Requests are validated; a handler
+ * error becomes an `ok:false` answer carrying its CNI code, so the CNI reports what the agent knows.
+ *
+ * Time bounds (the CNI waits AGENT_TIMEOUT_MS = 10 s for the answer, cni/agent-client.ts):
+ * - a connection that has not sent its request line within IDLE_MS (5 s) is closed;
+ * - once the request line is in, nothing times the connection out: a request being answered is
+ *   never cut. Instead the answer itself is bounded: a handler still busy after ANSWER_DEADLINE_MS
+ *   (8 s) is answered "try again later" (code 11), so the CNI always hears why before its own
+ *   deadline. Below that: each Kubernetes API call gives up after API_TIMEOUT_MS (4 s,
+ *   src/kube/client.ts) and one pool allocation after ALLOCATION_TIMEOUT_MS (7 s).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -17,17 +25,30 @@ export type LookupHandler = (req: LookupRequest) => Promise<LookupAnswer>;
 export type ReportHandler = (req: ReportRequest) => void;
 
 const MAX_REQUEST_BYTES = 16 * 1024;
-const IDLE_MS = 5_000;
+/** Until the request line is complete. */
+export const IDLE_MS = 5_000;
+/** Below the CNI's 10 s, with room for the answer to travel. */
+export const ANSWER_DEADLINE_MS = 8_000;
+
+export interface CniSocketOptions {
+  /** Default ANSWER_DEADLINE_MS (tests shorten it). */
+  answerDeadlineMs?: number;
+  /** Default IDLE_MS. */
+  idleMs?: number;
+}
 
 export interface CniSocketServer {
   path: string;
   close(): Promise<void>;
 }
 
-export async function startCniSocket(socketPath: string, handler: LookupHandler, log: Logger, onReport?: ReportHandler): Promise<CniSocketServer> {
-  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
+export async function startCniSocket(socketPath: string, handler: LookupHandler, log: Logger, onReport?: ReportHandler, opts: CniSocketOptions = {}): Promise<CniSocketServer> {
+  // The socket's directory is the agent's own: 0700, also when an older release made it 0755.
+  const dir = path.dirname(socketPath);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
   removeStaleSocket(socketPath);
-  const server = net.createServer((conn) => serve(conn, handler, log, onReport));
+  const server = net.createServer((conn) => serve(conn, handler, log, onReport, opts));
   const oldMask = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -68,11 +89,13 @@ function removeStaleSocket(p: string): void {
   fs.unlinkSync(p);
 }
 
-function serve(conn: net.Socket, handler: LookupHandler, log: Logger, onReport?: ReportHandler): void {
+function serve(conn: net.Socket, handler: LookupHandler, log: Logger, onReport: ReportHandler | undefined, opts: CniSocketOptions): void {
   let buf = '';
   let done = false;
   conn.setEncoding('utf8');
-  conn.setTimeout(IDLE_MS, () => conn.destroy());
+  conn.setTimeout(opts.idleMs ?? IDLE_MS, () => {
+    if (!done) conn.destroy(); // still waiting for the request line
+  });
   conn.on('error', () => conn.destroy());
   const answer = (a: LookupAnswer) => {
     done = true;
@@ -105,19 +128,28 @@ function serve(conn: net.Socket, handler: LookupHandler, log: Logger, onReport?:
     const parsed = lookupRequestSchema.safeParse(raw);
     if (!parsed.success) return answer(fail(CniCode.DecodeFailure, describeIssues('agent request', parsed.error.issues)));
     done = true;
+    conn.setTimeout(0); // answering: never cut (the answer deadline below bounds it instead)
     const started = process.hrtime.bigint();
-    handler(parsed.data)
-      .catch((e: unknown) => {
-        const u = asUnderlayError(e);
-        return fail(u.code, u.message, u.details);
-      })
-      .then((a) => {
-        log.debug(
-          { op: 'lookup', namespace: parsed.data.namespace, pod: parsed.data.name, ok: a.ok, us: Number((process.hrtime.bigint() - started) / 1000n) },
-          'CNI lookup served',
-        );
-        conn.end(`${JSON.stringify(a)}\n`);
-      });
+    const deadlineMs = opts.answerDeadlineMs ?? ANSWER_DEADLINE_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<LookupAnswer>((resolve) => {
+      timer = setTimeout(
+        () => resolve(fail(CniCode.TryAgainLater, `pod ${parsed.data.namespace}/${parsed.data.name}: the agent could not finish within ${deadlineMs} ms (Kubernetes API slow?); try again`)),
+        deadlineMs,
+      );
+    });
+    const work = handler(parsed.data).catch((e: unknown) => {
+      const u = asUnderlayError(e);
+      return fail(u.code, u.message, u.details);
+    });
+    void Promise.race([work, late]).then((a) => {
+      clearTimeout(timer);
+      log.debug(
+        { op: 'lookup', namespace: parsed.data.namespace, pod: parsed.data.name, ok: a.ok, us: Number((process.hrtime.bigint() - started) / 1000n) },
+        'CNI lookup served',
+      );
+      conn.end(`${JSON.stringify(a)}\n`);
+    });
   });
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from '../log';
 import { removeFileDurable } from '../state/atomic-file';
 import { claimReleaseSchema, type ClaimRelease } from '../schemas/claim-release';
 import { describeIssues } from '../schemas/format';
+import { CoalescedPass } from './coalesce';
 
 export interface ReleaseQueueOptions {
   dir: string;
@@ -22,8 +23,7 @@ export interface ReleaseQueueOptions {
 export class ReleaseQueue {
   private timer: NodeJS.Timeout | null = null;
   private watcher: fs.FSWatcher | null = null;
-  private running: Promise<void> | null = null;
-  private again = false;
+  private readonly passes = new CoalescedPass(() => this.pass());
   /** Notes handled by the last scans, for tests and metrics. */
   released = 0;
   failures = 0;
@@ -43,24 +43,12 @@ export class ReleaseQueue {
     if (this.timer) clearInterval(this.timer);
     this.watcher = null;
     this.timer = null;
-    await this.running;
+    await this.passes.idle();
   }
 
   /** Process every note once; concurrent calls coalesce into one more pass. */
   scan(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.pass();
-      } while (this.again);
-    })().finally(() => {
-      this.running = null;
-    });
-    return this.running;
+    return this.passes.run();
   }
 
   private async pass(): Promise<void> {

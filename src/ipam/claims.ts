@@ -9,7 +9,11 @@
  * - another UID holds it → taken over only after a GET of the holder's pod shows that UID gone
  *   (a StatefulSet pod re-created under its name, or a pod whose DEL release has not run yet);
  *   if the holder still exists: TryAgainLater when it is the same pod name (it is terminating),
- *   else an IpConflict naming both.
+ *   else an IpConflict naming both;
+ * - an agent never writes a claim held on another node while that node exists (`nodeExists`):
+ *   that node's agent releases it (its DEL note or its reconcile loop). Only a claim of a node that
+ *   no longer exists is taken over from elsewhere (the deleted-node case the admission policy
+ *   allows); until then the ADD fails with TryAgainLater (HeldElsewhere).
  */
 import type * as k8s from '@kubernetes/client-node';
 import { CniCode, UnderlayError } from '../errors';
@@ -79,8 +83,16 @@ export interface ClaimDeps {
   claims: ClusterObjects<IPClaim>;
   /** The UID of the pod with this name now, or null when there is none (a fresh GET, no cache). */
   podUid: (namespace: string, name: string) => Promise<string | null>;
+  /**
+   * Whether a node exists now (a fresh read). Set by agents: a claim held on another node is then
+   * only taken over once that node is gone. Unset (CLI, tests of the claim rules alone): no node check.
+   */
+  nodeExists?: (name: string) => Promise<boolean>;
   now?: () => Date;
 }
+
+/** TryAgainLater because the address is held on another node that still exists. */
+export class HeldElsewhere extends UnderlayError {}
 
 /** A claim's spec as asked for: the timestamps are the claim machinery's own. */
 export type ClaimRequest = Omit<IPClaimSpec, 'claimedAt' | 'updatedAt' | 'releasedAt'>;
@@ -126,6 +138,48 @@ function specFor(r: ClaimRequest, claimedAt: string, now: string): IPClaimSpec {
   return s;
 }
 
+/** Refuses (HeldElsewhere) to write a claim held on another node while that node exists. */
+async function checkNode(deps: ClaimDeps, cur: IPClaim, r: ClaimRequest, what: string): Promise<void> {
+  const node = cur.spec.node;
+  if (!node || node === r.node || !deps.nodeExists) return;
+  let exists: boolean;
+  try {
+    exists = await deps.nodeExists(node);
+  } catch (e) {
+    throw apiError(`${what}: check whether node ${node} still exists`, e);
+  }
+  if (exists) {
+    throw new HeldElsewhere(
+      CniCode.TryAgainLater,
+      `${what}: it is held by ${describeHolder(cur)}; node ${node} still exists, so only its agent releases it (DEL or its reconcile loop)`,
+    );
+  }
+}
+
+/** The replace body that gives `cur` to the requester (conditional on cur's resourceVersion). */
+function takeOverBody(cur: IPClaim, r: ClaimRequest, now: string): IPClaim {
+  const kind: ClaimMode = cur.spec.kind === 'reserved' ? 'reserved' : r.kind;
+  const claimedAt = cur.spec.pod.uid === r.pod.uid ? cur.spec.claimedAt : now;
+  return {
+    metadata: { name: cur.metadata!.name!, resourceVersion: cur.metadata?.resourceVersion, labels: labelsFor({ ...r, kind }) },
+    spec: specFor({ ...r, kind }, claimedAt, now),
+  };
+}
+
+/**
+ * A repeated ADD of a pod that holds `cur` (same UID, in use): one conditional replace that
+ * refreshes the record and its updatedAt (see claimIp). Null when `cur` changed meanwhile (409/404):
+ * the caller goes through claimIp.
+ */
+export async function refreshOwnClaim(deps: ClaimDeps, cur: IPClaim, r: ClaimRequest): Promise<IPClaim | null> {
+  try {
+    return await deps.claims.replace(cur.metadata!.name!, takeOverBody(cur, r, (deps.now ?? (() => new Date()))().toISOString()));
+  } catch (e) {
+    if (isConflict(e) || isNotFound(e)) return null;
+    throw apiError(`refresh claim ${cur.metadata?.name}`, e);
+  }
+}
+
 /** Claim one address for one pod; returns the stored claim. Throws UnderlayError (105 conflict, 11 retry). */
 export async function claimIp(deps: ClaimDeps, r: ClaimRequest): Promise<IPClaim> {
   const name = claimName(r.network, r.ip);
@@ -151,9 +205,10 @@ export async function claimIp(deps: ClaimDeps, r: ClaimRequest): Promise<IPClaim
     if (cur.spec.releasedAt && r.kind === 'fixed') {
       takeOver = true; // a released pool address cooling down: ops' explicit choice wins over the cooldown
     } else if (held.uid && held.uid === r.pod.uid) {
-      const s = cur.spec;
-      if (s.containerID === r.containerID && s.interface === r.interface && s.node === r.node && s.source.resourceVersion === r.source.resourceVersion) return cur;
-      takeOver = true; // same pod, new sandbox: refresh the record
+      // Same pod. Even the very same attachment is written again: its updatedAt is what a DEL note
+      // queued before this ADD is compared with (releaseAttachment), so ADD, DEL, ADD of one
+      // container never lets the queued release free the address now in use.
+      takeOver = true;
     } else if (!held.uid) {
       // A reservation: only the pod of the registration it was made for may take it.
       const src = cur.spec.source;
@@ -175,17 +230,12 @@ export async function claimIp(deps: ClaimDeps, r: ClaimRequest): Promise<IPClaim
         );
       }
     }
+    if (takeOver && !cur.spec.releasedAt) await checkNode(deps, cur, r, what);
     if (!takeOver) {
       throw new UnderlayError(CniCode.IpConflict, `${what}: it is claimed by ${describeHolder(cur)}`);
     }
-    const kind: ClaimMode = cur.spec.kind === 'reserved' ? 'reserved' : r.kind;
-    const claimedAt = held.uid === r.pod.uid ? cur.spec.claimedAt : now();
-    const body: IPClaim = {
-      metadata: { name, resourceVersion: cur.metadata?.resourceVersion, labels: labelsFor({ ...r, kind }) },
-      spec: specFor({ ...r, kind }, claimedAt, now()),
-    };
     try {
-      return await deps.claims.replace(name, body);
+      return await deps.claims.replace(name, takeOverBody(cur, r, now()));
     } catch (e) {
       if (isConflict(e) || isNotFound(e)) continue; // someone changed or released it: look again
       throw apiError(what, e);
@@ -194,40 +244,42 @@ export async function claimIp(deps: ClaimDeps, r: ClaimRequest): Promise<IPClaim
   throw new UnderlayError(CniCode.TryAgainLater, `${what}: the claim kept changing under us (${MAX_ATTEMPTS} attempts)`);
 }
 
+/** What a DEL note names: the attachment, the node whose disk it was queued on, and when. */
+export interface AttachmentRelease {
+  containerID: string;
+  interface: string;
+  /** This agent's node: only claims held on it are released. */
+  node: string;
+  uid?: string;
+  /** When DEL queued the note (ISO); a claim written (by an ADD) after that is not released. */
+  queuedAt?: string;
+}
+
 /**
- * Release what one attachment holds. A reservation goes back to waiting for its pod (it lives as
- * long as its registration); other claims are deleted with a uid+resourceVersion precondition, so
- * a claim taken over in the meantime is left alone. Returns the names released.
+ * Release what one attachment of this node holds, by the claim's kind (releaseClaim), each with a
+ * uid+resourceVersion precondition so a claim taken over in the meantime is left alone. Only claims
+ * held on `a.node` with the note's container, interface (and pod UID, when the note has one) match,
+ * and only if no ADD wrote them after the note was queued. Returns the names released.
  */
-export async function releaseAttachment(
-  deps: Pick<ClaimDeps, 'claims' | 'now'>,
-  a: { containerID: string; interface: string; uid?: string; node?: string },
-): Promise<string[]> {
-  const selector = a.uid ? `${CLAIM_LABELS.podUid}=${a.uid}` : a.node ? `${CLAIM_LABELS.node}=${a.node}` : undefined;
-  const now = () => (deps.now ?? (() => new Date()))().toISOString();
+export async function releaseAttachment(deps: Pick<ClaimDeps, 'claims' | 'now'>, a: AttachmentRelease): Promise<string[]> {
+  const selector = [`${CLAIM_LABELS.node}=${a.node}`, ...(a.uid ? [`${CLAIM_LABELS.podUid}=${a.uid}`] : [])].join(',');
+  const now = () => (deps.now ?? (() => new Date()))();
+  const queuedAt = a.queuedAt === undefined ? NaN : Date.parse(a.queuedAt);
   const done: string[] = [];
   let list: IPClaim[];
   try {
-    list = (await deps.claims.list(selector ? { labelSelector: selector } : {})).items;
+    list = (await deps.claims.list({ labelSelector: selector })).items;
   } catch (e) {
     throw apiError(`release claims of container ${a.containerID}`, e);
   }
   for (const c of list) {
-    if (c.spec.containerID !== a.containerID || c.spec.interface !== a.interface) continue;
+    const s = c.spec;
+    if (s.node !== a.node || s.containerID !== a.containerID || s.interface !== a.interface) continue;
+    if (a.uid && s.pod.uid !== a.uid) continue;
+    if (Number.isFinite(queuedAt) && Date.parse(s.updatedAt) > queuedAt) continue; // re-added after this DEL
     const name = c.metadata!.name!;
     try {
-      if (c.spec.kind === 'pool') {
-        await releaseClaim(deps.claims, c, new Date(now())); // a tombstone: the address cools down
-      } else if (c.spec.kind === 'reserved') {
-        const spec: IPClaimSpec = { ...c.spec, pod: { ...c.spec.pod, uid: '' }, node: '', containerID: '', interface: '', updatedAt: now() };
-        delete spec.vf;
-        const labels = { ...(c.metadata?.labels ?? {}) };
-        delete labels[CLAIM_LABELS.podUid];
-        delete labels[CLAIM_LABELS.node];
-        await deps.claims.replace(name, { metadata: { name, resourceVersion: c.metadata?.resourceVersion, labels }, spec });
-      } else {
-        await deps.claims.delete(name, { uid: c.metadata?.uid, resourceVersion: c.metadata?.resourceVersion });
-      }
+      await releaseClaim(deps.claims, c, now());
       done.push(name);
     } catch (e) {
       if (isNotFound(e) || isConflict(e)) continue; // already gone, or taken over: not ours any more

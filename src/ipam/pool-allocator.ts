@@ -19,14 +19,19 @@
  *   the loser of the 409 finds the winner's reservation and stops there;
  * - a pod that holds a claim of this network already (same UID: a repeated ADD or a re-created
  *   sandbox, even if it was released into a tombstone meanwhile) or the reservation made for its
- *   registration gets that address back.
+ *   registration gets that address back; so does a pod re-created under its name with a new UID
+ *   (its node died, no DEL ran): the claim of the earlier pod of that name and registration is
+ *   taken over once a fresh read shows that UID gone (claimIp). When that claim is held on another
+ *   node that still exists, a plain pool pod gets a fresh address instead; a reservation waits;
+ * - one allocation is bounded (`allocationTimeoutMs`): a hung one fails with TryAgainLater and the
+ *   pool's queue moves on, so one stuck API call never blocks the network on the node.
  */
 import { createHash } from 'node:crypto';
 import { CniCode, UnderlayError } from '../errors';
 import { isAlreadyExists, isConflict, isNotFound, type ClusterObjects } from '../kube/client';
 import type { NetworkModel } from '../registrations/network-model';
 import { formatIp, nthInRanges, parseIp, rangeContains, totalSize, type Family, type IpRange } from './cidr';
-import { apiError, CLAIM_LABELS, claimIp, claimName, type ClaimDeps, type ClaimRequest, type IPClaim, type IPClaimSpec } from './claims';
+import { apiError, CLAIM_LABELS, claimIp, claimName, HeldElsewhere, refreshOwnClaim, type ClaimDeps, type ClaimRequest, type IPClaim, type IPClaimSpec } from './claims';
 import { releasedAtMs, reusableAt } from './pool-release';
 
 /** What this agent knows is claimed on a network (may lag the API server; the create decides). */
@@ -65,7 +70,12 @@ export interface PoolAllocatorOptions {
   now?: () => Date;
   /** Creates tried per family before giving up with TryAgainLater. Default 8. */
   maxAttempts?: number;
+  /** How long one allocation may hold its pool's queue. Default ALLOCATION_TIMEOUT_MS. */
+  allocationTimeoutMs?: number;
 }
+
+/** Below the CNI socket's answer deadline (src/agent/cni-socket.ts), so ADD hears why. */
+export const ALLOCATION_TIMEOUT_MS = 7_000;
 
 export interface PoolStats {
   allocations: number;
@@ -94,10 +104,11 @@ export class PoolAllocator {
     this.now = opts.now ?? (() => new Date());
   }
 
-  /** Allocate (or give back) one address per family of the network's pool. Queued per network. */
+  /** Allocate (or give back) one address per family of the network's pool. Queued per network, bounded in time. */
   allocate(net: NetworkModel, req: PoolRequest): Promise<IPClaim[]> {
     const prev = this.queues.get(net.name) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(() => this.allocateNow(net, req));
+    const limit = this.opts.allocationTimeoutMs ?? ALLOCATION_TIMEOUT_MS;
+    const run = prev.catch(() => undefined).then(() => withDeadline(this.allocateNow(net, req), limit, net.name, req));
     const tail = run.catch(() => undefined);
     this.queues.set(net.name, tail);
     void tail.then(() => {
@@ -120,15 +131,29 @@ export class PoolAllocator {
     try {
       for (const fam of families) {
         const own = mine.find((c) => parseIp(c.spec.ip).family === fam);
-        if (own && (sameAttachment(own, req) || (req.kind === 'reserved' && own.spec.kind === 'reserved' && !own.spec.pod.uid))) {
-          got.push(own); // a repeated ADD: nothing to write
+        if (own && req.kind === 'reserved' && own.spec.kind === 'reserved' && !own.spec.pod.uid) {
+          got.push(own); // reserving again: nothing to write
           this.stats.reused++;
           continue;
         }
+        if (own && own.spec.pod.uid === req.pod.uid && own.spec.node === req.node && releasedAtMs(own) === null) {
+          // A repeated ADD: refreshed in one write, so a DEL note queued before it cannot release it.
+          const fresh = await refreshOwnClaim(this.opts.claimDeps, own, { ...base(req, net.name), ip: own.spec.ip });
+          if (fresh) {
+            got.push(fresh);
+            this.stats.reused++;
+            continue;
+          }
+        }
         if (own) {
-          got.push(await claimIp(this.opts.claimDeps, { ...base(req, net.name), ip: own.spec.ip }));
-          this.stats.reused++;
-          continue;
+          try {
+            got.push(await claimIp(this.opts.claimDeps, { ...base(req, net.name), ip: own.spec.ip }));
+            this.stats.reused++;
+            continue;
+          } catch (e) {
+            // An earlier pod's plain pool address, held on a node that still exists: a fresh one.
+            if (!(e instanceof HeldElsewhere) || own.spec.kind === 'reserved' || own.spec.pod.uid === req.pod.uid) throw e;
+          }
         }
         const c = await this.allocateFamily(net, fam, req, known);
         got.push(c);
@@ -285,25 +310,34 @@ function base(req: PoolRequest, network: string): Omit<ClaimRequest, 'ip'> {
   return b;
 }
 
-function sameAttachment(c: IPClaim, req: PoolRequest): boolean {
-  const s = c.spec;
-  return (
-    releasedAtMs(c) === null && s.kind === req.kind && s.pod.uid === req.pod.uid && s.node === req.node && s.containerID === req.containerID &&
-    s.interface === req.interface && s.source.resourceVersion === req.source.resourceVersion
-  );
-}
-
-/** A claim of this network already held by the pod (same UID), or the reservation for its registration. */
+/**
+ * The pod's own claims of this network, best first: its UID's (a repeated ADD, a new sandbox, even
+ * released meanwhile), the reservation of its registration, then an earlier pod's of the same name
+ * and registration (re-created under a new UID without a DEL; claimIp confirms that UID is gone).
+ */
 function ownClaims(known: Iterable<IPClaim>, req: PoolRequest): IPClaim[] {
-  const out: IPClaim[] = [];
+  const ranked: Array<[number, IPClaim]> = [];
   for (const c of known) {
     const p = c.spec.pod;
     if (p.namespace !== req.pod.namespace || p.name !== req.pod.name) continue;
-    const sameUid = req.pod.uid !== '' && p.uid === req.pod.uid;
-    const reservation = c.spec.kind === 'reserved' && !p.uid && c.spec.source.namespace === req.source.namespace && c.spec.source.key === req.source.key;
-    if (sameUid || reservation) out.push(c);
+    const sameRegistration = c.spec.source.namespace === req.source.namespace && c.spec.source.key === req.source.key;
+    if (req.pod.uid !== '' && p.uid === req.pod.uid) ranked.push([0, c]);
+    else if (c.spec.kind === 'reserved' && !p.uid && sameRegistration) ranked.push([1, c]);
+    else if (req.pod.uid !== '' && p.uid && sameRegistration && c.spec.kind !== 'fixed') ranked.push([2, c]);
   }
-  return out;
+  return ranked.sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+}
+
+/** The allocation, or TryAgainLater once `ms` have passed (the allocation itself runs on, harmlessly: a retry of the same UID finds its claim). */
+function withDeadline<T>(p: Promise<T>, ms: number, network: string, req: PoolRequest): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new UnderlayError(CniCode.TryAgainLater, `pool of network "${network}": allocation for pod ${req.pod.namespace}/${req.pod.name} took longer than ${ms} ms (Kubernetes API slow?); try again`)),
+      ms,
+    );
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function newClaim(network: string, ip: string, req: PoolRequest, now: Date): IPClaim {

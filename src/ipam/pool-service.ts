@@ -1,12 +1,14 @@
 /**
  * The IPAM half of a node agent, in one object: a claims informer (the allocator's view of what is
- * taken), the pool allocator (queued per pool on this node), and the reconcile loop for this node.
+ * taken, and what the reconcile loop and reservations read instead of listing), a node informer
+ * (which nodes exist), the pool allocator (queued per pool on this node), and the reconcile loop
+ * for this node.
  * The agent creates it with its clients and registration index, starts it, and calls allocate()
  * for pool registrations (at ADD, and for reservations when a registration appears).
  */
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import type { ClusterObjects, KubeClients } from '../kube/client';
-import { clusterObjectInformer, type Informer } from '../kube/informer';
+import { clusterObjectInformer, nodeInformer, type Informer } from '../kube/informer';
 import type { Logger } from '../log';
 import type { RegistrationIndex } from '../registrations/index';
 import type { NetworkModel } from '../registrations/network-model';
@@ -24,6 +26,10 @@ export interface IpamServiceOptions {
   /** Default 30 s; 0 disables the loop (tests call reconcile() themselves). */
   reconcileIntervalMs?: number;
   reportOnly?: boolean;
+  /** PoolAllocator's allocationTimeoutMs. */
+  allocationTimeoutMs?: number;
+  /** The informers' watch connect deadline. */
+  watchConnectMs?: number;
   onReleased?: (f: Finding) => void;
   now?: () => number;
 }
@@ -32,19 +38,24 @@ export class IpamService {
   readonly allocator: PoolAllocator;
   readonly reconciler: Reconciler;
   private readonly informer: Informer<IPClaim>;
+  private readonly nodes: Informer<k8s.V1Node>;
   private fixedCache: { generation: number; byNetwork: Map<string, Set<string>> } = { generation: -1, byNetwork: new Map() };
 
   constructor(private readonly opts: IpamServiceOptions) {
-    this.informer = clusterObjectInformer(opts.claims, opts.clients.watch, { name: `ipclaims (${opts.nodeName})`, log: opts.log });
+    this.informer = clusterObjectInformer(opts.claims, opts.clients.watch, { name: `ipclaims (${opts.nodeName})`, log: opts.log, ...(opts.watchConnectMs ? { watchConnectMs: opts.watchConnectMs } : {}) });
+    this.nodes = nodeInformer(opts.clients, { log: opts.log, ...(opts.watchConnectMs ? { watchConnectMs: opts.watchConnectMs } : {}) });
     this.allocator = new PoolAllocator({
       claims: opts.claims,
       claimDeps: opts.claimDeps,
       view: cachedView(() => this.informer.list()),
       fixedAddresses: (network) => this.fixed().get(network) ?? new Set(),
+      ...(opts.allocationTimeoutMs !== undefined ? { allocationTimeoutMs: opts.allocationTimeoutMs } : {}),
     });
     this.reconciler = new Reconciler({
       claims: opts.claims,
-      reader: new ClusterReader(opts.clients.core, opts.clients.config.makeApiClient(k8s.AppsV1Api)),
+      reader: new ClusterReader(opts.clients.core, opts.clients.apps),
+      claimsCache: () => this.claims(),
+      nodesCache: () => (this.nodes.hasSynced ? new Set(this.nodes.list().map((n) => n.metadata?.name ?? '')) : null),
       nodeName: opts.nodeName,
       cooldownFor: (n) => opts.index.network(n)?.spec.cooldownSeconds,
       log: opts.log,
@@ -55,7 +66,7 @@ export class IpamService {
   }
 
   async start(): Promise<void> {
-    await this.informer.start();
+    await Promise.all([this.informer.start(), this.nodes.start()]);
     const every = this.opts.reconcileIntervalMs ?? 30_000;
     if (every > 0) this.reconciler.start(every);
   }
@@ -63,10 +74,16 @@ export class IpamService {
   async stop(): Promise<void> {
     await this.reconciler.stop();
     await this.informer.stop();
+    await this.nodes.stop();
   }
 
   allocate(net: NetworkModel, req: PoolRequest): Promise<IPClaim[]> {
     return this.allocator.allocate(net, req);
+  }
+
+  /** Every claim as the informer holds it; null until it has listed. */
+  claims(): IPClaim[] | null {
+    return this.informer.hasSynced ? this.informer.list() : null;
   }
 
   reconcile() {

@@ -4,8 +4,10 @@
  * keeps the observations over time.
  *
  * A claim is a release candidate only when the pod UID it records is absent (no pod of that name,
- * or one with another UID), and, for a StatefulSet pod, the StatefulSet is gone or scaled below
- * the pod's ordinal (StatefulSet pods keep their address across restarts). The caller releases
+ * or one with another UID), and, for a StatefulSet pod with no pod of its name, the StatefulSet is
+ * gone or scaled below the pod's ordinal (StatefulSet pods keep their address across restarts).
+ * A pod of that name under another UID is the ordinal come back: it takes the claim over at its ADD
+ * (claimIp); if it has not within the grace period, it never will, and the claim is released. The caller releases
  * only after two such observations spanning the grace period and one more fresh API read.
  */
 import type { IPClaim } from './claims';
@@ -64,7 +66,7 @@ export function judgeClaim(c: IPClaim, f: ClaimFacts): Verdict {
   const nodeNote = s.node && !f.liveNodes.has(s.node) ? `; node ${s.node} no longer exists` : '';
   const gone = f.podUid === null ? `${who} uid ${s.pod.uid} is gone` : `${who} now has uid ${f.podUid}, not ${s.pod.uid}`;
   const ord = statefulSetOrdinal(s.pod.name);
-  if (ord && f.statefulSetReplicas !== undefined && f.statefulSetReplicas !== null) {
+  if (ord && f.podUid === null && f.statefulSetReplicas !== undefined && f.statefulSetReplicas !== null) {
     if (ord.ordinal < f.statefulSetReplicas) {
       return {
         action: 'keep',
@@ -73,6 +75,6 @@ export function judgeClaim(c: IPClaim, f: ClaimFacts): Verdict {
     }
     return { action: 'absent', reason: `${gone}; StatefulSet ${s.pod.namespace}/${ord.set} was scaled down to ${f.statefulSetReplicas} (ordinal ${ord.ordinal})${nodeNote}` };
   }
-  if (ord && f.statefulSetReplicas === null) return { action: 'absent', reason: `${gone}; no StatefulSet ${s.pod.namespace}/${ord.set}${nodeNote}` };
+  if (ord && f.podUid === null && f.statefulSetReplicas === null) return { action: 'absent', reason: `${gone}; no StatefulSet ${s.pod.namespace}/${ord.set}${nodeNote}` };
   return { action: 'absent', reason: `${gone}${nodeNote}` };
 }

@@ -11,11 +11,19 @@
  *     still says so;
  *  3. the release carries the claim's resourceVersion as read in this pass (a claim taken over,
  *     refreshed or released by anyone meanwhile is left alone).
- * StatefulSet pods keep their claim while the StatefulSet's replicas cover their ordinal.
+ * StatefulSet pods keep their claim while the StatefulSet's replicas cover their ordinal and no
+ * pod of that name has come back under another UID.
  * Report-only mode does every read and no write, and lists what it would release and why.
+ *
+ * API load of a pass is O(this node's claims), not O(cluster): the claims come from the agent's
+ * claims informer and the node names from a node informer (both watches, no periodic list); the
+ * pods of this node are one list; a pod GET is made only for a claim whose pod is not among them
+ * (batched into one list per namespace when several are), and tombstones and unbound reservations,
+ * which the rules judge without their pod, cost no read at all.
  */
 import type * as k8s from '@kubernetes/client-node';
 import { isConflict, isNotFound, type ClusterObjects } from '../kube/client';
+import { runtimeUid } from '../kube/pods';
 import type { Logger } from '../log';
 import { apiError, CLAIM_LABELS, type IPClaim } from './claims';
 import { releaseClaim, releasedAtMs, type ReleaseOutcome } from './pool-release';
@@ -85,16 +93,69 @@ export class ClusterReader {
     }
   }
 
-  /** Everything judgeClaim needs about one claim, read now. */
-  async facts(c: IPClaim, liveNodes: ReadonlySet<string>, nowMs: number, known?: Map<string, k8s.V1Pod>): Promise<ClaimFacts & { pod: k8s.V1Pod | null }> {
+  /**
+   * The pods with these namespace/name keys, as a map (absent: no such pod): one GET each, or one
+   * list of the namespace when it has BATCH_FROM or more of them.
+   */
+  async podsByKey(keys: Iterable<string>): Promise<Map<string, k8s.V1Pod>> {
+    const byNs = new Map<string, Set<string>>();
+    for (const k of keys) {
+      const i = k.indexOf('/');
+      const ns = k.slice(0, i);
+      let set = byNs.get(ns);
+      if (!set) byNs.set(ns, (set = new Set()));
+      set.add(k.slice(i + 1));
+    }
+    const out = new Map<string, k8s.V1Pod>();
+    for (const [namespace, names] of byNs) {
+      if (names.size >= BATCH_FROM) {
+        for (const p of (await this.core.listNamespacedPod({ namespace })).items) {
+          if (names.has(p.metadata?.name ?? '')) out.set(`${namespace}/${p.metadata!.name}`, p);
+        }
+        continue;
+      }
+      for (const name of names) {
+        const p = await this.pod(namespace, name);
+        if (p) out.set(`${namespace}/${name}`, p);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Everything judgeClaim needs about one claim, read now (or taken from `known`, a batch read in
+   * this pass). Tombstones and unbound reservations need no read: the rules keep or expire them
+   * by time alone.
+   */
+  async facts(
+    c: IPClaim,
+    liveNodes: ReadonlySet<string>,
+    nowMs: number,
+    known?: ReadonlyMap<string, k8s.V1Pod | null>,
+    /** StatefulSet replicas read earlier in this pass (namespace/name), filled as read. */
+    sets?: Map<string, number | null>,
+  ): Promise<ClaimFacts & { pod: k8s.V1Pod | null }> {
     const p = c.spec.pod;
-    const pod = known ? (known.get(`${p.namespace}/${p.name}`) ?? (await this.pod(p.namespace, p.name))) : await this.pod(p.namespace, p.name);
-    const facts: ClaimFacts & { pod: k8s.V1Pod | null } = { pod, podUid: pod?.metadata?.uid ?? null, liveNodes, nowMs };
+    if (releasedAtMs(c) !== null || !p.uid) return { pod: null, podUid: null, liveNodes, nowMs };
+    const key = `${p.namespace}/${p.name}`;
+    const pod = known?.has(key) ? (known.get(key) ?? null) : await this.pod(p.namespace, p.name);
+    const facts: ClaimFacts & { pod: k8s.V1Pod | null } = { pod, podUid: pod ? runtimeUid(pod) : null, liveNodes, nowMs };
     const ord = statefulSetOrdinal(p.name);
-    if (ord && p.uid && facts.podUid !== p.uid) facts.statefulSetReplicas = await this.statefulSetReplicas(p.namespace, ord.set);
+    if (ord && facts.podUid === null) {
+      const k = `${p.namespace}/${ord.set}`;
+      let replicas = sets?.get(k);
+      if (replicas === undefined) {
+        replicas = await this.statefulSetReplicas(p.namespace, ord.set);
+        sets?.set(k, replicas);
+      }
+      facts.statefulSetReplicas = replicas;
+    }
     return facts;
   }
 }
+
+/** A namespace with this many pods to look up in one pass is listed once instead. */
+const BATCH_FROM = 4;
 
 export interface ReconcilerOptions {
   claims: ClusterObjects<IPClaim>;
@@ -106,6 +167,13 @@ export interface ReconcilerOptions {
   tombstoneRetentionSeconds?: number;
   /** A network's cooldownSeconds (tombstone expiry); undefined → 600. */
   cooldownFor?: (network: string) => number | undefined;
+  /**
+   * The claims as the agent's informer holds them (null until it has listed): the pass reads them
+   * there instead of listing. Unset: listed from the API each pass (the CLI).
+   */
+  claimsCache?: () => Iterable<IPClaim> | null;
+  /** The node names as a node informer holds them (null until listed). Unset: listed each pass. */
+  nodesCache?: () => ReadonlySet<string> | null;
   /** Look at other nodes' claims (deleted nodes) and tombstones every N passes. Default 10. */
   scanAllEvery?: number;
   reportOnly?: boolean;
@@ -150,13 +218,22 @@ export class Reconciler {
     const out: ReconcileResult = { released: [], wouldRelease: [], waiting: [], skipped: [], kept: 0 };
     const scanAll = this.passes++ % (this.opts.scanAllEvery ?? 10) === 0;
     let candidates: IPClaim[];
-    let nodes: Set<string>;
-    let local: Map<string, k8s.V1Pod>;
+    let nodes: ReadonlySet<string>;
+    let local: Map<string, k8s.V1Pod | null>;
     try {
-      nodes = await reader.liveNodes();
-      const list = scanAll ? await claims.list() : await claims.list({ labelSelector: `${CLAIM_LABELS.node}=${nodeName}` });
-      candidates = list.items.filter((c) => c.spec.node === nodeName || !scanAll || !c.spec.node || !nodes.has(c.spec.node));
-      local = await reader.podsOnNode(nodeName);
+      nodes = this.opts.nodesCache?.() ?? (await reader.liveNodes());
+      const cached = this.opts.claimsCache?.();
+      const all = cached ? [...cached] : (await (scanAll ? claims.list() : claims.list({ labelSelector: `${CLAIM_LABELS.node}=${nodeName}` }))).items;
+      candidates = all.filter((c) => c.spec.node === nodeName || (scanAll && (!c.spec.node || !nodes.has(c.spec.node))));
+      local = new Map<string, k8s.V1Pod | null>(await reader.podsOnNode(nodeName));
+      // The pods of claims not found on this node (moved, re-created elsewhere, gone), batched.
+      const missing = new Set<string>();
+      for (const c of candidates) {
+        const p = c.spec.pod;
+        if (p.uid && releasedAtMs(c) === null && !local.has(`${p.namespace}/${p.name}`)) missing.add(`${p.namespace}/${p.name}`);
+      }
+      for (const [k, pod] of await reader.podsByKey(missing)) local.set(k, pod);
+      for (const k of missing) if (!local.has(k)) local.set(k, null);
     } catch (e) {
       throw apiError('reconcile: read claims, nodes and pods', e);
     }
@@ -167,13 +244,14 @@ export class Reconciler {
       }
     }
     const seen = new Set<string>();
+    const sets = new Map<string, number | null>();
     for (const c of candidates) {
       const name = c.metadata!.name!;
       const now = this.now();
-      const facts = await reader.facts(c, nodes, now, c.spec.node === nodeName ? local : undefined);
+      const facts = await reader.facts(c, nodes, now, local, sets);
       facts.cooldownSeconds = this.opts.cooldownFor?.(c.spec.network);
       if (this.opts.tombstoneRetentionSeconds !== undefined) facts.tombstoneRetentionSeconds = this.opts.tombstoneRetentionSeconds;
-      if (facts.pod && facts.pod.metadata?.uid === c.spec.pod.uid) {
+      if (facts.pod && facts.podUid === c.spec.pod.uid) {
         this.grace.set(c.spec.pod.uid, facts.pod.spec?.terminationGracePeriodSeconds ?? 30);
       }
       const v = judgeClaim(c, facts);

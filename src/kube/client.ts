@@ -49,15 +49,69 @@ export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): k8s.KubeConfig
 export interface KubeClients {
   config: k8s.KubeConfig;
   core: k8s.CoreV1Api;
+  apps: k8s.AppsV1Api;
   custom: k8s.CustomObjectsApi;
   watch: k8s.Watch;
 }
 
-export function makeKubeClients(config: k8s.KubeConfig): KubeClients {
+/**
+ * Every API call of the daemons gives up after this long (client-node has no default timeout: a
+ * hung apiserver or a black-holed connection would hold a CNI lookup, a release or a reconcile
+ * pass forever). It fails as "unreachable", which the callers treat as "try again later". Watches
+ * are long-lived and are bounded by the informer's own watchdog instead (src/kube/informer.ts).
+ */
+export const API_TIMEOUT_MS = 4_000;
+
+export interface KubeClientOptions {
+  /** Per-request timeout (ms). Default API_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
+/** `p`, or a rejection once `ms` have passed. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from the Kubernetes API within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * client-node's configuration as makeApiClient builds it, with an HTTP library that puts a
+ * deadline on every request, body included. The caller stops waiting; the request itself is left
+ * to end on the server's side (kube-apiserver ends every non-watch request after its own
+ * --request-timeout, 60 s by default). Aborting it instead (an AbortSignal handed to fetch) costs
+ * a fifth of the allocation throughput in bench/ipam on every request, for the rare hung one.
+ */
+function timedConfiguration(config: k8s.KubeConfig, timeoutMs: number): k8s.Configuration {
+  const cluster = config.getCurrentCluster();
+  if (!cluster) throw new UnderlayError(CniCode.Internal, 'kubeconfig has no current cluster');
+  const fetchLib = new k8s.IsomorphicFetchHttpLibrary();
+  return k8s.createConfiguration({
+    baseServer: new k8s.ServerConfiguration(cluster.server, {}),
+    authMethods: { default: config },
+    httpApi: {
+      send(ctx) {
+        const started = Date.now();
+        const answered = within(fetchLib.send(ctx).toPromise(), timeoutMs).then((res) => {
+          const body = res.body;
+          const left = () => Math.max(1, timeoutMs - (Date.now() - started));
+          res.body = { text: () => within(body.text(), left()), binary: () => within(body.binary(), left()) };
+          return res;
+        });
+        return new k8s.Observable(answered);
+      },
+    },
+  });
+}
+
+export function makeKubeClients(config: k8s.KubeConfig, opts: KubeClientOptions = {}): KubeClients {
+  const conf = timedConfiguration(config, opts.timeoutMs ?? API_TIMEOUT_MS);
   return {
     config,
-    core: config.makeApiClient(k8s.CoreV1Api),
-    custom: config.makeApiClient(k8s.CustomObjectsApi),
+    core: new k8s.CoreV1Api(conf),
+    apps: new k8s.AppsV1Api(conf),
+    custom: new k8s.CustomObjectsApi(conf),
     watch: new k8s.Watch(config),
   };
 }

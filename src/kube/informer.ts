@@ -12,7 +12,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { EventEmitter } from 'node:events';
 import {
-  type ClusterObjects, type CustomObject, type ListOptions, type ObjectList, collectionPath, kubeFailure,
+  API_TIMEOUT_MS, type ClusterObjects, type CustomObject, type ListOptions, type ObjectList, collectionPath, kubeFailure,
 } from './client';
 
 export interface InformerObject {
@@ -62,6 +62,14 @@ export interface InformerOptions<T extends InformerObject> {
   resyncMs?: number;
   /** Server-side watch timeout; the informer then resumes from its last resourceVersion. */
   watchTimeoutSeconds?: number;
+  /**
+   * Client-side watchdog: a watch whose response has not started after `watchConnectMs`, or that
+   * delivered nothing (not even a bookmark) for `watchIdleMs`, is abandoned and opened again (an
+   * apiserver that hangs, or a connection cut without a FIN, would otherwise stall the informer
+   * for good). Defaults: API_TIMEOUT_MS, and the server-side timeout plus 30 s.
+   */
+  watchConnectMs?: number;
+  watchIdleMs?: number;
   backoff?: Backoff;
   log?: Logger;
 }
@@ -244,22 +252,35 @@ export class Informer<T extends InformerObject> extends EventEmitter<InformerEve
   private watchOnce(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      let watchdog: NodeJS.Timeout | undefined;
+      const timeoutSeconds = this.opts.watchTimeoutSeconds ?? 300;
+      const idleMs = this.opts.watchIdleMs ?? (timeoutSeconds + 30) * 1000;
+      const arm = (ms: number, what: string) => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => {
+          this.current?.abort();
+          finish(Object.assign(new Error(`watch ${what} for ${ms} ms; opening it again`), { watchdog: true }));
+        }, ms);
+      };
       const finish = (err: unknown) => {
         if (settled) return;
         settled = true;
+        clearTimeout(watchdog);
         if (err && !this.stopped) reject(err);
         else resolve();
       };
       const params: Record<string, string | number | boolean> = {
         resourceVersion: this.rv,
         allowWatchBookmarks: true,
-        timeoutSeconds: this.opts.watchTimeoutSeconds ?? 300,
+        timeoutSeconds,
       };
       if (this.opts.labelSelector) params.labelSelector = this.opts.labelSelector;
       if (this.opts.fieldSelector) params.fieldSelector = this.opts.fieldSelector;
       this.stats.watches++;
+      arm(this.opts.watchConnectMs ?? API_TIMEOUT_MS, 'had no answer');
       const onEvent = (type: string, raw: unknown) => {
         if (settled) return;
+        arm(idleMs, 'was silent');
         if (type === 'ERROR') {
           const status = raw as { code?: number; message?: string };
           finish(status.code === 410 ? new Expired() : Object.assign(new Error(status.message ?? 'watch error'), { statusCode: status.code }));
@@ -285,6 +306,7 @@ export class Informer<T extends InformerObject> extends EventEmitter<InformerEve
         .then((ctl) => {
           this.current = ctl;
           if (this.stopped || settled) ctl.abort();
+          else arm(idleMs, 'was silent');
         }, finish);
     });
   }
@@ -341,5 +363,17 @@ export function clusterObjectInformer<T extends CustomObject>(
     path: collectionPath(objects.resource),
     list: (o) => objects.list(o),
     watch,
+  });
+}
+
+/** Node names (the cache keeps the name only): which nodes exist, without a periodic list. */
+export function nodeInformer(clients: { core: k8s.CoreV1Api; watch: k8s.Watch }, tuning: InformerTuning<k8s.V1Node> = {}): Informer<k8s.V1Node> {
+  return new Informer<k8s.V1Node>({
+    name: tuning.name ?? 'nodes',
+    retain: (n) => ({ metadata: { name: n.metadata?.name, resourceVersion: n.metadata?.resourceVersion } }),
+    ...tuning,
+    path: '/api/v1/nodes',
+    list: (o) => clients.core.listNode(o),
+    watch: clients.watch,
   });
 }

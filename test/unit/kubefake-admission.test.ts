@@ -12,7 +12,7 @@ import { parseAllDocuments } from 'yaml';
 import { serviceAccountUser, startFakeKube, type FakeKube, type KubeObject } from '../fakes/kube-apiserver';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients } from '../../src/kube/client';
 import { claimIp, claimName, releaseAttachment, type ClaimDeps, type ClaimRequest, type IPClaim } from '../../src/ipam/claims';
-import { podUidGetter } from '../../src/agent/pods';
+import { podUidGetter } from '../../src/kube/pods';
 import { UnderlayError } from '../../src/errors';
 
 const POLICY = 'sriov-underlay-claims-node-scoped';
@@ -84,7 +84,7 @@ describe('node-scoped claim writes (deploy/25-claims-admission.yaml)', () => {
     const b = agentDeps(TOKENS.b, 'b');
     await claimIp(a, req('node-a', '10.100.0.11'));
     await claimIp(b, req('node-b', '10.100.0.12'));
-    expect(await releaseAttachment(a, { containerID: 'ctr-10.100.0.11', interface: 'net1', uid: 'uid-10.100.0.11' })).toEqual([claimName('vlan100', '10.100.0.11')]);
+    expect(await releaseAttachment(a, { containerID: 'ctr-10.100.0.11', interface: 'net1', node: 'node-a', uid: 'uid-10.100.0.11' })).toEqual([claimName('vlan100', '10.100.0.11')]);
     expect(kube.server.get('ipclaims', undefined, claimName('vlan100', '10.100.0.12'))).toBeDefined();
   });
 
@@ -93,8 +93,9 @@ describe('node-scoped claim writes (deploy/25-claims-admission.yaml)', () => {
     const name = claimName('vlan100', '10.100.0.12');
     const before = kube.server.get('ipclaims', undefined, name)!;
     const a = agentDeps(TOKENS.a, 'a');
-    // DEL of b's container, as a confused or hostile agent on node-a would send it
-    const msg = await failure(releaseAttachment(a, { containerID: 'ctr-10.100.0.12', interface: 'net1', uid: 'uid-10.100.0.12' }));
+    // DEL of b's container, as a hostile agent on node-a would send it (the agent's own code only
+    // releases notes of its own node; a hostile one names node-b)
+    const msg = await failure(releaseAttachment(a, { containerID: 'ctr-10.100.0.12', interface: 'net1', node: 'node-b', uid: 'uid-10.100.0.12' }));
     expect(msg).toContain(`ValidatingAdmissionPolicy '${POLICY}' with binding '${POLICY}' denied request: node node-a may not change IPClaim ${name} of node node-b`);
     expect(msg).toContain('403');
     // writing a claim that names node-b
@@ -117,7 +118,7 @@ describe('node-scoped claim writes (deploy/25-claims-admission.yaml)', () => {
     const c = kube.server.get('ipclaims', undefined, claimName('vlan100', '10.100.0.12'))!;
     const relabel = await call('PUT', `/apis/sriov-underlay.io/v1alpha1/ipclaims/${c.metadata.name}`, TOKENS.a, { ...c, spec: { ...(c.spec as object), node: 'node-c' } });
     expect(relabel.status).toBe(403);
-    expect(await releaseAttachment(a, { containerID: 'ctr-10.100.0.12', interface: 'net1', uid: 'uid-10.100.0.12' })).toEqual([c.metadata.name]);
+    expect(await releaseAttachment(a, { containerID: 'ctr-10.100.0.12', interface: 'net1', node: 'node-b', uid: 'uid-10.100.0.12' })).toEqual([c.metadata.name]);
   });
 
   it('lets any agent write unowned claims (reservations waiting for their pod carry no node)', async () => {

@@ -183,12 +183,13 @@ describe('generated registration and network ConfigMaps through the fake API ser
     }
     expect(rejectedKeys).toBeGreaterThan(500); // the corpus is mostly hostile: most keys must have been refused
 
-    // The agent still serves: the assigned pod gets the same answer, a new pod its registration.
-    const again = answerToPodSettings(await agentLookup(agent.socketPath, { namespace: 'app', name: 'served', uid, containerId: 'ctr', ifName: 'net1', network: 'vlan100' }));
-    expect(again?.ips).toEqual(before?.ips);
+    // Nothing the corpus did touched the assigned claim (read before the repeated ADD below, which may refresh it).
     const claimAfter = await claims.get('vlan100.10.100.0.50');
     expect(claimAfter?.metadata?.resourceVersion).toBe(claimBefore?.metadata?.resourceVersion);
     expect(claimAfter?.spec.pod.uid).toBe(uid);
+    // The agent still serves: the assigned pod gets the same answer, a new pod its registration.
+    const again = answerToPodSettings(await agentLookup(agent.socketPath, { namespace: 'app', name: 'served', uid, containerId: 'ctr', ifName: 'net1', network: 'vlan100' }));
+    expect(again?.ips).toEqual(before?.ips);
     const uid2 = (await clients.core.createNamespacedPod({ namespace: 'app', body: { metadata: { name: 'later' }, spec: { containers: [{ name: 'c', image: 'x' }] } } })).metadata!.uid!;
     const later = answerToPodSettings(await agentLookup(agent.socketPath, { namespace: 'app', name: 'later', uid: uid2, containerId: 'ctr2', ifName: 'net1', network: 'vlan100' }));
     expect(later?.ips).toEqual(['10.100.0.51/24']);

@@ -3,7 +3,7 @@ import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
 import { crdValidators } from '../../fixtures/crd-schema';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../../src/kube/client';
 import { claimIp, claimName, releaseAttachment, type ClaimDeps, type ClaimRequest, type IPClaim } from '../../../src/ipam/claims';
-import { podUidGetter } from '../../../src/agent/pods';
+import { podUidGetter } from '../../../src/kube/pods';
 import { UnderlayError } from '../../../src/errors';
 
 let kube: FakeKube;
@@ -79,14 +79,16 @@ describe('claimIp against the fake API server', () => {
     expect(c.metadata?.resourceVersion).toBe(stored?.metadata?.resourceVersion);
   });
 
-  it('a repeated ADD for the same UID returns the same claim without writing', async () => {
+  it('a repeated ADD for the same UID returns the same claim, refreshed (its updatedAt is what a queued DEL is compared with)', async () => {
     const uid = await pod('pg-0');
     const first = await claimIp(deps, req('pg-0', uid));
     kube.server.resetCounters();
     const again = await claimIp(deps, req('pg-0', uid));
-    expect(again.metadata?.resourceVersion).toBe(first.metadata?.resourceVersion);
-    expect(kube.server.counters().writesByResource.ipclaims?.create ?? 0).toBe(1); // the refused create
-    expect(kube.server.counters().commits).toBe(0);
+    expect(again.metadata?.name).toBe(first.metadata?.name);
+    expect(again.spec.claimedAt).toBe(first.spec.claimedAt);
+    expect(Date.parse(again.spec.updatedAt)).toBeGreaterThanOrEqual(Date.parse(first.spec.updatedAt));
+    expect(kube.server.counters().writesByResource.ipclaims).toEqual({ create: 1, update: 1 }); // the refused create, the refresh
+    expect(kube.server.counters().commits).toBe(1);
   });
 
   it('another live pod asking for the address gets a conflict naming the holder', async () => {
@@ -136,10 +138,10 @@ describe('claimIp against the fake API server', () => {
     const taken = await claimIp(deps, req('batch', bUid, '10.100.0.13', { kind: 'pool', source: { namespace: 'db', configMap: 'db-net', key: 'batch', resourceVersion: '7' } }));
     expect(taken.spec).toMatchObject({ kind: 'reserved', pod: { uid: bUid } });
 
-    expect(await releaseAttachment(deps, { containerID: `ctr-${uid}`, interface: 'net1', uid })).toEqual(['vlan100.10.100.0.11']);
+    expect(await releaseAttachment(deps, { containerID: `ctr-${uid}`, interface: 'net1', uid, node: 'node-a' })).toEqual(['vlan100.10.100.0.11']);
     expect(await deps.claims.get('vlan100.10.100.0.11')).toBeUndefined();
     expect(await deps.claims.get('vlan100.10.100.0.12')).toBeDefined();
-    expect(await releaseAttachment(deps, { containerID: `ctr-${bUid}`, interface: 'net1', uid: bUid })).toEqual(['vlan100.10.100.0.13']);
+    expect(await releaseAttachment(deps, { containerID: `ctr-${bUid}`, interface: 'net1', uid: bUid, node: 'node-a' })).toEqual(['vlan100.10.100.0.13']);
     expect((await deps.claims.get('vlan100.10.100.0.13'))?.spec).toMatchObject({ kind: 'reserved', pod: { name: 'batch', uid: '' }, containerID: '' });
   });
 

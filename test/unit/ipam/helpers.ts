@@ -2,6 +2,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../../src/kube/client';
 import type { ClaimDeps, IPClaim } from '../../../src/ipam/claims';
+import { podUidGetter } from '../../../src/kube/pods';
 import { buildNetwork, type NetworkModel } from '../../../src/registrations/network-model';
 import { networkSchema } from '../../../src/schemas/network';
 import type { FakeKube } from '../../fakes/kube-apiserver';
@@ -15,19 +16,6 @@ export interface ClaimEnv {
   clients: KubeClients;
   claims: ClusterObjects<IPClaim>;
   deps: ClaimDeps;
-}
-
-/** A fresh pod-UID lookup per call (no cache), as the agent does before a hand-over. */
-export function podUidGetter(core: k8s.CoreV1Api) {
-  return async (namespace: string, name: string): Promise<string | null> => {
-    try {
-      const p = await core.readNamespacedPod({ namespace, name });
-      return p.metadata?.uid ?? null;
-    } catch (e) {
-      if ((e as { code?: number }).code === 404) return null;
-      throw e;
-    }
-  };
 }
 
 export function claimEnv(fake: FakeKube, now?: () => Date): ClaimEnv {
