@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     clients.core.createNamespacedConfigMap({ namespace, body: { metadata: { name, namespace, labels: { [KIND]: kind } }, data } });
   await put('sriov-underlay', 'networks', 'network', { big: 'subnet: 10.64.0.0/10\ngateway: 10.64.0.1\nresourceName: sriov-underlay.io/vf-pool-a' });
   await put('app', 'regs', 'registration', { unrelated: 'network: big\nip: 10.127.255.1' });
-  const agent = await startAgent({ nodeName: 'bench', log: silentLogger(), kubeconfig: kube.kubeconfigPath, socketPath: path.join(dir, 'agent.sock'), stateDir: dir, podResourcesSocket: null });
+  const agent = await startAgent({ nodeName: 'bench', log: silentLogger(), kubeconfig: kube.kubeconfigPath, socketPath: path.join(dir, 'agent.sock'), releaseQueueDir: path.join(dir, 'release-queue'), podResourcesSocket: null });
 
   const ask = async () => {
     const t = performance.now();

@@ -76,7 +76,7 @@ function status(pid: number): { rss: number; anon: number; file: number; hwm: nu
  */
 async function spawnAgent(kubeconfig: string, sock: string, stateDir: string, expectKeys: number, nodeOptions = '') {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
-  const args = ['--components', 'agent', '--node-name', 'bench-node', '--kubeconfig', kubeconfig, '--agent-socket', sock, '--cni-state-dir', stateDir, '--pod-resources-socket', '', '--log-level', 'info'];
+  const args = ['--components', 'agent', '--node-name', 'bench-node', '--kubeconfig', kubeconfig, '--agent-socket', sock, '--release-queue-dir', stateDir, '--pod-resources-socket', '', '--log-level', 'info'];
   const child = spawn(DAEMON, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     let buf = '';

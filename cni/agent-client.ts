@@ -10,22 +10,28 @@ import { lookupAnswerSchema, PROTOCOL_VERSION, type LookupAnswer, type LookupReq
 import { formatSource } from '../src/registrations/types';
 import type { PodSettings, PodSettingsSource } from './pod-settings';
 
-/** Long enough for the agent to create the IP claim against a busy API server; short next to kubelet's. */
+/**
+ * How long one lookup may take. The agent may have to create the pod's IPClaim against a busy API
+ * server before it answers (seconds, under its own API timeout), so a 6 s answer is still waited
+ * for; past 10 s the ADD fails with code 11 and the runtime tries again (kubelet retries a failed
+ * sandbox; its own CRI deadline is minutes). Nothing on the VF has changed by then: the lookup comes
+ * before the lock and the record.
+ */
 export const AGENT_TIMEOUT_MS = 10_000;
-const MAX_ANSWER_BYTES = 64 * 1024;
+/** An answer is one JSON line of a few hundred bytes; a bigger one is garbage, not read further. */
+export const MAX_ANSWER_BYTES = 64 * 1024;
 
 function unreachable(socketPath: string, why: string): UnderlayError {
   return new UnderlayError(
     CniCode.TryAgainLater,
     `node agent unreachable at ${socketPath} (${why}): check that the sriov-underlay-node pod is running on this node ` +
-      `and that netconf "agentSocket" names the socket it serves (mounted from the host)`,
+      `and that netconf "agentSocket" names the socket it serves (mounted from the host). Nothing was changed on the VF`,
   );
 }
 
 /** Send one lookup and return the validated answer. Network-level failures → code 11 (try again later). */
 export function agentLookup(socketPath: string, req: Omit<LookupRequest, 'v' | 'op'>, timeoutMs = AGENT_TIMEOUT_MS): Promise<LookupAnswer> {
   return new Promise((resolve, reject) => {
-    let buf = '';
     let settled = false;
     const finish = (err: UnderlayError | null, a?: LookupAnswer) => {
       if (settled) return;
@@ -36,21 +42,27 @@ export function agentLookup(socketPath: string, req: Omit<LookupRequest, 'v' | '
       else resolve(a!);
     };
     const sock = net.createConnection(socketPath);
-    const timer = setTimeout(() => finish(unreachable(socketPath, `no answer within ${timeoutMs} ms`)), timeoutMs);
-    sock.setEncoding('utf8');
+    const timer = setTimeout(
+      () => finish(unreachable(socketPath, `no answer within ${timeoutMs} ms, the bound one lookup gets before the runtime should retry`)),
+      timeoutMs,
+    );
     sock.on('error', (e: NodeJS.ErrnoException) => finish(unreachable(socketPath, e.code ?? e.message)));
     sock.on('connect', () => sock.write(`${JSON.stringify({ v: PROTOCOL_VERSION, op: 'lookup', ...req })}\n`));
-    sock.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > MAX_ANSWER_BYTES) finish(badAnswer(socketPath, `answer longer than ${MAX_ANSWER_BYTES} bytes`));
-      const nl = buf.indexOf('\n');
+    // Bytes, not decoded text: the bound holds whatever the peer sends, and a UTF-8 sequence split
+    // across chunks is decoded only once the line is whole.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    sock.on('data', (chunk: Buffer) => {
+      const nl = chunk.indexOf(0x0a);
+      const part = nl === -1 ? chunk : chunk.subarray(0, nl);
+      size += part.length;
+      if (size > MAX_ANSWER_BYTES) return finish(badAnswer(socketPath, `more than ${MAX_ANSWER_BYTES} bytes without an end of line`));
+      chunks.push(part);
       if (nl === -1) return;
-      const [err, answer] = decode(socketPath, buf.slice(0, nl));
+      const [err, answer] = decode(socketPath, Buffer.concat(chunks).toString('utf8'));
       finish(err, answer);
     });
-    sock.on('end', () => {
-      if (buf.indexOf('\n') === -1) finish(unreachable(socketPath, 'connection closed without an answer'));
-    });
+    sock.on('end', () => finish(unreachable(socketPath, size ? 'connection closed in the middle of an answer' : 'connection closed without an answer')));
   });
 }
 
@@ -78,10 +90,11 @@ export function agentReport(socketPath: string, req: Omit<ReportRequest, 'v' | '
   });
 }
 
+/** Garbage from the agent is its fault, not the pod's: code 11, so the runtime retries once it is fixed or restarted. */
 function badAnswer(socketPath: string, why: string): UnderlayError {
   return new UnderlayError(
-    CniCode.Internal,
-    `node agent at ${socketPath} sent an answer this plugin does not understand (${why}); are the agent and the plugin the same version?`,
+    CniCode.TryAgainLater,
+    `node agent at ${socketPath} sent an answer this plugin does not understand (${why}); are the agent and the plugin the same version? Nothing was changed on the VF`,
   );
 }
 

@@ -10,7 +10,7 @@ import type { NetConf } from '../src/schemas/netconf';
 import { VfLock } from '../src/state/vf-lock';
 import { restoreOrExplain } from '../src/vf/restore';
 import { LOCK_TIMEOUT_MS, makeCtx } from './context';
-import { queueClaimRelease } from './claim-release';
+import { migrateLegacyClaimReleases, queueClaimRelease, recordedAddresses } from './claim-release';
 import { releaseIpam, retryPendingReleases } from './ipam-release';
 import type { Invocation } from './skel';
 
@@ -19,12 +19,13 @@ export async function cmdDel(inv: Invocation, conf: NetConf, log: Logger): Promi
   // Registrations in use: leave the IP-claim release to the node agent (never waited for here).
   if (conf.agentSocket) {
     try {
-      queueClaimRelease(ctx.stateDir, inv);
+      migrateLegacyClaimReleases(ctx.stateDir, ctx.releaseQueueDir, log);
+      queueClaimRelease(ctx.releaseQueueDir, inv, { network: conf.name, addresses: recordedAddresses(ctx, conf, inv) });
     } catch (e) {
       log.error({ err: (e as Error).message }, 'DEL: could not queue the IP-claim release; the agent reconcile will find it');
     }
   }
-  await retryPendingReleases(ctx.stateDir, inv, log);
+  await retryPendingReleases(ctx.stateDir, inv, log); // invalid entries are logged and set aside: they must not block this DEL
   const pci = conf.deviceID ?? ctx.records.attachmentPci(inv.containerId, inv.ifName);
   if (!pci) {
     log.info({ container: inv.containerId }, 'DEL: no VF recorded for this attachment');

@@ -16,10 +16,10 @@ import type { Invocation } from './skel';
 export async function cmdGc(inv: Invocation, conf: NetConf, log: Logger): Promise<void> {
   const ctx = makeCtx(conf);
   const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((a) => `${a.containerID}/${a.ifname}`));
-  await retryPendingReleases(ctx.stateDir, inv, log);
+  const failures: string[] = await retryPendingReleases(ctx.stateDir, inv, log);
   const { records, errors } = ctx.records.all();
   for (const e of errors) log.error(e);
-  const failures: string[] = [];
+  failures.push(...errors); // an invalid record is never acted on, and GC says so, naming file and field
   for (const stale of records) {
     if (stale.networkName !== conf.name || valid.has(`${stale.containerId}/${stale.ifName}`)) continue;
     const lock = VfLock.acquire(ctx.stateDir, stale.pciAddr, LOCK_TIMEOUT_MS);

@@ -7,15 +7,19 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CniCode, UnderlayError, type CniCodeValue } from '../src/errors';
+import { describeIssues } from '../src/schemas/format';
+import { pluginName } from '../src/schemas/netconf';
 import { parseResult, type CniResult } from './result';
 
 export function findPlugin(type: string, cniPath: string[]): string {
-  if (type.includes('/')) throw new UnderlayError(CniCode.InvalidNetworkConfig, `ipam.type "${type}" must be a plugin name, not a path`);
+  // libcni's rule (FindInPath): a bare name, looked up in CNI_PATH and nowhere else.
+  const name = pluginName.safeParse(type);
+  if (!name.success) throw new UnderlayError(CniCode.InvalidNetworkConfig, describeIssues(`IPAM plugin "${type}"`, name.error.issues));
   for (const dir of cniPath) {
     const p = path.join(dir, type);
     try {
       fs.accessSync(p, fs.constants.X_OK);
-      return p;
+      if (fs.statSync(p).isFile()) return p;
     } catch {
       /* try the next dir */
     }

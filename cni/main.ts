@@ -9,7 +9,7 @@ import { describeIssues } from '../src/schemas/format';
 import { netconfSchema, type NetConf } from '../src/schemas/netconf';
 import { cmdAdd } from './add';
 import { cmdCheck } from './check';
-import { DEFAULT_LOG_FILE } from './context';
+import { DEFAULT_LOG_FILE, netconfPathIssues } from './context';
 import { cmdDel } from './del';
 import { cmdGc } from './gc';
 import { agentPodSettings } from './agent-client';
@@ -31,7 +31,7 @@ function print(obj: unknown): void {
 
 const MIN_VERSION: Partial<Record<Command, string>> = { CHECK: '0.4.0', STATUS: '1.1.0', GC: '1.1.0' };
 
-export function parseNetconf(stdin: Buffer): NetConf {
+export function parseNetconf(stdin: Buffer, env: NodeJS.ProcessEnv = process.env): NetConf {
   let raw: unknown;
   try {
     raw = JSON.parse(stdin.toString('utf8'));
@@ -41,6 +41,8 @@ export function parseNetconf(stdin: Buffer): NetConf {
   const name = typeof raw === 'object' && raw !== null && typeof (raw as { name?: unknown }).name === 'string' ? (raw as { name: string }).name : '?';
   const parsed = netconfSchema.safeParse(raw);
   if (!parsed.success) throw new UnderlayError(CniCode.InvalidNetworkConfig, describeIssues(`netconf "${name}"`, parsed.error.issues));
+  const pathIssues = netconfPathIssues(parsed.data, env);
+  if (pathIssues.length) throw new UnderlayError(CniCode.InvalidNetworkConfig, describeIssues(`netconf "${name}"`, pathIssues));
   return parsed.data;
 }
 

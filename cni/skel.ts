@@ -5,16 +5,15 @@
 import * as z from 'zod/mini';
 import { CniCode, UnderlayError } from '../src/errors';
 import { describeIssues } from '../src/schemas/format';
+import { CONTAINER_ID_RE, IFNAME_RE } from '../src/schemas/netconf';
 
 export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'] as const;
 export type Command = (typeof COMMANDS)[number];
 
-// Linux interface names: 1-15 bytes, no '/', ':' or whitespace, not "." or "..".
-const IFNAME_RE = /^(?!\.{1,2}$)[^\s/:]{1,15}$/;
 
 const envSchema = z.object({
   CNI_COMMAND: z.enum(COMMANDS),
-  CNI_CONTAINERID: z.optional(z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be alphanumeric plus _ . -'))),
+  CNI_CONTAINERID: z.optional(z.string().check(z.regex(CONTAINER_ID_RE, 'must be alphanumeric plus _ . -'))),
   CNI_NETNS: z.optional(z.string()),
   CNI_IFNAME: z.optional(z.string().check(z.regex(IFNAME_RE, 'must be a valid interface name (1-15 chars, no / : or spaces)'))),
   CNI_ARGS: z.optional(z.string()),

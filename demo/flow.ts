@@ -204,6 +204,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   teardown.push('stop the fake kubelet', () => kubelet.stop());
   const agentSocket = path.join(p.workDir, 'agent.sock');
   const stateDir = path.join(p.workDir, 'cni-state');
+  const releaseQueueDir = path.join(p.workDir, 'release-queue');
   const args = [
     '--components', 'device-plugin,agent',
     '--kubelet-dir', kubelet.dir,
@@ -216,7 +217,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     '--node-name', NODE,
     '--kubeconfig', kubeconfig,
     '--agent-socket', agentSocket,
-    '--cni-state-dir', stateDir,
+    '--release-queue-dir', releaseQueueDir,
     '--pod-resources-socket', '', // the pods come with a deviceID from Allocate (secondary network)
   ];
   const daemon = startNodeDaemon(nodeBin, args, path.join(logs, 'node.log'));
@@ -292,6 +293,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
       agentSocket,
       sysfsRoot: p.sysfsRoot,
       stateDir,
+      releaseQueueDir,
       logFile: cniLog,
       logLevel: 'info',
     };
@@ -301,6 +303,9 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
       CNI_IFNAME: 'net1',
       CNI_PATH: p.cniPath,
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${POD_NAMESPACE};K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=${containerId};K8S_POD_UID=${uid}`,
+      // The demo keeps the CNI's state, log and queue (and on the host its sysfs tree) in its work
+      // dir: the runtime's environment is where a node allows such paths (docs/cni.md).
+      SRIOV_UNDERLAY_PATH_PREFIXES: p.workDir,
     };
     const run: PodRun = { name, uid, netns, containerId, resource, deviceID, podUidAtKubelet: podUid, registered: reg, netconf, env, result: {}, added: false };
     pods.push(run);

@@ -71,6 +71,8 @@ export class DevicePluginDaemon implements MetricsSource {
   private configWatch: DirWatch | null = null;
   private unsubscribeLinks: (() => void) | null = null;
   private running = false;
+  /** PF netdevs fenced by the node policy (see fence()). */
+  private readonly fenced = new Set<string>();
 
   constructor(private readonly opts: DevicePluginDaemonOptions) {
     this.log = opts.log;
@@ -143,6 +145,24 @@ export class DevicePluginDaemon implements MetricsSource {
     return this.configProblems().length;
   }
 
+  /**
+   * The node policy is about to rewrite this PF's sriov_numvfs: advertise its VFs Unhealthy (so
+   * Allocate refuses them from now on) or, with on=false, stop. Resolves once the pools carry it.
+   */
+  async fence(pfNetdev: string, on: boolean): Promise<void> {
+    if (on === this.fenced.has(pfNetdev)) return;
+    if (on) this.fenced.add(pfNetdev);
+    else this.fenced.delete(pfNetdev);
+    this.dirty = true;
+    this.requestRefresh();
+    await this.chain;
+  }
+
+  /** Allocated in any pool, by kubelet's checkpoint or an Allocate this daemon answered. */
+  isAllocatedAnywhere(pciAddr: string): boolean {
+    return [...this.served.keys()].some((r) => this.allocations.isAllocated(r, pciAddr));
+  }
+
   /** Coalesce triggers: at most one refresh queued behind the running one. */
   requestRefresh(): void {
     if (this.pendingRefresh || !this.running) return;
@@ -213,6 +233,7 @@ export class DevicePluginDaemon implements MetricsSource {
         vfs: this.discovery.vfs,
         carrier: (ifname) => this.linkState.carrier(ifname),
         isAllocated: (r, p) => this.allocations.isAllocated(r, p),
+        fenced: this.fenced,
       },
     );
     for (const o of result.overlaps) {

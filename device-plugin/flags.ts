@@ -19,9 +19,12 @@ export const FLAG_DEFAULTS = {
   'rescan-interval-ms': '500',
   kubeconfig: '',
   'agent-socket': '/run/sriov-underlay/agent.sock',
-  'cni-state-dir': '/var/lib/cni/sriov-underlay',
+  'release-queue-dir': '/var/lib/sriov-underlay/release-queue',
   'pod-resources-socket': '/var/lib/kubelet/pod-resources/kubelet.sock',
   'reconcile-interval-ms': '30000',
+  'node-policy': '/etc/sriov-underlay/node-policy/policy.yaml',
+  'node-policy-configmap': 'sriov-underlay/node-policy',
+  'node-policy-interval-ms': '2000',
 } as const;
 
 export const USAGE = `Usage: sriov-underlay-node [flags]
@@ -29,7 +32,7 @@ export const USAGE = `Usage: sriov-underlay-node [flags]
 The sriov-underlay node daemon. Components run in one process and start independently.
 
 Flags:
-  --components LIST          components to run, comma-separated (default ${FLAG_DEFAULTS.components}; available: device-plugin, agent)
+  --components LIST          components to run, comma-separated (default ${FLAG_DEFAULTS.components}; available: device-plugin, agent, node-policy)
   --kubelet-dir DIR          kubelet root dir, holding device-plugins/ and plugins_registry/ (default ${FLAG_DEFAULTS['kubelet-dir']})
   --sysfs-root DIR           where sysfs is mounted (default ${FLAG_DEFAULTS['sysfs-root']})
   --config FILE              device-plugin pools config, JSON or YAML, usually a mounted ConfigMap (default ${FLAG_DEFAULTS.config})
@@ -43,10 +46,15 @@ Node agent (component "agent"):
   --node-name NAME           this node's name (default $NODE_NAME, from the downward API)
   --kubeconfig FILE          kubeconfig; "" uses the in-cluster service account (default "")
   --agent-socket PATH        unix socket the CNI asks for per-pod settings (default ${FLAG_DEFAULTS['agent-socket']})
-  --cni-state-dir DIR        the CNI's stateDir, where DEL queues claim releases (default ${FLAG_DEFAULTS['cni-state-dir']})
+  --release-queue-dir DIR    where the CNI's DEL leaves claim-release notes (default ${FLAG_DEFAULTS['release-queue-dir']})
   --pod-resources-socket P   kubelet PodResources socket, for pods without a deviceID; "" disables (default ${FLAG_DEFAULTS['pod-resources-socket']})
   --reconcile-interval-ms N  period of the leaked-claim reconcile loop; 0 disables (default ${FLAG_DEFAULTS['reconcile-interval-ms']})
   --reconcile-report-only    log what reconcile would release, release nothing
+
+Node policy (component "node-policy"; applied before the device plugin first registers):
+  --node-policy FILE         the node policy, a mounted ConfigMap key; absent = no policy (default ${FLAG_DEFAULTS['node-policy']})
+  --node-policy-configmap NS/NAME  the ConfigMap it is mounted from, for messages (default ${FLAG_DEFAULTS['node-policy-configmap']})
+  --node-policy-interval-ms N      re-check period: held changes go through once their VFs are free (default ${FLAG_DEFAULTS['node-policy-interval-ms']})
   -h, --help                 print this help
 `;
 
@@ -72,10 +80,13 @@ export function parseFlags(argv: string[]): NodeFlags {
         'node-name': { type: 'string' },
         kubeconfig: { type: 'string' },
         'agent-socket': { type: 'string' },
-        'cni-state-dir': { type: 'string' },
+        'release-queue-dir': { type: 'string' },
         'pod-resources-socket': { type: 'string' },
         'reconcile-interval-ms': { type: 'string' },
         'reconcile-report-only': { type: 'boolean' },
+        'node-policy': { type: 'string' },
+        'node-policy-configmap': { type: 'string' },
+        'node-policy-interval-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));

@@ -13,6 +13,7 @@ import { stderrLogger, type Logger } from '../src/log';
 import type { DevicePluginDaemon } from './daemon';
 import { FlagError, parseFlags, USAGE } from './flags';
 import type { NodeFlags } from '../src/schemas/node-flags';
+import type { NodePolicy } from '../node/policy/component';
 
 interface Component {
   stop(): Promise<void>;
@@ -43,7 +44,7 @@ async function startDevicePlugin(flags: NodeFlags, log: Logger): Promise<Compone
   };
 }
 
-async function startAgentComponent(flags: NodeFlags, log: Logger, dp: DevicePluginDaemon | null): Promise<Component> {
+async function startAgentComponent(flags: NodeFlags, log: Logger, dp: DevicePluginDaemon | null, policy: NodePolicy | null): Promise<Component> {
   const [{ startAgent }, { NodeStatePublisher, nodePoolStates }, { ClusterObjects, SRIOV_NODE_STATES }, { netdevSpeedMbps }, { poolOfFromDaemon, poolOfFromConfig }] = await Promise.all([
     import('../src/agent/agent'),
     import('../src/agent/node-state'),
@@ -56,7 +57,7 @@ async function startAgentComponent(flags: NodeFlags, log: Logger, dp: DevicePlug
     log,
     ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
     socketPath: flags['agent-socket'],
-    stateDir: flags['cni-state-dir'],
+    releaseQueueDir: flags['release-queue-dir'],
     podResourcesSocket: flags['pod-resources-socket'] === '' ? null : flags['pod-resources-socket'],
     sysfsRoot: flags['sysfs-root'],
     reconcileIntervalMs: flags['reconcile-interval-ms'],
@@ -64,8 +65,20 @@ async function startAgentComponent(flags: NodeFlags, log: Logger, dp: DevicePlug
     poolOf: dp ? poolOfFromDaemon(dp) : poolOfFromConfig(flags['sysfs-root'], flags.config),
   });
   let timer: NodeJS.Timeout | undefined;
-  if (dp) {
-    const publisher = new NodeStatePublisher(new ClusterObjects<SriovNodeState>(agent.clients.custom, SRIOV_NODE_STATES), flags['node-name'] as string, log);
+  const publisher = dp || policy ? new NodeStatePublisher(new ClusterObjects<SriovNodeState>(agent.clients.custom, SRIOV_NODE_STATES), flags['node-name'] as string, log) : null;
+  if (policy && publisher) {
+    // The node policy's status goes into the same SriovNodeState; its Events go on the Node.
+    const node = flags['node-name'] as string;
+    let lastPolicy = '';
+    policy.statusSink = (s) => {
+      const key = JSON.stringify({ ...s, appliedAt: '' });
+      if (key === lastPolicy) return;
+      publisher.updatePolicy(s).then(() => (lastPolicy = key), () => undefined);
+    };
+    policy.eventSink = (e) => agent.events.emit({ kind: 'Node', namespace: 'default', name: node }, e.type, e.reason, e.message);
+    if (policy.last) policy.statusSink(policy.last);
+  }
+  if (dp && publisher) {
     let last = '';
     const publish = () => {
       const pools = nodePoolStates(
@@ -114,12 +127,24 @@ export async function main(argv: string[]): Promise<number> {
   const components: Component[] = [];
   try {
     let dp: DevicePluginDaemon | null = null;
+    let policy: NodePolicy | null = null;
+    // The node policy first: the device plugin then registers the VFs as the policy leaves them.
+    if (flags.components.includes('node-policy')) {
+      const started = await (await import('../node/policy/start')).startNodePolicy(flags, log);
+      policy = started.policy;
+      components.push(started);
+    }
     if (flags.components.includes('device-plugin')) {
       const started = await startDevicePlugin(flags, log);
       dp = started.daemon;
       components.push(started);
+      if (policy) {
+        const d = dp;
+        policy.fence = (pf, on) => d.fence(pf, on);
+        policy.allocatedByPlugin = (pci) => d.isAllocatedAnywhere(pci);
+      }
     }
-    if (flags.components.includes('agent')) components.push(await startAgentComponent(flags, log, dp));
+    if (flags.components.includes('agent')) components.push(await startAgentComponent(flags, log, dp, policy));
   } catch (e) {
     log.fatal({ err: (e as Error).message }, 'start-up failed');
     await Promise.all(components.map((c) => c.stop()));

@@ -67,6 +67,8 @@ export interface ReconcileInput {
   /** Carrier of a host netdev; undefined when unknown (treated as up). */
   carrier: (ifname: string) => boolean | undefined;
   isAllocated: (resource: string, pciAddr: string) => boolean;
+  /** PF netdevs whose VFs the node policy is about to destroy: advertised Unhealthy meanwhile. */
+  fenced?: ReadonlySet<string>;
 }
 
 export interface PoolPlan {
@@ -83,7 +85,8 @@ export interface ReconcileResult {
   draining: Array<{ resource: string; pciAddr: string; reason: string }>;
 }
 
-function health(vf: VfRecord, carrier: ReconcileInput['carrier']): { healthy: boolean; reason: string | null } {
+function health(vf: VfRecord, carrier: ReconcileInput['carrier'], fenced?: ReadonlySet<string>): { healthy: boolean; reason: string | null } {
+  if (vf.pfNetdev !== null && fenced?.has(vf.pfNetdev)) return { healthy: false, reason: `PF ${vf.pfNetdev}: the node policy is about to re-create its VFs` };
   if (vf.pfNetdev !== null && carrier(vf.pfNetdev) === false) return { healthy: false, reason: `PF ${vf.pfNetdev} has no carrier` };
   return { healthy: true, reason: null };
 }
@@ -131,7 +134,7 @@ export function reconcile(current: ReadonlyMap<string, { pool: Pool; devices: Re
   for (const vf of input.vfs) {
     const resource = owner.get(vf.pciAddr);
     if (!resource || held.has(vf.pciAddr)) continue;
-    const h = health(vf, input.carrier);
+    const h = health(vf, input.carrier, input.fenced);
     plan.get(resource)?.devices.set(vf.pciAddr, { vf, healthy: h.healthy, reason: h.reason, draining: false });
   }
   return { plan, overlaps, draining };

@@ -1,6 +1,7 @@
 /** Driving a CNI plugin the way a container runtime does: env variables, netconf on stdin. */
 import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
+import * as os from 'node:os';
 import type { Invocation } from './process';
 
 /** Where Debian's containernetworking-plugins installs the standard plugins. */
@@ -26,6 +27,8 @@ export function cniInvocation(call: CniCall): Invocation {
       CNI_NETNS: call.netns,
       CNI_IFNAME: call.ifname,
       CNI_PATH: call.cniPath ?? DEBIAN_CNI_PATH,
+      // The benches keep state and emulated sysfs in temp dirs, which only the runtime's environment can allow.
+      SRIOV_UNDERLAY_PATH_PREFIXES: os.tmpdir(),
     },
     stdin: JSON.stringify(call.netconf),
   };

@@ -9,7 +9,6 @@
  * - cni-socket.ts + lookup.ts: the CNI's socket and its answers.
  * It runs inside the `sriov-underlay-node` daemon; `startAgent` is the one entry point it calls.
  */
-import * as path from 'node:path';
 import { CniCode, UnderlayError } from '../errors';
 import type { ClaimDeps, IPClaim } from '../ipam/claims';
 import { IpamService } from '../ipam/pool-service';
@@ -19,7 +18,7 @@ import type { Logger } from '../log';
 import { RegistrationIndex } from '../registrations/index';
 import type { Rejection, ResolvedSettings } from '../registrations/types';
 import { DEFAULT_AGENT_SOCKET, type LookupRequest, type ReportRequest } from '../schemas/agent-protocol';
-import { CLAIM_RELEASE_DIR } from '../schemas/claim-release';
+import { DEFAULT_RELEASE_QUEUE_DIR } from '../schemas/claim-release';
 import { assigner, attachmentKey, podTarget, type RunningPods } from './assign';
 import { startCniSocket, type CniSocketServer } from './cni-socket';
 import { EVENT_REASONS, EventRecorder, rejectionSeries } from './events';
@@ -31,7 +30,6 @@ import { Reservations } from './reservations';
 
 export { CONFIGMAP_SELECTOR } from './registration-watch';
 
-export const DEFAULT_STATE_DIR = '/var/lib/cni/sriov-underlay';
 
 export interface AgentOptions {
   nodeName: string;
@@ -40,8 +38,8 @@ export interface AgentOptions {
   kubeconfig?: string;
   /** Default /run/sriov-underlay/agent.sock. */
   socketPath?: string;
-  /** The CNI's stateDir (claim releases are queued under it). Default /var/lib/cni/sriov-underlay. */
-  stateDir?: string;
+  /** Where the CNI's DEL leaves claim-release notes. Default /var/lib/sriov-underlay/release-queue. */
+  releaseQueueDir?: string;
   systemNamespace?: string;
   /** kubelet's PodResources socket; null to never ask (SR-IOV only as a secondary CNI). */
   podResourcesSocket?: string | null;
@@ -105,7 +103,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const watch = new RegistrationWatch({ clients, index, events, log, running, onChange: () => void reservations.sync(), ...(opts.apiTimeoutMs ? { watchConnectMs: opts.apiTimeoutMs } : {}) });
   const releases = new Releases({
     nodeName: opts.nodeName, claimDeps, running, events, log,
-    dir: path.join(opts.stateDir ?? DEFAULT_STATE_DIR, CLAIM_RELEASE_DIR),
+    dir: opts.releaseQueueDir ?? DEFAULT_RELEASE_QUEUE_DIR,
     retryMs: opts.releaseRetryMs,
   });
 

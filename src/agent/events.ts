@@ -25,7 +25,7 @@ export const EVENT_REASONS = {
 } as const;
 
 export interface EventTarget {
-  kind: 'Pod' | 'ConfigMap';
+  kind: 'Pod' | 'ConfigMap' | 'Node';
   namespace: string;
   name: string;
   uid?: string;

@@ -8,10 +8,13 @@
  */
 import { isAlreadyExists, isConflict, type ClusterObjects } from '../kube/client';
 import type { Logger } from '../log';
-import type { NodePoolState, SriovNodeState } from '../schemas/node-state';
+import type { NodePolicyStatus, NodePoolState, SriovNodeState } from '../schemas/node-state';
 
 export class NodeStatePublisher {
   private pending: NodePoolState[] | null = null;
+  private pools: NodePoolState[] = [];
+  /** The node policy's part of the status (node/policy), written along with the pools. */
+  private policy: NodePolicyStatus | undefined;
   private running: Promise<void> | null = null;
   /** Successful writes, for tests and metrics. */
   writes = 0;
@@ -30,12 +33,19 @@ export class NodeStatePublisher {
     return this.running;
   }
 
+  /** Publish the node policy's status (with the last pool state). */
+  updatePolicy(policy: NodePolicyStatus): Promise<void> {
+    this.policy = policy;
+    return this.update(this.pending ?? this.pools);
+  }
+
   private async drain(): Promise<void> {
     while (this.pending) {
       const pools = this.pending;
       this.pending = null;
       try {
         await this.write(pools);
+        this.pools = pools;
         this.writes++;
       } catch (e) {
         this.log?.warn({ node: this.nodeName, err: (e as Error).message }, 'could not publish SriovNodeState; will retry on the next change');
@@ -46,7 +56,7 @@ export class NodeStatePublisher {
   }
 
   private async write(pools: NodePoolState[]): Promise<void> {
-    const status = { updatedAt: this.now().toISOString(), pools };
+    const status = { updatedAt: this.now().toISOString(), pools, ...(this.policy ? { policy: this.policy } : {}) };
     for (let attempt = 0; attempt < 3; attempt++) {
       const cur = await this.objects.get(this.nodeName);
       try {

@@ -45,6 +45,11 @@ export class PodResourcesClient {
     return undefined;
   }
 
+  /** Every pod with its devices (List), for the node policy's "which VFs are in use". */
+  async list(): Promise<PodResources[]> {
+    return (await this.call(this.client.List.bind(this.client), {})).podResources;
+  }
+
   private async pod(namespace: string, name: string): Promise<PodResources | null> {
     if (this.getWorks) {
       try {

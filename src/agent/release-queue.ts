@@ -1,16 +1,21 @@
 /**
  * The agent's side of queued claim releases (see cni/claim-release.ts). Each note is retried until
  * the release succeeds, then removed; the directory is re-scanned on change and on a timer, so a
- * note written while the agent was down or the API unreachable is handled later. A note that is not
- * valid is renamed `*.bad` and logged, so it cannot block the queue.
+ * note written while the agent was down or the API unreachable is handled later. Notes are read
+ * through the schema, bounded in size, never through a symlink (src/state/bounded-file.ts). A note
+ * that is not valid is renamed `*.bad` and logged, so it cannot block the queue. The CNI's temp
+ * files (`.<random>.tmp`) that a killed DEL left are removed once they are clearly abandoned.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../log';
 import { removeFileDurable } from '../state/atomic-file';
-import { claimReleaseSchema, type ClaimRelease } from '../schemas/claim-release';
-import { describeIssues } from '../schemas/format';
+import { CLAIM_RELEASE_MAX_BYTES, claimReleaseSchema, type ClaimRelease } from '../schemas/claim-release';
+import { readJsonFile } from '../state/bounded-file';
 import { CoalescedPass } from './coalesce';
+
+/** A DEL writes its temp file and renames it within milliseconds; one older than this was abandoned. */
+const ABANDONED_TMP_MS = 10 * 60_000;
 
 export interface ReleaseQueueOptions {
   dir: string;
@@ -54,23 +59,27 @@ export class ReleaseQueue {
   private async pass(): Promise<void> {
     let names: string[];
     try {
-      names = fs.readdirSync(this.opts.dir).filter((n) => n.endsWith('.json')).sort();
+      names = fs.readdirSync(this.opts.dir);
     } catch {
       return;
     }
+    this.removeAbandonedTemps(names.filter((n) => n.startsWith('.') && n.endsWith('.tmp')));
+    names = names.filter((n) => n.endsWith('.json')).sort();
     for (const n of names) {
       const file = path.join(this.opts.dir, n);
-      let rec: ClaimRelease;
+      let rec: ClaimRelease | undefined;
       try {
-        const p = claimReleaseSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
-        if (!p.success) throw new Error(describeIssues(`claim release note ${file}`, p.error.issues));
-        rec = p.data;
+        rec = readJsonFile(file, claimReleaseSchema, CLAIM_RELEASE_MAX_BYTES, 'claim release note');
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
         this.opts.log.error({ file, err: (e as Error).message }, 'invalid claim release note; set aside as .bad');
-        fs.renameSync(file, `${file}.bad`);
+        try {
+          fs.renameSync(file, `${file}.bad`); // renames a symlink itself, never its target
+        } catch {
+          /* gone meanwhile */
+        }
         continue;
       }
+      if (!rec) continue; // removed meanwhile
       try {
         await this.opts.release(rec);
         removeFileDurable(file);
@@ -78,6 +87,18 @@ export class ReleaseQueue {
       } catch (e) {
         this.failures++;
         this.opts.log.warn({ file, containerId: rec.containerId, ifName: rec.ifName, err: (e as Error).message }, 'claim release failed; will retry');
+      }
+    }
+  }
+
+  private removeAbandonedTemps(names: string[]): void {
+    const now = Date.now();
+    for (const n of names) {
+      const file = path.join(this.opts.dir, n);
+      try {
+        if (now - fs.lstatSync(file).mtimeMs > ABANDONED_TMP_MS) fs.rmSync(file, { force: true });
+      } catch {
+        /* gone meanwhile */
       }
     }
   }

@@ -3,8 +3,9 @@
  * matched to the exact holder and released. A note names the container, interface, pod UID and
  * when it was queued; only claims held **on this node** by that attachment, and not written by an
  * ADD after the note was queued (ADD, DEL, ADD of one container ID), are released
- * (releaseAttachment). A note naming another node is dropped. Then the pod is no longer running
- * here, and Events say what was released.
+ * (releaseAttachment). The queue is this node's own disk, so the note's `node` (the CNI's kernel
+ * hostname, which need not be the Kubernetes node name) is only logged: the agent matches on its own
+ * NODE_NAME. Then the pod is no longer running here, and Events say what was released.
  */
 import { releaseAttachment, type ClaimDeps } from '../ipam/claims';
 import type { Logger } from '../log';
@@ -47,18 +48,12 @@ export class Releases {
   /** One note; throws (kept for a retry) when the API cannot be reached. */
   async release(rec: ClaimRelease): Promise<void> {
     const { nodeName, log } = this.d;
-    // Read defensively: the note format gains fields (node) over releases.
-    const noteNode = (rec as { node?: unknown }).node;
-    if (typeof noteNode === 'string' && noteNode !== nodeName) {
-      log.warn({ containerId: rec.containerId, ifName: rec.ifName, noteNode }, 'claim release note names another node; dropped');
-      return;
-    }
     const released = await releaseAttachment(this.d.claimDeps, {
       containerID: rec.containerId,
       interface: rec.ifName,
       node: nodeName,
       ...(rec.uid ? { uid: rec.uid } : {}),
-      ...(typeof rec.queuedAt === 'string' ? { queuedAt: rec.queuedAt } : {}),
+      ...(rec.queuedAt ? { queuedAt: rec.queuedAt } : {}),
     });
     if (!rec.namespace || !rec.name) return;
     // The note names the interface, not the network: the attachments whose claims were released.

@@ -40,7 +40,7 @@ export function parseVfRangeSelector(text: string): VfRangeSelector | string {
   return { base, ranges };
 }
 
-const vfRangeSelector = (what: 'pfName' | 'rootDevice') =>
+export const vfRangeSelector = (what: 'pfName' | 'rootDevice') =>
   z.string().transform((s, ctx): VfRangeSelector => {
     const parsed = parseVfRangeSelector(s);
     if (typeof parsed === 'string') {
@@ -58,7 +58,7 @@ const vfRangeSelector = (what: 'pfName' | 'rootDevice') =>
     return parsed;
   });
 
-const hexIds = z
+export const hexIds = z
   .array(z.string().transform((s) => s.toLowerCase().replace(/^0x/, '')).pipe(z.string().regex(HEX_ID, 'expected a 4-digit hex PCI id like "8086"')))
   .min(1, 'must list at least one value when present');
 

@@ -6,7 +6,7 @@ import { z } from 'zod';
 
 const absPath = z.string().startsWith('/', 'must be an absolute path');
 
-export const NODE_COMPONENTS = ['device-plugin', 'agent'] as const;
+export const NODE_COMPONENTS = ['device-plugin', 'agent', 'node-policy'] as const;
 
 export const NodeFlagsSchema = z
   .object({
@@ -26,10 +26,14 @@ export const NodeFlagsSchema = z
     'node-name': z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes node name (set NODE_NAME or --node-name)').optional(),
     kubeconfig: z.union([absPath, z.literal('')]),
     'agent-socket': absPath,
-    'cni-state-dir': absPath,
+    'release-queue-dir': absPath,
     'pod-resources-socket': z.union([absPath, z.literal('')]),
     'reconcile-interval-ms': z.coerce.number().int().min(0).max(3_600_000),
     'reconcile-report-only': z.boolean(),
+    // The node policy (component "node-policy").
+    'node-policy': absPath,
+    'node-policy-configmap': z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be namespace/name'),
+    'node-policy-interval-ms': z.coerce.number().int().min(100).max(600_000),
     help: z.boolean(),
   })
   .strict()

@@ -3,6 +3,12 @@
  * marker) and the VF's full original state, written before anything is changed.
  */
 import * as z from 'zod/mini';
+import { PCI_ADDR_RE } from '../sysfs/pci';
+import { CONTAINER_ID_RE, IFNAME_RE, ipamSchema } from './netconf';
+
+/** A record is ~1-2 KiB; its delegated IPAM config is a NAD's, which fits well below this. */
+export const VF_RECORD_MAX_BYTES = 256 * 1024;
+export const pciAddr = z.string().check(z.regex(PCI_ADDR_RE, 'must be a PCI address like 0000:81:10.2'));
 
 const vfInfo = z.object({
   mac: z.string(),
@@ -28,10 +34,11 @@ export type NetdevState = z.infer<typeof netdevState>;
 
 export const vfRecordSchema = z.object({
   version: z.literal(1),
-  pciAddr: z.string(),
+  pciAddr,
   networkName: z.string(),
-  containerId: z.string(),
-  ifName: z.string(),
+  // Both end up in file names (the attachment index) and in an IPAM plugin's environment.
+  containerId: z.string().check(z.regex(CONTAINER_ID_RE, 'must be alphanumeric plus _ . -'), z.maxLength(256)),
+  ifName: z.string().check(z.regex(IFNAME_RE, 'must be a valid interface name')),
   netns: z.string(),
   pod: z.optional(z.object({ namespace: z.string(), name: z.string(), uid: z.string() })),
   phase: z.enum(['adding', 'ready']),
@@ -55,7 +62,7 @@ export const vfRecordSchema = z.object({
     }),
   ),
   /** The delegated IPAM config, so DEL/GC can release it without the original netconf. */
-  ipam: z.optional(z.looseObject({ type: z.string() })),
+  ipam: z.optional(ipamSchema),
   cniVersion: z.string(),
 });
 export type VfRecord = z.infer<typeof vfRecordSchema>;

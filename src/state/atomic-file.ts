@@ -1,6 +1,7 @@
 /**
  * Durable file writes: write a temp file, fsync it, rename over the target, fsync the directory.
- * A SIGKILL at any instant leaves either the old or the new content, never a torn file.
+ * A SIGKILL at any instant leaves either the old or the new content, never a torn file. Reading
+ * back goes through src/state/bounded-file.ts (bounded, no symlinks, a schema).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,7 +10,8 @@ export function writeFileDurable(file: string, data: string | Buffer, mode = 0o6
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w', mode);
+  // O_NOFOLLOW: a symlink planted under the temp name is an error, never a file written through.
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, mode);
   try {
     fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fs.fsyncSync(fd);
@@ -38,22 +40,11 @@ export function removeFileDurable(file: string): void {
   fsyncDir(path.dirname(file));
 }
 
-function fsyncDir(dir: string): void {
+export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
-}
-
-export function readJsonIfExists(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  return JSON.parse(text) as unknown;
 }

@@ -18,7 +18,7 @@ export class VfLock {
   static acquire(stateDir: string, pciAddr: string, timeoutMs: number): VfLock {
     const dir = path.join(stateDir, 'locks');
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const fd = fs.openSync(path.join(dir, `${pciAddr}.lock`), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    const fd = fs.openSync(path.join(dir, `${pciAddr}.lock`), fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
     const deadline = Date.now() + timeoutMs;
     const nap = new Int32Array(new SharedArrayBuffer(4));
     for (;;) {

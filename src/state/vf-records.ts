@@ -6,9 +6,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CniCode, UnderlayError } from '../errors';
-import { describeIssues } from '../schemas/format';
-import { vfRecordSchema, type VfRecord } from '../schemas/vf-record';
-import { readJsonIfExists, removeFileDurable, writeFileDurable } from './atomic-file';
+import { PCI_ADDR_RE } from '../sysfs/pci';
+import { VF_RECORD_MAX_BYTES, vfRecordSchema, type VfRecord } from '../schemas/vf-record';
+import { removeFileDurable, writeFileDurable } from './atomic-file';
+import { readBounded, readJsonFile } from './bounded-file';
 
 export class VfRecords {
   constructor(readonly stateDir: string) {}
@@ -23,18 +24,10 @@ export class VfRecords {
 
   read(pci: string): VfRecord | undefined {
     const file = this.vfFile(pci);
-    let raw: unknown;
-    try {
-      raw = readJsonIfExists(file);
-    } catch (e) {
-      throw new UnderlayError(CniCode.IoFailure, `state file ${file} is unreadable: ${(e as Error).message}`);
-    }
-    if (raw === undefined) return undefined;
-    const parsed = vfRecordSchema.safeParse(raw);
-    if (!parsed.success) {
-      throw new UnderlayError(CniCode.IoFailure, describeIssues(`state file ${file}`, parsed.error.issues));
-    }
-    return parsed.data;
+    const rec = readJsonFile(file, vfRecordSchema, VF_RECORD_MAX_BYTES, 'VF record');
+    // The name says which VF the record is for; a record claiming another VF is not this one's.
+    if (rec && rec.pciAddr !== pci) throw new UnderlayError(CniCode.DecodeFailure, `VF record ${file}: field "pciAddr": is ${rec.pciAddr}, not ${pci}`);
+    return rec;
   }
 
   /** Durable before returning: callers change the device only after this. */
@@ -59,12 +52,15 @@ export class VfRecords {
     removeFileDurable(this.attachmentFile(containerId, ifName));
   }
 
+  /** The VF the attachment holds. Only a PCI address counts: it becomes a lock and record file name. */
   attachmentPci(containerId: string, ifName: string): string | undefined {
+    let text: string;
     try {
-      return fs.readFileSync(this.attachmentFile(containerId, ifName), 'utf8').trim() || undefined;
+      text = readBounded(this.attachmentFile(containerId, ifName), 64)?.toString('utf8').trim() ?? '';
     } catch {
       return undefined;
     }
+    return PCI_ADDR_RE.test(text) ? text : undefined;
   }
 
   /** Every VF record (for GC). Unreadable records are reported, not skipped silently. */

@@ -222,3 +222,21 @@ export async function readChangeMarkers(root: string, pfAddrs: readonly string[]
   ]);
   return { devices, numVfs, drivers };
 }
+
+/** Is this PCI driver registered (its module loaded)? bus/pci/drivers/<name> exists. */
+export function pciDriverLoaded(root: string, driver: string): boolean {
+  return fs.existsSync(path.join(root, 'bus/pci/drivers', driver));
+}
+
+/**
+ * vfio's no-IOMMU mode (module/vfio/parameters/enable_unsafe_noiommu_mode = Y): vfio-pci then binds
+ * devices that have no IOMMU group, without DMA isolation.
+ */
+export function vfioNoIommuMode(root: string): boolean {
+  return readTrimmed(path.join(root, 'module/vfio/parameters/enable_unsafe_noiommu_mode')) === 'Y';
+}
+
+/** A PF's sriov_numvfs now, or null when it cannot be read. */
+export function readNumVfs(root: string, pfPciAddr: string): number | null {
+  return readIntFile(path.join(sysfsDevicePath(root, pfPciAddr), 'sriov_numvfs'));
+}

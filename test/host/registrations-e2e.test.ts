@@ -44,7 +44,7 @@ async function startTheAgent() {
     log: silentLogger(),
     kubeconfig: kube.kubeconfigPath,
     socketPath: path.join(tmp, 'agent.sock'),
-    stateDir,
+    releaseQueueDir: path.join(tmp, 'release-queue'),
     sysfsRoot: nic.root,
     podResourcesSocket: null,
     releaseRetryMs: 60_000,
@@ -66,6 +66,7 @@ function netconf(vf: number) {
     deviceID: nic.vfAddrs[vf],
     sysfsRoot: nic.root,
     stateDir,
+    releaseQueueDir: path.join(tmp, 'release-queue'),
     agentSocket: path.join(tmp, 'agent.sock'),
     logFile: path.join(tmp, 'cni.log'),
     // Never used for a registered pod: the registration's addresses win.

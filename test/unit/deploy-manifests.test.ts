@@ -74,9 +74,11 @@ describe('deploy/ manifests', () => {
     const c = pod.containers[0];
     expect(c?.securityContext.capabilities).toEqual({ drop: ['ALL'] });
     const mounts = c?.volumeMounts.map((m) => m.mountPath) ?? [];
-    for (const p of ['/host/sys', '/var/lib/kubelet/device-plugins', '/var/lib/kubelet/plugins_registry', '/var/lib/kubelet/pod-resources', '/run/sriov-underlay', '/var/lib/cni/sriov-underlay', '/var/run/netns']) {
+    for (const p of ['/host/sys', '/var/lib/kubelet/device-plugins', '/var/lib/kubelet/plugins_registry', '/var/lib/kubelet/pod-resources', '/run/sriov-underlay', '/var/lib/sriov-underlay/release-queue']) {
       expect(mounts).toContain(p);
     }
+    // The CNI's private state (it executes what its queued IPAM releases name) and unused netns paths: never.
+    for (const p of ['/var/lib/cni/sriov-underlay', '/var/lib/cni', '/var/lib', '/var/run/netns']) expect(mounts).not.toContain(p);
   });
 
   it('RBAC never lets the node daemon write ConfigMaps or Pods', () => {

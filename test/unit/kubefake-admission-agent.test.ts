@@ -29,7 +29,7 @@ async function agentOn(node: string): Promise<Agent> {
   kube.server.addUser(token, serviceAccountUser(...SA, node, `sriov-underlay-node-${node}`));
   const a = await startAgent({
     nodeName: node, log: silentLogger(), kubeconfig: kube.kubeconfigFor(token, node),
-    socketPath: path.join(dir, `${node}.sock`), stateDir: path.join(dir, `state-${node}`),
+    socketPath: path.join(dir, `${node}.sock`), releaseQueueDir: path.join(dir, `queue-${node}`),
     podResourcesSocket: null, releaseRetryMs: 60_000, reconcileIntervalMs: 0,
   });
   agents[node] = a;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { describeIssues } from '../../src/schemas/format';
-import { netconfSchema } from '../../src/schemas/netconf';
+import { netconfSchema, type NetConf } from '../../src/schemas/netconf';
+import { EXTRA_PREFIXES_ENV, netconfPathIssues } from '../../cni/context';
 
 const base = { cniVersion: '1.0.0', name: 'sriov-net', type: 'sriov-underlay' };
 
@@ -52,6 +53,15 @@ describe('netconf schema', () => {
     [{ deviceID: '81:10.2' }, 'deviceID'],
     [{ mtu: 10 }, 'mtu'],
     [{ stateDir: 'relative/dir' }, 'stateDir'],
+    [{ stateDir: '/var/lib/cni/sriov-underlay/' }, 'stateDir'],
+    [{ stateDir: '/var/lib/cni//sriov-underlay' }, 'stateDir'],
+    [{ sysfsRoot: '/sys/./bus' }, 'sysfsRoot'],
+    [{ logFile: '/var/log/sriov-underlay/../../../etc/passwd' }, 'logFile'],
+    [{ releaseQueueDir: '/var/lib/sriov-underlay/release-queue/..' }, 'releaseQueueDir'],
+    [{ ipam: { type: '/usr/bin/evil' } }, 'ipam.type'],
+    [{ ipam: { type: '..' } }, 'ipam.type'],
+    [{ ipam: { type: 'a..b' } }, 'ipam.type'],
+    [{ ipam: { type: '.hidden' } }, 'ipam.type'],
     [{ ipam: { subnet: 'x' } }, 'ipam.type'],
     [{ runtimeConfig: { mac: 'nope' } }, 'runtimeConfig.mac'],
   ])('rejects %j naming the field', (extra, field) => {
@@ -61,5 +71,36 @@ describe('netconf schema', () => {
   it('allows min_tx_rate with max_tx_rate 0 (0 means no limit) and 802.1q without a vlan', () => {
     expect(netconfSchema.safeParse({ ...base, min_tx_rate: 50, max_tx_rate: 0 }).success).toBe(true);
     expect(netconfSchema.safeParse({ ...base, vlanProto: '802.1Q' }).success).toBe(true);
+  });
+});
+
+describe('netconf path prefixes', () => {
+  const conf = (extra: Record<string, unknown>) => netconfSchema.parse({ ...base, ...extra }) as NetConf;
+  const fields = (c: NetConf, env: NodeJS.ProcessEnv = {}) => netconfPathIssues(c, env).map((i) => i.path.join('.'));
+
+  it('accepts the defaults and paths below them with no environment', () => {
+    const c = conf({
+      stateDir: '/var/lib/cni/sriov-underlay',
+      sysfsRoot: '/sys',
+      releaseQueueDir: '/var/lib/sriov-underlay/release-queue/n1',
+      logFile: '/var/log/sriov-underlay/cni.log',
+    });
+    expect(fields(c)).toEqual([]);
+    expect(fields(conf({ logFile: '' }))).toEqual([]);
+  });
+
+  it('refuses a sibling that merely starts with the prefix, and the log dir itself as the log file', () => {
+    expect(fields(conf({ stateDir: '/var/lib/cni/sriov-underlay-evil', sysfsRoot: '/sysfs', logFile: '/var/log/sriov-underlay' }))).toEqual([
+      'sysfsRoot',
+      'stateDir',
+      'logFile',
+    ]);
+  });
+
+  it('takes more prefixes only from the environment, and only well-formed ones', () => {
+    const c = conf({ stateDir: '/srv/x/state', sysfsRoot: '/srv/x/sys' });
+    expect(fields(c)).toEqual(['sysfsRoot', 'stateDir']);
+    expect(fields(c, { [EXTRA_PREFIXES_ENV]: '/srv/x' })).toEqual([]);
+    expect(fields(c, { [EXTRA_PREFIXES_ENV]: 'srv/x:/srv/x/:/srv/../srv/x:/srv/xy' })).toEqual(['sysfsRoot', 'stateDir']);
   });
 });

@@ -14,6 +14,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 VM_DIR=${SRIOV_VM_DIR:-$ROOT/.vm}
 CACHE=$VM_DIR/cache
+VM_TIMEOUT_SET=${VM_TIMEOUT:-}
 VM_TIMEOUT=${VM_TIMEOUT:-720}          # seconds for the whole boot, scenarios included (a safety net)
 VM_MEM=${VM_MEM:-2048}
 VM_SMP=${VM_SMP:-1}
@@ -44,6 +45,13 @@ for s in "${wanted[@]}"; do
   [[ -f $HERE/scenarios/$s.ts ]] || die "no scenario $s (have: $(all_scenarios | tr '\n' ' '))"
 done
 [[ $(id -u) == 0 ]] || die "must run as root (apt, mknod, QEMU's 9p export of /)"
+# A scenario that needs more kernel modules says so on a line of its own: `// vm-modules: vfio-pci`.
+# A long scenario adds to the default boot timeout the same way: `// vm-extra-seconds: 540`.
+for s in "${wanted[@]}"; do
+  VM_MODULES+=" $(sed -n 's|^// vm-modules: *||p' "$HERE/scenarios/$s.ts" | tr '\n' ' ')"
+  extra=$(sed -n 's|^// vm-extra-seconds: *\([0-9]*\).*|\1|p' "$HERE/scenarios/$s.ts" | head -1)
+  if [[ -z ${VM_TIMEOUT_SET:-} && -n $extra ]]; then VM_TIMEOUT=$((VM_TIMEOUT + extra)); fi
+done
 
 # ---------------------------------------------------------------- host dependencies
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")

@@ -46,7 +46,7 @@ function add(ns: string, name: string, uid: string, extra: { containerId?: strin
   return agentLookup(agent.socketPath, { namespace: ns, name, uid, containerId: extra.containerId ?? `ctr-${name}`, ifName: 'net1', ...(extra.deviceID ? { deviceID: extra.deviceID } : {}) });
 }
 function del(ns: string, name: string, uid: string, containerId = `ctr-${name}`) {
-  queueClaimRelease(dir, { containerId, ifName: 'net1', pod: { namespace: ns, name, uid } } as unknown as Invocation);
+  queueClaimRelease(path.join(dir, 'release-queue'), { containerId, ifName: 'net1', pod: { namespace: ns, name, uid } } as unknown as Invocation);
   return agent.drainReleases();
 }
 
@@ -71,7 +71,7 @@ beforeAll(async () => {
     log: silentLogger(),
     kubeconfig: kube.kubeconfigPath,
     socketPath: path.join(dir, 'agent.sock'),
-    stateDir: dir,
+    releaseQueueDir: path.join(dir, 'release-queue'),
     podResourcesSocket: kubelet.socketPath,
     sysfsRoot: path.join(dir, 'no-sysfs'),
     releaseRetryMs: 60_000,
@@ -141,9 +141,9 @@ describe('node agent against the fake API server', () => {
     } finally {
       await kube.server.start();
     }
-    expect(fs.readdirSync(path.join(dir, 'claim-releases'))).toEqual(['ctr-app-c-net1.json']);
+    expect(fs.readdirSync(path.join(dir, 'release-queue'))).toEqual([expect.stringMatching(/^[0-9a-f]{32}\.json$/)]);
     await agent.drainReleases();
-    expect(fs.readdirSync(path.join(dir, 'claim-releases'))).toEqual([]);
+    expect(fs.readdirSync(path.join(dir, 'release-queue'))).toEqual([]);
     expect(await claims.get('vlan200.10.200.0.13')).toBeUndefined();
     expect((await eventsFor('demo', 'Pod', 'app-c')).map((e) => e.reason)).toContain('IPReleased');
   });
@@ -210,7 +210,7 @@ describe('node agent against the fake API server', () => {
       log: silentLogger(),
       kubeconfig: kube.kubeconfigPath,
       socketPath: path.join(dir, 'agent.sock'),
-      stateDir: dir,
+      releaseQueueDir: path.join(dir, 'release-queue'),
       podResourcesSocket: kubelet.socketPath,
       sysfsRoot: path.join(dir, 'no-sysfs'),
       releaseRetryMs: 60_000,

@@ -49,7 +49,7 @@ afterAll(async () => {
   env?.kube.server.setLatency(0);
   await agent?.stop();
   await env?.close();
-});
+}, 60_000); // stopping waits for requests the slow-API cases left in flight; 10 s is short on a loaded machine
 
 describe('the API server misbehaving', () => {
   it('slow beyond the timeouts: ADD is answered "try again later" in time, then works with the same address', async () => {

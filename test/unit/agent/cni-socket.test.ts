@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startCniSocket, type CniSocketServer } from '../../../src/agent/cni-socket';
 import { lookupHandler } from '../../../src/agent/lookup';
-import { agentLookup, agentPodSettings, answerToPodSettings } from '../../../cni/agent-client';
+import { MAX_ANSWER_BYTES, agentLookup, agentPodSettings, answerToPodSettings } from '../../../cni/agent-client';
 import { RegistrationIndex } from '../../../src/registrations/index';
 import { silentLogger } from '../../../src/log';
 import { UnderlayError } from '../../../src/errors';
@@ -141,12 +141,19 @@ describe('agent socket ↔ CNI client', () => {
     await expect(agentLookup(rude, req)).rejects.toMatchObject({ code: 11, message: expect.stringContaining('connection closed without an answer') });
   });
 
-  it('a malformed answer is an error naming the bad field, not a crash or a silent default', async () => {
+  it('a malformed, huge or cut answer is "try again later" naming what is wrong, not a crash or a silent default', async () => {
     const bad = path.join(dir, 'bad.sock');
-    const answers = ['not json\n', `${JSON.stringify({ v: 1, ok: true, registered: true, settings: { vlan: 5000 }, source: { namespace: 'a', configMap: 'b', key: 'c', resourceVersion: '1' } })}\n`];
+    const answers = [
+      'not json\n',
+      `${JSON.stringify({ v: 1, ok: true, registered: true, settings: { vlan: 5000 }, source: { namespace: 'a', configMap: 'b', key: 'c', resourceVersion: '1' } })}\n`,
+      'x'.repeat(MAX_ANSWER_BYTES + 1),
+      '{"v":1,"ok":tr',
+    ];
     await listenRaw(bad, (c) => c.end(answers.shift() ?? ''));
-    await expect(agentLookup(bad, req)).rejects.toMatchObject({ code: 199, message: expect.stringContaining('(not JSON)') });
-    await expect(agentLookup(bad, req)).rejects.toMatchObject({ code: 199, message: expect.stringContaining('field "settings.vlan"') });
+    await expect(agentLookup(bad, req)).rejects.toMatchObject({ code: 11, message: expect.stringContaining('(not JSON)') });
+    await expect(agentLookup(bad, req)).rejects.toMatchObject({ code: 11, message: expect.stringContaining('field "settings.vlan"') });
+    await expect(agentLookup(bad, req)).rejects.toMatchObject({ code: 11, message: expect.stringContaining(`more than ${MAX_ANSWER_BYTES} bytes without an end of line`) });
+    await expect(agentLookup(bad, req)).rejects.toMatchObject({ code: 11, message: expect.stringContaining('closed in the middle of an answer') });
   });
 
   it('the server refuses a malformed request with a decode error', async () => {

@@ -63,7 +63,7 @@ export function launch(env: AgentEnv, node: string, extra: Partial<AgentOptions>
     log: silentLogger(),
     kubeconfig: env.kube.kubeconfigPath,
     socketPath: path.join(env.dir, `${node}.sock`),
-    stateDir: path.join(env.dir, `state-${node}`),
+    releaseQueueDir: path.join(env.dir, `queue-${node}`),
     podResourcesSocket: null,
     sysfsRoot: path.join(env.dir, 'no-sysfs'),
     releaseRetryMs: 60_000,
@@ -80,6 +80,6 @@ export async function add(agent: Agent, ns: string, name: string, uid: string, c
 
 /** DEL as the CNI does it: a note on the node's disk, then the agent's queue runs. */
 export function del(env: AgentEnv, agent: Agent, node: string, ns: string, name: string, uid: string, containerId = `ctr-${name}-${uid}`): Promise<void> {
-  queueClaimRelease(path.join(env.dir, `state-${node}`), { containerId, ifName: 'net1', pod: { namespace: ns, name, uid } } as unknown as Invocation);
+  queueClaimRelease(path.join(env.dir, `queue-${node}`), { containerId, ifName: 'net1', pod: { namespace: ns, name, uid } } as unknown as Invocation);
   return agent.drainReleases();
 }

@@ -78,7 +78,7 @@ describe('IPAM holes', () => {
     }
     expect(await add(a, 'demo', 'again', uid, 'ctr-again')).toEqual(['10.100.0.12']);
     await a.drainReleases();
-    expect(fs.readdirSync(path.join(env.dir, 'state-node-a', 'claim-releases'))).toEqual([]);
+    expect(fs.readdirSync(path.join(env.dir, 'queue-node-a'))).toEqual([]);
     expect((await holders('again')).map((c) => c.spec.pod.uid)).toEqual([uid]);
   });
 

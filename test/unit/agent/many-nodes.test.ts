@@ -55,7 +55,7 @@ beforeAll(async () => {
         log: silentLogger(),
         kubeconfig: kube.kubeconfigPath,
         socketPath: path.join(dir, `agent-${n}.sock`),
-        stateDir: path.join(dir, `state-${n}`),
+        releaseQueueDir: path.join(dir, `queue-${n}`),
         podResourcesSocket: null,
         releaseRetryMs: 60_000,
         // A correctness test on a shared, loaded machine: generous time bounds (timeouts.test.ts tests them).

@@ -51,3 +51,27 @@ describe('node state', () => {
     expect(fake.server.counters().writesByResource.sriovnodestates?.update ?? 0).toBeLessThanOrEqual(2);
   });
 });
+
+describe('node state: the node policy part', () => {
+  it('updatePolicy writes the policy beside the last pools, and a pools update keeps the policy', async () => {
+    const pub = new NodeStatePublisher(states, 'node-pol');
+    const pools = [{ resourceName: 'sriov-underlay.io/pool-a', capacity: 2, allocatable: 2, allocated: 0, unhealthy: 0, pfs: [] }];
+    await pub.update(pools);
+    const policy = {
+      source: 'ConfigMap sriov-underlay/node-policy key "policy.yaml"', appliedAt: '2026-11-30T00:00:00.000Z', rejected: [],
+      pfs: [{
+        name: 'ens1f0', pciAddr: '0000:81:00.0', entries: ['a'], externallyManaged: false, desired: { numVfs: 2, vfDrivers: [] },
+        actual: { totalVfs: 8, numVfs: 2, mtu: 1500, linkUp: true, speedMbps: null, vfDrivers: ['igbvf', 'igbvf'] },
+        conditions: [{ type: 'Applied' as const, status: 'True' as const, reason: 'Applied', message: 'sriov_numvfs 0 -> 2' }],
+      }],
+    };
+    await pub.updatePolicy(policy);
+    let st = nodeStateStatusSchema.parse((await states.get('node-pol'))?.status);
+    expect(st.pools).toEqual(pools);
+    expect(st.policy).toEqual(policy);
+    await pub.update([]);
+    st = nodeStateStatusSchema.parse((await states.get('node-pol'))?.status);
+    expect(st.pools).toEqual([]);
+    expect(st.policy).toEqual(policy);
+  });
+});

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,7 +20,8 @@ const inv = (containerId: string) =>
 
 describe('claim release queue (CNI DEL → agent)', () => {
   it('keeps a note while the release fails and removes it once it succeeds', async () => {
-    const file = queueClaimRelease(stateDir, inv('c1'), new Date('2026-01-01T00:00:00Z'));
+    const file = queueClaimRelease(stateDir, inv('c1'), { network: 'vlan100', addresses: ['10.100.0.11/24'] }, new Date('2026-01-01T00:00:00Z'));
+    expect(path.basename(file)).toMatch(/^[0-9a-f]{32}\.json$/);
     expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({
       v: 1,
       containerId: 'c1',
@@ -27,6 +29,9 @@ describe('claim release queue (CNI DEL → agent)', () => {
       namespace: 'db',
       name: 'pg-0',
       uid: 'uid-1',
+      network: 'vlan100',
+      node: os.hostname(),
+      addresses: ['10.100.0.11/24'],
       queuedAt: '2026-01-01T00:00:00.000Z',
     });
     let apiUp = false;
@@ -62,7 +67,7 @@ describe('claim release queue (CNI DEL → agent)', () => {
   });
 
   it('picks up a note written while it runs (directory watch)', async () => {
-    const dir = path.join(stateDir, 'claim-releases');
+    const dir = path.join(stateDir, 'queue');
     const seen: string[] = [];
     let resolveSeen: () => void = () => undefined;
     const got = new Promise<void>((r) => (resolveSeen = r));
@@ -76,9 +81,47 @@ describe('claim release queue (CNI DEL → agent)', () => {
       },
     });
     q.start();
-    queueClaimRelease(stateDir, inv('c3'));
+    queueClaimRelease(dir, inv('c3'));
     await got;
     await q.stop();
     expect(seen).toEqual(['c3']);
+  });
+
+  it('two DELs of one attachment leave two notes: nothing is overwritten or read back', () => {
+    const a = queueClaimRelease(stateDir, inv('c4'));
+    const b = queueClaimRelease(stateDir, inv('c4'));
+    expect(a).not.toBe(b);
+    expect(fs.readdirSync(stateDir).sort()).toEqual([path.basename(a), path.basename(b)].sort());
+  });
+
+  it('refuses a queue dir that is a symlink (the daemon pointing the CNI at /etc)', () => {
+    const target = path.join(stateDir, 'elsewhere');
+    fs.mkdirSync(target);
+    fs.symlinkSync(target, path.join(stateDir, 'queue'));
+    expect(() => queueClaimRelease(path.join(stateDir, 'queue'), inv('c5'))).toThrow(/not a directory/);
+    expect(fs.readdirSync(target)).toEqual([]);
+  });
+
+  it('never follows a symlink, a FIFO or an oversized note; sets each aside and handles the rest', async () => {
+    const secret = path.join(stateDir, 'secret');
+    fs.writeFileSync(secret, JSON.stringify({ v: 1, containerId: 'from-the-link', ifName: 'net1', queuedAt: 'x' }));
+    const dir = path.join(stateDir, 'queue');
+    const good = queueClaimRelease(dir, inv('c6'));
+    fs.symlinkSync(secret, path.join(dir, 'link.json'));
+    execFileSync('mkfifo', [path.join(dir, 'fifo.json')]);
+    fs.writeFileSync(path.join(dir, 'huge.json'), `{"v":1,"containerId":"huge","ifName":"net1","queuedAt":"${'x'.repeat(64 * 1024)}"}`);
+    const old = path.join(dir, '.abandoned.tmp');
+    fs.writeFileSync(old, '{"v":1');
+    fs.utimesSync(old, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    const fresh = path.join(dir, '.inflight.tmp');
+    fs.writeFileSync(fresh, '{"v":1');
+    const seen: string[] = [];
+    const q = new ReleaseQueue({ dir, log: silentLogger(), release: async (r) => void seen.push(r.containerId) });
+    await q.scan();
+    expect(seen).toEqual(['c6']);
+    expect(fs.existsSync(good)).toBe(false);
+    expect(fs.readdirSync(dir).sort()).toEqual(['.inflight.tmp', 'fifo.json.bad', 'huge.json.bad', 'link.json.bad']);
+    expect(fs.lstatSync(path.join(dir, 'link.json.bad')).isSymbolicLink()).toBe(true);
+    expect(fs.existsSync(secret)).toBe(true);
   });
 });

@@ -1,4 +1,4 @@
-/** A node agent for tests against the fake API server: node-a, silent, socket and state in `dir`. */
+/** A node agent for tests against the fake API server: node-a, silent, socket and release queue in `dir`. */
 import * as path from 'node:path';
 import { startAgent, type Agent, type AgentOptions } from '../../../src/agent/agent';
 import { silentLogger } from '../../../src/log';
@@ -9,7 +9,7 @@ export function startTestAgent(kubeconfig: string, dir: string, extra: Partial<A
     log: silentLogger(),
     kubeconfig,
     socketPath: path.join(dir, 'agent.sock'),
-    stateDir: dir,
+    releaseQueueDir: path.join(dir, 'release-queue'),
     podResourcesSocket: null,
     releaseRetryMs: 60_000,
     ...extra,

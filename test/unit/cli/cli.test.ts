@@ -246,6 +246,32 @@ describe('kubectl-sriov explain, allocations, nodes', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/node-a\s+sriov-underlay\.io\/pool-a\s+8\s+7\s+4\s+1\s+ens1f0@25000Mb\/s/);
   });
+
+  it('nodes shows the node policy per PF: actual vs desired, Blocked with the pods, rejected entries', async () => {
+    const states = new ClusterObjects<SriovNodeState>(env.clients.custom, SRIOV_NODE_STATES);
+    const pub = new NodeStatePublisher(states, 'node-p');
+    const actual = { totalVfs: 8, numVfs: 6, mtu: 9000, linkUp: true, speedMbps: 25000, vfDrivers: ['igbvf', 'igbvf', 'igbvf', 'igbvf', 'vfio-pci', 'vfio-pci'] };
+    await pub.update([]);
+    await pub.updatePolicy({
+      source: 'ConfigMap sriov-underlay/node-policy key "policy.yaml"', appliedAt: new Date().toISOString(),
+      rejected: ['ConfigMap sriov-underlay/node-policy key "policy.yaml": entry "ghost": field "pfNames": no SR-IOV PF "ens9" on this node'],
+      pfs: [{
+        name: 'ens1f0', pciAddr: '0000:81:00.0', entries: ['fabric'], externallyManaged: false,
+        desired: { numVfs: 2, mtu: 9000, vfDrivers: [] }, actual,
+        conditions: [
+          { type: 'Applied', status: 'False', reason: 'Held', message: 'x' },
+          { type: 'Blocked', status: 'True', reason: 'VFsInUse', message: 'sriov_numvfs 6 -> 2 held: VF 0000:81:10.2 in use by pod db/mysql-0', pods: ['pod db/mysql-0'] },
+        ],
+      }],
+    });
+    const r = await cli('nodes', ...kc());
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/NODE\s+PF\s+VFS\s+MTU\s+LINK\s+VF DRIVERS\s+STATE\s+MESSAGE/);
+    expect(r.stdout).toMatch(/node-p\s+ens1f0 \(0000:81:00\.0\)\s+6\/8 \(want 2\/8\)\s+9000\s+up\s+4xigbvf,2xvfio-pci\s+Blocked\s+sriov_numvfs 6 -> 2 held: VF 0000:81:10\.2 in use by pod db\/mysql-0/);
+    expect(r.stdout).toContain('warning: node node-p: policy rejected: ConfigMap sriov-underlay/node-policy key "policy.yaml": entry "ghost"');
+    const json = JSON.parse((await cli('nodes', '-o', 'json', ...kc())).stdout) as { policy: Array<{ node: string; conditions: Array<{ pods?: string[] }> }> };
+    expect(json.policy.find((p) => p.node === 'node-p')?.conditions[1]?.pods).toEqual(['pod db/mysql-0']);
+  });
 });
 
 describe('kubectl-sriov gc', () => {

@@ -27,7 +27,8 @@ export async function cniBed({ t, project, outDir, defer }: Ctx, numVfs: number)
   const stateDir = '/run/vmtest/cni-state';
   mkdirSync(stateDir, { recursive: true });
   const logFile = `${outDir}/cni.log`;
-  const cni = new Cni(`${project}/dist/bin/sriov-underlay`);
+  // The runtime's environment allows the test's state and log dirs (netconf alone cannot).
+  const cni = new Cni(`${project}/dist/bin/sriov-underlay`, [stateDir, outDir]);
   return {
     pf,
     vfs,

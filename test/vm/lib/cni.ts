@@ -72,7 +72,11 @@ export function netconf({ deviceID, stateDir, logFile, address, ...overrides }: 
 }
 
 export class Cni {
-  constructor(readonly bin: string) {}
+  /** pathPrefixes: where netconf paths may point besides the defaults (SRIOV_UNDERLAY_PATH_PREFIXES). */
+  constructor(
+    readonly bin: string,
+    readonly pathPrefixes: string[] = [],
+  ) {}
 
   private env(cmd: CniCommand, a: Attachment): NodeJS.ProcessEnv {
     const pod = a.podName ?? a.containerId.slice(0, 12);
@@ -84,6 +88,7 @@ export class Cni {
       CNI_IFNAME: a.ifname,
       CNI_PATH,
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=vmtest;K8S_POD_NAME=${pod};K8S_POD_UID=${a.containerId}`,
+      SRIOV_UNDERLAY_PATH_PREFIXES: this.pathPrefixes.join(':'),
     };
   }
 

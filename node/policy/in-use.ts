@@ -1,0 +1,91 @@
+/**
+ * Which VFs are in use, read fresh right before anything destructive. A VF counts as in use when
+ * any source says so:
+ *  - kubelet's device-manager checkpoint (the devices it assigned, by pod UID);
+ *  - kubelet's PodResources List (the same, with the pod's namespace/name);
+ *  - the CNI's VF records (a VF the CNI moved into a pod and has not restored);
+ *  - sysfs: a VF on a kernel netdev driver whose netdev is not in the host netns (it is in a pod).
+ * When a source that exists cannot be read or parsed, nothing can be said to be free: `unknown`
+ * carries why, and the engine then holds every VF-destroying change.
+ */
+import * as fs from 'node:fs';
+import { KubeletCheckpointSchema } from '../../src/schemas/kubelet-checkpoint';
+import { describeIssues } from '../../src/schemas/format';
+import { VfRecords } from '../../src/state/vf-records';
+import type { VfDevice } from '../../src/sysfs/pci';
+import type { PodResources } from '../../src/proto/podresources';
+
+export interface InUse {
+  /** PCI address -> who holds it ("pod db/mysql-0", "pod uid 1234...", ...). */
+  holders: Map<string, string>;
+  /** Set when some source could not be read: nothing may be treated as free. */
+  unknown: string | null;
+}
+
+export interface InUseSources {
+  /** <kubelet-dir>/device-plugins/kubelet_internal_checkpoint; null skips it. */
+  checkpointPath: string | null;
+  /** The CNI's state dir (read only, through VfRecords); null skips it. */
+  stateDir: string | null;
+  /** PodResources List; null skips it. */
+  podResources: (() => Promise<PodResources[]>) | null;
+}
+
+/** Checkpoints are small (one entry per container with devices); a huge one is not kubelet's. */
+const MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024;
+
+function fromCheckpoint(file: string, holders: Map<string, string>): string | null {
+  let text: string;
+  try {
+    if (fs.statSync(file).size > MAX_CHECKPOINT_BYTES) return `kubelet checkpoint ${file} is larger than ${MAX_CHECKPOINT_BYTES} bytes`;
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? null : `kubelet checkpoint ${file}: ${code ?? (e as Error).message}`;
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    return `kubelet checkpoint ${file}: not JSON (${(e as Error).message})`;
+  }
+  const r = KubeletCheckpointSchema.safeParse(doc);
+  if (!r.success) return describeIssues(`kubelet checkpoint ${file}`, r.error.issues);
+  for (const e of r.data.Data.PodDeviceEntries ?? []) {
+    const ids = Array.isArray(e.DeviceIDs) ? e.DeviceIDs : Object.values(e.DeviceIDs ?? {}).flatMap((v) => v ?? []);
+    for (const id of ids) if (!holders.has(id)) holders.set(id, `pod uid ${e.PodUID}`);
+  }
+  return null;
+}
+
+export async function readInUse(src: InUseSources, vfs: readonly VfDevice[]): Promise<InUse> {
+  const holders = new Map<string, string>();
+  const problems: string[] = [];
+  if (src.podResources) {
+    try {
+      for (const p of await src.podResources()) {
+        for (const c of p.containers) for (const d of c.devices) for (const id of d.deviceIds) holders.set(id, `pod ${p.namespace}/${p.name}`);
+      }
+    } catch (e) {
+      problems.push(`kubelet PodResources: ${(e as Error).message}`);
+    }
+  }
+  if (src.checkpointPath) {
+    const err = fromCheckpoint(src.checkpointPath, holders);
+    if (err) problems.push(err);
+  }
+  if (src.stateDir) {
+    const { records, errors } = new VfRecords(src.stateDir).all();
+    problems.push(...errors);
+    for (const r of records) {
+      if (holders.has(r.pciAddr)) continue;
+      holders.set(r.pciAddr, r.pod ? `pod ${r.pod.namespace}/${r.pod.name}` : `container ${r.containerId.slice(0, 12)}`);
+    }
+  }
+  for (const vf of vfs) {
+    if (vf.driver !== null && !vf.userspace && vf.netdevs.length === 0 && !holders.has(vf.pciAddr)) {
+      holders.set(vf.pciAddr, 'a netdev outside the host netns (in a pod?)');
+    }
+  }
+  return { holders, unknown: problems.length ? problems.join('; ') : null };
+}
