@@ -25,6 +25,7 @@ export const FLAG_DEFAULTS = {
   'node-policy': '/etc/sriov-underlay/node-policy/policy.yaml',
   'node-policy-configmap': 'sriov-underlay/node-policy',
   'node-policy-interval-ms': '2000',
+  'cni-state-dir': '/var/lib/cni/sriov-underlay',
 } as const;
 
 export const USAGE = `Usage: sriov-underlay-node [flags]
@@ -55,6 +56,7 @@ Node policy (component "node-policy"; applied before the device plugin first reg
   --node-policy FILE         the node policy, a mounted ConfigMap key; absent = no policy (default ${FLAG_DEFAULTS['node-policy']})
   --node-policy-configmap NS/NAME  the ConfigMap it is mounted from, for messages (default ${FLAG_DEFAULTS['node-policy-configmap']})
   --node-policy-interval-ms N      re-check period: held changes go through once their VFs are free (default ${FLAG_DEFAULTS['node-policy-interval-ms']})
+  --cni-state-dir DIR        the CNI's private state dir, read (never written) for the VFs it holds; mount it read-only (default ${FLAG_DEFAULTS['cni-state-dir']})
   -h, --help                 print this help
 `;
 
@@ -87,6 +89,7 @@ export function parseFlags(argv: string[]): NodeFlags {
         'node-policy': { type: 'string' },
         'node-policy-configmap': { type: 'string' },
         'node-policy-interval-ms': { type: 'string' },
+        'cni-state-dir': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));

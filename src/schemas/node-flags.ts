@@ -34,6 +34,8 @@ export const NodeFlagsSchema = z
     'node-policy': absPath,
     'node-policy-configmap': z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be namespace/name'),
     'node-policy-interval-ms': z.coerce.number().int().min(100).max(600_000),
+    // Read-only: the CNI's private records, so the node policy never re-creates VFs the CNI holds.
+    'cni-state-dir': absPath,
     help: z.boolean(),
   })
   .strict()

@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PATH_PREFIXES_ENV, TEST_PATH_PREFIXES } from '../fixtures/cni';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CNI = path.join(ROOT, 'dist', 'bin', 'sriov-underlay');
@@ -59,7 +60,7 @@ __attribute__((constructor)) static void planted(void) {
     expect(fs.existsSync(CNI), `${CNI} missing: run npm run build`).toBe(true);
     const stateDir = path.join(scratch, 'state');
     const netconf = JSON.stringify({ cniVersion: '1.1.0', name: 'attack', type: 'sriov-underlay', logFile: '', stateDir });
-    const cni = `printf '%s' '${netconf}' | CNI_COMMAND=STATUS CNI_PATH=/opt/cni/bin ${CNI}`;
+    const cni = `printf '%s' '${netconf}' | CNI_COMMAND=STATUS CNI_PATH=/opt/cni/bin ${PATH_PREFIXES_ENV}=${TEST_PATH_PREFIXES} ${CNI}`;
     // The attacker: report its capabilities (to prove it has none), then swap every file it can
     // write for the planted object padded to the original's size, and leave copies under the
     // names an extractor would use.

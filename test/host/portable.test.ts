@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PATH_PREFIXES_ENV, TEST_PATH_PREFIXES } from '../fixtures/cni';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'dist', 'bin');
@@ -120,7 +121,7 @@ int main(void) {
         expect(JSON.parse(version.stdout)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.1.0']) });
 
         const netconf = { cniVersion: '1.1.0', name: 'portable', type: 'sriov-underlay', logFile: '', stateDir: path.join(scratch, `state-${cpu}`) };
-        const status = underQemu(cpu, CNI, [], { env: { CNI_COMMAND: 'STATUS', CNI_PATH: '/opt/cni/bin' }, input: JSON.stringify(netconf) });
+        const status = underQemu(cpu, CNI, [], { env: { CNI_COMMAND: 'STATUS', CNI_PATH: '/opt/cni/bin', [PATH_PREFIXES_ENV]: TEST_PATH_PREFIXES }, input: JSON.stringify(netconf) });
         expect(status.stderr + status.stdout).toBe('');
         expect(status.status).toBe(0);
       });
