@@ -13,14 +13,18 @@ import { api, clusterConfigMaps, connect } from './cluster';
 import { CliError, EXIT } from './errors';
 import { emit, progress } from './output';
 
-const FLAGS: FlagSpec[] = [{ name: 'namespace', short: 'n', value: true, help: "the pod's namespace (default: default)" }];
+const FLAGS: FlagSpec[] = [
+  { name: 'namespace', short: 'n', value: true, help: "the pod's namespace (default: default)" },
+  { name: 'network', value: true, help: 'the attachment to explain, for a pod registered on several networks (the NAD\'s netconf "name")' },
+];
 const flagsSchema = z.object({
   ...commonFlags,
   namespace: z._default(z.string().check(z.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name')), 'default'),
+  network: z.optional(z.string().check(z.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a network name (a DNS label)'))),
 });
 
 export const EXPLAIN_HELP = helpText(
-  'kubectl sriov explain POD [-n NAMESPACE] [-o table|json|yaml]',
+  'kubectl sriov explain POD [-n NAMESPACE] [--network NETWORK] [-o table|json|yaml]',
   'What POD will get on its SR-IOV network: addresses (or the pool and any reservation), gateway,\n' +
     'routes, VLAN, QoS, MAC, MTU, the source ConfigMap key @ resourceVersion, and the IPClaims\n' +
     'holding its addresses. The pod does not need to exist. Exit 1 if its registration is rejected\n' +
@@ -52,7 +56,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   const index = new RegistrationIndex();
   index.replaceAll(await clusterConfigMaps(c));
   prog.step(`indexed ${index.registrationKeyCount} registration keys`);
-  const r = index.lookup(flags.namespace, pod);
+  const r = index.lookup(flags.namespace, pod, flags.network);
   const who = `pod ${flags.namespace}/${pod}`;
   if (r.kind === 'not-registered') {
     emit(flags.output, { pod: `${flags.namespace}/${pod}`, registered: false }, () => `${who}: no registration (no key "${pod}" or StatefulSet key in a registration ConfigMap of namespace ${flags.namespace}); the netconf's own settings apply\n`);

@@ -21,7 +21,7 @@ import * as z from 'zod/mini';
 
 export interface Finding {
   severity: 'error' | 'warning';
-  check: 'invalid' | 'duplicate-ip' | 'shadowed' | 'qos-above-link-speed' | 'statefulset-ips-short' | 'pool-exhausted' | 'pool-full' | 'fixed-in-pool';
+  check: 'invalid' | 'duplicate-ip' | 'shadowed' | 'qos-above-link-speed' | 'statefulset-ips-short' | 'pool-exhausted' | 'pool-full' | 'fixed-in-pool' | 'open-network';
   configMap?: string;
   key?: string;
   field?: string;
@@ -83,7 +83,7 @@ export function plan(input: PlanInput): { findings: Finding[]; pools: PoolPlan[]
   for (const r of index.registrations()) {
     const label = keyLabel(r.meta, r.key);
     const pod = r.form === 'sts' ? `${r.key}-0` : r.key;
-    const res = index.lookup(r.meta.namespace, pod);
+    const res = index.lookup(r.meta.namespace, pod, r.network);
     if (res.kind !== 'resolved') continue;
     const s = res.settings;
     if (r.spec.pool) poolUsers.set(s.network, (poolUsers.get(s.network) ?? 0) + 1);
@@ -108,6 +108,15 @@ export function plan(input: PlanInput): { findings: Finding[]; pools: PoolPlan[]
         }
       }
     }
+  }
+
+  // A network without allowedNamespaces is open to every namespace (what it meant before the field).
+  for (const net of index.networks()) {
+    if (net.allowedNamespaces) continue;
+    findings.push({
+      severity: 'warning', check: 'open-network', configMap: `${net.meta.namespace}/${net.meta.name}`, key: net.name, field: 'allowedNamespaces',
+      message: `configmap ${net.meta.namespace}/${net.meta.name} key "${net.name}": field "allowedNamespaces": absent, so registrations in every namespace may use this network; list the namespaces that may`,
+    });
   }
 
   const pools: PoolPlan[] = [];

@@ -38,9 +38,10 @@ function editEntries(cm: CmFile, edit: (entry: Entry) => string[]): { cm: CmFile
   const dropped = new Set<string>();
   const data: Record<string, string> = {};
   for (const [key, text] of Object.entries(cm.data ?? {})) {
-    const entry = YAML.parse(text) as Entry;
-    for (const d of edit(entry)) dropped.add(d);
-    data[key] = YAML.stringify(entry);
+    // A registration key may list one attachment per network: each is edited.
+    const value = YAML.parse(text) as Entry | Entry[];
+    for (const entry of Array.isArray(value) ? value : [value]) for (const d of edit(entry)) dropped.add(d);
+    data[key] = YAML.stringify(value);
   }
   return { cm: { ...cm, data }, dropped };
 }

@@ -45,11 +45,12 @@ async function startDevicePlugin(flags: NodeFlags, log: Logger): Promise<Compone
 }
 
 async function startAgentComponent(flags: NodeFlags, log: Logger, dp: DevicePluginDaemon | null, policy: NodePolicy | null): Promise<Component> {
-  const [{ startAgent }, { NodeStatePublisher, nodePoolStates }, { ClusterObjects, SRIOV_NODE_STATES }, { netdevSpeedMbps }] = await Promise.all([
+  const [{ startAgent }, { NodeStatePublisher, nodePoolStates }, { ClusterObjects, SRIOV_NODE_STATES }, { netdevSpeedMbps }, { poolOfFromDaemon, poolOfFromConfig }] = await Promise.all([
     import('../src/agent/agent'),
     import('../src/agent/node-state'),
     import('../src/kube/client'),
     import('../src/sysfs/pci'),
+    import('./vf-pool'),
   ]);
   const agent = await startAgent({
     nodeName: flags['node-name'] as string,
@@ -61,6 +62,7 @@ async function startAgentComponent(flags: NodeFlags, log: Logger, dp: DevicePlug
     sysfsRoot: flags['sysfs-root'],
     reconcileIntervalMs: flags['reconcile-interval-ms'],
     reconcileReportOnly: flags['reconcile-report-only'],
+    poolOf: dp ? poolOfFromDaemon(dp) : poolOfFromConfig(flags['sysfs-root'], flags.config),
   });
   let timer: NodeJS.Timeout | undefined;
   const publisher = dp || policy ? new NodeStatePublisher(new ClusterObjects<SriovNodeState>(agent.clients.custom, SRIOV_NODE_STATES), flags['node-name'] as string, log) : null;

@@ -19,9 +19,9 @@ import { RegistrationIndex } from '../registrations/index';
 import type { Rejection, ResolvedSettings } from '../registrations/types';
 import { DEFAULT_AGENT_SOCKET, type LookupRequest, type ReportRequest } from '../schemas/agent-protocol';
 import { DEFAULT_RELEASE_QUEUE_DIR } from '../schemas/claim-release';
-import { assigner, podKey, podTarget, type RunningPods } from './assign';
+import { assigner, attachmentKey, podTarget, type RunningPods } from './assign';
 import { startCniSocket, type CniSocketServer } from './cni-socket';
-import { EVENT_REASONS, EventRecorder } from './events';
+import { EVENT_REASONS, EventRecorder, rejectionSeries } from './events';
 import { lookupHandler } from './lookup';
 import { PodResourcesClient } from './pod-resources';
 import { RegistrationWatch } from './registration-watch';
@@ -50,6 +50,8 @@ export interface AgentOptions {
   reconcileIntervalMs?: number;
   /** Reconcile lists what it would release and releases nothing. */
   reconcileReportOnly?: boolean;
+  /** The device pool of a VF on this node (null: none), to refuse a VF of another pool than the network's. */
+  poolOf?: (pciAddr: string) => string | null;
   /**
    * Time bounds (see cni-socket.ts): per API request (default 4 s), per pool allocation (7 s), per
    * CNI answer (8 s). Tests shorten them; the defaults fit the CNI's 10 s.
@@ -106,7 +108,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   });
 
   const onRejected = (req: LookupRequest, r: Rejection) => {
-    events.emit(podTarget(req), 'Warning', r.reason === 'conflict' ? EVENT_REASONS.conflict : EVENT_REASONS.rejected, r.message);
+    events.emit(podTarget(req), 'Warning', r.reason === 'conflict' ? EVENT_REASONS.conflict : EVENT_REASONS.rejected, r.message, rejectionSeries(r));
   };
   const deviceFor = podResources
     ? async (req: LookupRequest, resourceName: string | undefined) => {
@@ -131,7 +133,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   for (const c of ipam.claims() ?? []) {
     const s = c.spec.settings as ResolvedSettings | undefined;
     if (s && c.spec.pod.uid && c.spec.node === opts.nodeName) {
-      running.set(podKey(c.spec.pod.namespace, c.spec.pod.name), s);
+      running.set(attachmentKey(c.spec.pod.namespace, c.spec.pod.name, s.network), s);
     }
   }
   releases.start();
@@ -141,7 +143,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       log.warn({ namespace: r.namespace, pod: r.name, uid: r.uid, containerId: r.containerId, reason: r.reason }, r.message);
       events.emit(podTarget(r), 'Warning', EVENT_REASONS.duplicate, r.message);
     };
-    server = await startCniSocket(opts.socketPath ?? DEFAULT_AGENT_SOCKET, lookupHandler({ index, log, assign, deviceFor, onRejected }), log, onReport, opts.answerDeadlineMs ? { answerDeadlineMs: opts.answerDeadlineMs } : {});
+    server = await startCniSocket(opts.socketPath ?? DEFAULT_AGENT_SOCKET, lookupHandler({ index, log, assign, deviceFor, onRejected, ...(opts.poolOf ? { poolOf: opts.poolOf } : {}) }), log, onReport, opts.answerDeadlineMs ? { answerDeadlineMs: opts.answerDeadlineMs } : {});
   } catch (e) {
     await watch.stop();
     await releases.stop();

@@ -20,6 +20,8 @@ import { EVENT_REASONS, type EventRecorder, type EventTarget } from './events';
 /** Pods this node serves and the settings they got (namespace/name → settings), for drift reports. */
 export type RunningPods = Map<string, ResolvedSettings>;
 export const podKey = (ns: string, name: string) => `${ns}/${name}`;
+/** RunningPods is keyed per attachment: a pod on two networks has two entries. */
+export const attachmentKey = (ns: string, name: string, network: string) => `${ns}/${name}/${network}`;
 
 export const cmTarget = (r: { namespace: string; configMap: string }): EventTarget => ({ kind: 'ConfigMap', namespace: r.namespace, name: r.configMap });
 export const podTarget = (req: { namespace: string; name: string; uid?: string | undefined }): EventTarget => {
@@ -70,7 +72,7 @@ export function assigner(d: AssignDeps): (req: LookupRequest, s: ResolvedSetting
       }
       throw e;
     }
-    d.running.set(podKey(req.namespace, req.name), out);
+    d.running.set(attachmentKey(req.namespace, req.name, out.network), out);
     const vf = req.deviceID;
     const pf = pfOf(vf);
     const fields = {

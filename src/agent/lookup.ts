@@ -1,12 +1,15 @@
 /**
- * What the agent answers the CNI: the registration index's verdict, with addresses claimed (and
- * allocated, for pools) by `assign`, and the VF kubelet gave the pod from `deviceFor` (PodResources)
- * when the CNI asks without a deviceID. Rejections carry the CNI code and the message naming
- * ConfigMap, key and field; `onRejected` records the Event.
+ * What the agent answers the CNI: the registration index's verdict for the attachment the CNI
+ * asks about (pod + the netconf's network name), with addresses claimed (and allocated, for pools)
+ * by `assign`, and the VF kubelet gave the pod from `deviceFor` (PodResources) when the CNI asks
+ * without a deviceID. The VF must be in one of the network's device pools (`poolOf`). Rejections
+ * carry the CNI code and the message naming ConfigMap, key and field; `onRejected` records the Event.
  */
 import { CniCode } from '../errors';
 import type { Logger } from '../log';
 import type { RegistrationIndex } from '../registrations/index';
+import { poolRefusal } from '../registrations/network-model';
+import { rejection } from '../registrations/parse';
 import type { Rejection, ResolvedSettings } from '../registrations/types';
 import { PROTOCOL_VERSION, type LookupAnswer, type LookupRequest, type WireSettings } from '../schemas/agent-protocol';
 import { fail, type LookupHandler } from './cni-socket';
@@ -19,6 +22,11 @@ export interface LookupDeps {
   /** The PCI address of the VF kubelet allocated to the pod, if known. */
   deviceFor?: (req: LookupRequest, resourceName: string | undefined) => Promise<string | undefined>;
   onRejected?: (req: LookupRequest, rejection: Rejection) => void;
+  /**
+   * The device pool (extended resource name) a VF belongs to on this node, null when it is in none;
+   * absent when this agent cannot tell (then the VF's pool is not checked).
+   */
+  poolOf?: (pciAddr: string) => string | null;
 }
 
 export function toWire(s: ResolvedSettings): WireSettings {
@@ -37,9 +45,14 @@ export function toWire(s: ResolvedSettings): WireSettings {
 }
 
 export function lookupHandler(deps: LookupDeps): LookupHandler {
+  const reject = (req: LookupRequest, rej: Rejection, fields: Record<string, unknown>) => {
+    deps.log.warn({ ...fields, configMap: `${rej.namespace}/${rej.configMap}`, key: rej.key, field: rej.field, reason: rej.reason }, rej.message);
+    deps.onRejected?.(req, rej);
+    return fail(rej.reason === 'conflict' ? CniCode.IpConflict : CniCode.RegistrationInvalid, rej.message);
+  };
   return async (req) => {
-    const r = deps.index.lookup(req.namespace, req.name);
-    const fields = { namespace: req.namespace, pod: req.name, uid: req.uid, containerId: req.containerId, ifName: req.ifName };
+    const r = deps.index.lookup(req.namespace, req.name, req.network);
+    const fields = { namespace: req.namespace, pod: req.name, uid: req.uid, containerId: req.containerId, ifName: req.ifName, network: req.network };
     if (r.kind === 'not-registered') {
       const deviceID = deps.deviceFor ? await deps.deviceFor(req, undefined) : undefined;
       deps.log.info({ ...fields, registered: false, deviceID }, 'pod has no registration');
@@ -47,15 +60,21 @@ export function lookupHandler(deps: LookupDeps): LookupHandler {
       if (deviceID) a.deviceID = deviceID;
       return a;
     }
-    if (r.kind === 'rejected') {
-      const rej = r.rejection;
-      deps.log.warn({ ...fields, configMap: `${rej.namespace}/${rej.configMap}`, key: rej.key, field: rej.field, reason: rej.reason }, rej.message);
-      deps.onRejected?.(req, rej);
-      return fail(rej.reason === 'conflict' ? CniCode.IpConflict : CniCode.RegistrationInvalid, rej.message);
-    }
+    if (r.kind === 'rejected') return reject(req, r.rejection, fields);
     let settings = r.settings;
     // The VF first, so the claim and the assigned Event can name it.
     const deviceID = deps.deviceFor ? await deps.deviceFor(req, settings.resourceName) : undefined;
+    const vf = req.deviceID ?? deviceID;
+    const net = deps.index.network(settings.network);
+    if (vf && net && deps.poolOf) {
+      // Before any claim: a VF of another pool must not carry this network's VLAN and addresses.
+      const why = poolRefusal(net, vf, deps.poolOf(vf));
+      if (why) {
+        const s = settings.source;
+        const meta = { namespace: s.namespace, name: s.configMap, resourceVersion: s.resourceVersion, uid: '', created: 0 };
+        return reject(req, rejection(meta, s.key, 'network', why), { ...fields, vf });
+      }
+    }
     if (deps.assign) settings = await deps.assign(deviceID ? { ...req, deviceID } : req, settings);
     else if (settings.pool) {
       return fail(CniCode.TryAgainLater, `pod ${req.namespace}/${req.name}: pool registrations need the claims store, which this agent has not started`);

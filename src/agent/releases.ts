@@ -56,10 +56,12 @@ export class Releases {
       ...(rec.queuedAt ? { queuedAt: rec.queuedAt } : {}),
     });
     if (!rec.namespace || !rec.name) return;
-    const key = podKey(rec.namespace, rec.name);
-    const was = this.d.running.get(key);
+    // The note names the interface, not the network: the attachments whose claims were released.
+    const prefix = `${podKey(rec.namespace, rec.name)}/`;
+    const gone = [...this.d.running].filter(([k, s]) => k.startsWith(prefix) && released.some((c) => c.startsWith(`${s.network}.`)));
+    const was = gone[0]?.[1];
     if (released.length) {
-      this.d.running.delete(key);
+      for (const [k] of gone) this.d.running.delete(k);
       const msg = `released ${released.join(', ')} of pod ${rec.namespace}/${rec.name} (container ${rec.containerId}, ${rec.ifName}) on node ${nodeName}`;
       log.info({ namespace: rec.namespace, pod: rec.name, uid: rec.uid, claims: released }, 'IP released');
       this.d.events.emit(podTarget({ namespace: rec.namespace, name: rec.name, uid: rec.uid }), 'Normal', EVENT_REASONS.released, msg);

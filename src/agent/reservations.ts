@@ -32,7 +32,8 @@ export interface ReservationsDeps {
   log: Logger;
 }
 
-const regKey = (namespace: string, key: string) => `${namespace}/${key}`;
+/** One reservation per registration key and network (a key may list several attachments). */
+const regKey = (namespace: string, key: string, network: string) => `${namespace}/${key}/${network}`;
 
 export class Reservations {
   private readonly passes = new CoalescedPass(() => this.syncOnce().catch((e: unknown) => this.d.log.warn({ err: (e as Error).message }, 'reservation sync failed')));
@@ -54,15 +55,15 @@ export class Reservations {
   private async syncOnce(): Promise<void> {
     const { index, log } = this.d;
     const all = [...(this.d.cached() ?? (await this.d.claims.list({ labelSelector: `${CLAIM_LABELS.kind}=reserved` })).items)];
-    const covered = new Set(all.filter((c) => releasedAtMs(c) === null && c.spec.pod.name === c.spec.source.key).map((c) => regKey(c.spec.source.namespace, c.spec.source.key)));
+    const covered = new Set(all.filter((c) => releasedAtMs(c) === null && c.spec.pod.name === c.spec.source.key).map((c) => regKey(c.spec.source.namespace, c.spec.source.key, c.spec.network)));
     // Every reserve entry the index holds counts as wanted, whether or not it resolves right now.
     const wanted = new Set<string>();
     for (const r of index.registrations()) {
       if (!r.spec.pool || !r.spec.reserve || r.form !== 'pod') continue;
-      const key = regKey(r.meta.namespace, r.key);
+      const key = regKey(r.meta.namespace, r.key, r.network);
       wanted.add(key);
       if (covered.has(key)) continue;
-      const res = index.lookup(r.meta.namespace, r.key);
+      const res = index.lookup(r.meta.namespace, r.key, r.network);
       if (res.kind !== 'resolved') continue;
       const net = index.network(res.settings.network)!;
       try {
@@ -73,7 +74,7 @@ export class Reservations {
     }
     for (const c of all) {
       if (c.spec.kind !== 'reserved' || c.spec.pod.uid || releasedAtMs(c) !== null) continue;
-      if (wanted.has(regKey(c.spec.source.namespace, c.spec.source.key))) continue;
+      if (wanted.has(regKey(c.spec.source.namespace, c.spec.source.key, c.spec.network))) continue;
       const why = await this.goneBecause(c);
       if (!why) continue;
       try {

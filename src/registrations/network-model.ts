@@ -13,6 +13,10 @@ export interface NetworkModel {
   /** Addresses a pool may hand out (ranges minus exclude, network, broadcast, gateways). */
   pool: IpRange[];
   meta: CmMeta;
+  /** Namespaces that may register on it; null: every namespace (the field is absent). */
+  allowedNamespaces: ReadonlySet<string> | null;
+  /** Device pools (extended resource names) whose VFs may carry it. */
+  pools: readonly string[];
 }
 
 export function buildNetwork(name: string, spec: NetworkSpec, meta: CmMeta): NetworkModel {
@@ -25,5 +29,22 @@ export function buildNetwork(name: string, spec: NetworkSpec, meta: CmMeta): Net
   const pool = spec.ranges
     ? poolRanges(subnets, spec.ranges.map(parseRange), (spec.exclude ?? []).map(parseRange), [spec.gateway, spec.gateway6])
     : [];
-  return { name, spec, subnets, gateways, pool, meta };
+  const allowedNamespaces = spec.allowedNamespaces ? new Set(spec.allowedNamespaces) : null;
+  return { name, spec, subnets, gateways, pool, meta, allowedNamespaces, pools: spec.pools ?? [spec.resourceName] };
+}
+
+/** Where a network is defined, for messages: `configmap sriov-underlay/networks key "vlan100"`. */
+export function networkLabel(net: NetworkModel): string {
+  return `configmap ${net.meta.namespace}/${net.meta.name} key "${net.name}"`;
+}
+
+/**
+ * Why the VF at `vf`, in device pool `pool` (null: in none on this node), may not carry the
+ * network, or null when it may.
+ */
+export function poolRefusal(net: NetworkModel, vf: string, pool: string | null): string | null {
+  if (pool !== null && net.pools.includes(pool)) return null;
+  const where = pool === null ? 'is in no device pool on this node' : `is in device pool "${pool}"`;
+  const field = net.spec.pools ? 'pools' : 'resourceName';
+  return `VF ${vf} ${where}, but network "${net.name}" may only be carried by ${net.pools.map((p) => `"${p}"`).join(', ')} (${networkLabel(net)} field "${field}")`;
 }

@@ -5,6 +5,7 @@
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type * as z from 'zod/mini';
 import { describeIssues, firstField } from '../schemas/format';
+import { MAX_VALUE_BYTES } from './limits';
 import type { ConfigMapObject, Rejection } from './types';
 
 export interface CmMeta {
@@ -46,22 +47,73 @@ export function rejection(meta: CmMeta, key: string, field: string, why: string,
 
 export type Parsed<T> = { ok: true; spec: T } | { ok: false; rejection: Rejection };
 
-/** YAML, then the schema. Field "(yaml)" when the text itself does not parse. */
+/** YAML, then the schema. Field "(yaml)" when the text itself does not parse, "(size)" when it is too long to try. */
 export function parseKey<S extends z.ZodMiniType>(schema: S, meta: CmMeta, key: string, text: string): Parsed<z.infer<S>> {
-  let value: unknown;
+  const value = parseYamlValue(meta, key, text);
+  if (!value.ok) return value;
+  if (value.value === null || typeof value.value !== 'object' || Array.isArray(value.value)) {
+    return { ok: false, rejection: rejection(meta, key, '(root)', 'must be a YAML mapping of fields') };
+  }
+  return validate(schema, meta, key, value.value, '');
+}
+
+/**
+ * One registration key: a mapping (one attachment, the original form) or a list of mappings, one
+ * per network the pod attaches to. Each attachment is validated on its own, with its list index
+ * as the field prefix ("1.ip"); `network` is what it names, '' when that cannot be told.
+ */
+export function parseRegistrationKey<S extends z.ZodMiniType>(
+  schema: S,
+  meta: CmMeta,
+  key: string,
+  text: string,
+  maxAttachments: number,
+): Array<{ parsed: Parsed<z.infer<S>>; network: string; prefix: string }> {
+  const value = parseYamlValue(meta, key, text);
+  if (!value.ok) return [{ parsed: value, network: '', prefix: '' }];
+  const v = value.value;
+  const one = (item: unknown, prefix: string) => {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+      return { parsed: { ok: false as const, rejection: rejection(meta, key, prefix ? prefix.slice(0, -1) : '(root)', 'must be a YAML mapping of fields') }, network: '', prefix };
+    }
+    const raw = item as Record<string, unknown>;
+    const named = typeof raw.network === 'string' ? raw.network : typeof raw.pool === 'string' ? raw.pool : '';
+    return { parsed: validate(schema, meta, key, item, prefix), network: named, prefix };
+  };
+  if (!Array.isArray(v)) return [one(v, '')];
+  if (v.length === 0 || v.length > maxAttachments) {
+    const why = v.length === 0 ? 'an empty list registers nothing' : `lists ${v.length} attachments; at most ${maxAttachments} are allowed`;
+    return [{ parsed: { ok: false, rejection: rejection(meta, key, '(root)', why) }, network: '', prefix: '' }];
+  }
+  const out = v.map((item, i) => one(item, `${i}.`));
+  const first = new Map<string, number>();
+  out.forEach((a, i) => {
+    if (!a.network || !a.parsed.ok) return;
+    const j = first.get(a.network);
+    if (j === undefined) first.set(a.network, i);
+    else a.parsed = { ok: false, rejection: rejection(meta, key, `${i}.network`, `network "${a.network}" is already registered by ${j}.network; one attachment per network`) };
+  });
+  return out;
+}
+
+function parseYamlValue(meta: CmMeta, key: string, text: string): { ok: true; value: unknown } | { ok: false; rejection: Rejection } {
+  if (text.length > MAX_VALUE_BYTES || Buffer.byteLength(text) > MAX_VALUE_BYTES) {
+    return { ok: false, rejection: rejection(meta, key, '(size)', `${Buffer.byteLength(text)} bytes of YAML; the limit is ${MAX_VALUE_BYTES} per key`) };
+  }
   try {
-    value = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+    return { ok: true, value: parseYaml(text, { prettyErrors: true, uniqueKeys: true }) as unknown };
   } catch (e) {
     const msg = e instanceof YAMLParseError ? e.message.split('\n')[0]! : String(e);
     return { ok: false, rejection: rejection(meta, key, '(yaml)', `malformed YAML: ${msg}`) };
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return { ok: false, rejection: rejection(meta, key, '(root)', 'must be a YAML mapping of fields') };
-  }
+}
+
+function validate<S extends z.ZodMiniType>(schema: S, meta: CmMeta, key: string, value: unknown, prefix: string): Parsed<z.infer<S>> {
   const r = schema.safeParse(value);
   if (!r.success) {
-    const field = firstField(r.error.issues);
-    const full = describeIssues(keyLabel(meta, key), r.error.issues);
+    const issues = prefix ? r.error.issues.map((i) => ({ ...i, path: [Number(prefix.slice(0, -1)), ...i.path] })) : r.error.issues;
+    const field = firstField(issues);
+    const full = describeIssues(keyLabel(meta, key), issues);
     return { ok: false, rejection: { ...rejection(meta, key, field, ''), message: full } };
   }
   return { ok: true, spec: r.data as z.infer<S> };

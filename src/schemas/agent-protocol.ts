@@ -1,7 +1,7 @@
 /**
  * The agent ↔ CNI protocol on the node-local unix socket: one JSON line each way per connection.
  *
- *   CNI → agent  {"v":1,"op":"lookup","namespace":"db","name":"mysql-0","uid":"…","containerId":"…","ifName":"net1","network":"sriov-vlan100"}
+ *   CNI → agent  {"v":1,"op":"lookup","namespace":"db","name":"mysql-0","uid":"…","containerId":"…","ifName":"net1","network":"vlan100","deviceID":"0000:81:10.2"}
  *   agent → CNI  {"v":1,"ok":true,"registered":true,"settings":{…PodSettings fields…},"source":{namespace,configMap,key,resourceVersion}}
  *                {"v":1,"ok":true,"registered":false,"deviceID":"0000:81:10.2"}   (no registration; maybe the VF kubelet gave it)
  *                {"v":1,"ok":false,"code":106,"message":"configmap db/r key \"mysql-0\": field \"ip\": …"}
@@ -27,9 +27,12 @@ export const lookupRequestSchema = z.object({
   uid: z.string().check(z.maxLength(64)),
   containerId: z.optional(z.string().check(z.maxLength(256))),
   ifName: z.optional(z.string().check(z.maxLength(15))),
-  /** The VF the CNI was given (netconf deviceID from Multus/the device plugin), for claims and Events. */
+  /** The VF the CNI was given (netconf deviceID from Multus/the device plugin): checked against the network's pools, named in claims and Events. */
   deviceID: z.optional(z.string().check(z.maxLength(64))),
-  /** The netconf's network name, for logs and claims. */
+  /**
+   * The netconf's `name`: which of the pod's attachments this is (its registration on that
+   * network). Absent, or not a defined network: the pod's only registered network (older NADs).
+   */
   network: z.optional(z.string().check(z.maxLength(253))),
 });
 export type LookupRequest = z.infer<typeof lookupRequestSchema>;

@@ -17,6 +17,8 @@
  *   exclude: [10.100.0.150]
  *   cooldownSeconds: 600
  *   duplicateDetection: true
+ *   allowedNamespaces: [db, payments]     # who may register on it (absent: every namespace, see docs)
+ *   pools: [sriov-underlay.io/vf-pool-a]  # device pools whose VFs may carry it (default: resourceName)
  *
  * Rules that need only this object are checked here; rules across objects (a registration's IP
  * in this subnet) are checked by the registration index.
@@ -36,12 +38,15 @@ import {
   type Cidr,
   type Family,
 } from '../ipam/cidr';
-import { int, ipRange, ipv4Addr, ipv4Cidr, ipv6Addr, ipv6Cidr, mtu, qos, route, vlanId } from './net-fields';
+import { MAX_ALLOWED_NAMESPACES, MAX_POOLS, MAX_RANGES, MAX_ROUTES } from '../registrations/limits';
+import { DNS_LABEL_RE, int, ipRange, ipv4Addr, ipv4Cidr, ipv6Addr, ipv6Cidr, mtu, qos, route, vlanId } from './net-fields';
 
 export const NETWORK_LABEL = { key: 'sriov-underlay.io/kind', value: 'network' } as const;
 export const SYSTEM_NAMESPACE = 'sriov-underlay';
 
 const RESOURCE_NAME_RE = /^[a-zA-Z0-9][-a-zA-Z0-9_.]*\/[a-zA-Z0-9][-a-zA-Z0-9_.]*$/;
+const resourceName = z.string().check(z.regex(RESOURCE_NAME_RE, 'must be an extended resource name like sriov-underlay.io/vf-pool-a'));
+const namespaceName = z.string().check(z.regex(DNS_LABEL_RE, 'must be a namespace name (a DNS label)'));
 
 type Issue = { code: 'custom'; input: unknown; path: (string | number)[]; message: string };
 
@@ -55,16 +60,23 @@ export const networkSchema = z
     gateway: z.optional(ipv4Addr),
     subnet6: z.optional(ipv6Cidr),
     gateway6: z.optional(ipv6Addr),
-    routes: z.optional(z.array(route)),
+    routes: z.optional(z.array(route).check(z.maxLength(MAX_ROUTES))),
     mtu: z.optional(mtu),
     qos: z.optional(qos),
-    resourceName: z.string().check(z.regex(RESOURCE_NAME_RE, 'must be an extended resource name like sriov-underlay.io/vf-pool-a')),
+    resourceName,
     spoofchk: z.optional(z.boolean()),
     trust: z.optional(z.boolean()),
-    ranges: z.optional(z.array(ipRange)),
-    exclude: z.optional(z.array(ipRange)),
+    ranges: z.optional(z.array(ipRange).check(z.maxLength(MAX_RANGES))),
+    exclude: z.optional(z.array(ipRange).check(z.maxLength(MAX_RANGES))),
     cooldownSeconds: z._default(int(0, 7 * 86400), 600),
     duplicateDetection: z._default(z.boolean(), true),
+    /**
+     * The namespaces whose registrations may use this network. Absent: every namespace (what a
+     * network meant before the field existed; docs/registrations.md "Migration").
+     */
+    allowedNamespaces: z.optional(z.array(namespaceName).check(z.maxLength(MAX_ALLOWED_NAMESPACES))),
+    /** The device pools (extended resource names) whose VFs may carry it. Absent: [resourceName]. */
+    pools: z.optional(z.array(resourceName).check(z.minLength(1), z.maxLength(MAX_POOLS))),
   })
   .check(z.superRefine((n, ctx) => {
     ctx.issues.push(...crossFieldIssues(n));
@@ -83,6 +95,8 @@ function crossFieldIssues(n: {
   vlanQoS?: number | undefined;
   ranges?: string[] | undefined;
   exclude?: string[] | undefined;
+  resourceName: string;
+  pools?: string[] | undefined;
 }): Issue[] {
   const issues: Issue[] = [];
   const push = (path: (string | number)[], input: unknown, message: string) => issues.push({ code: 'custom', input, path, message });
@@ -118,6 +132,8 @@ function crossFieldIssues(n: {
   if (n.mtu !== undefined && n.subnet6 && n.mtu < 1280) push(['mtu'], n.mtu, 'must be at least 1280 on a network with IPv6');
   if (n.vlanQoS && !n.vlan) push(['vlanQoS'], n.vlanQoS, 'requires a non-zero "vlan"');
   if (n.exclude && !n.ranges) push(['exclude'], n.exclude, 'needs "ranges" to exclude from');
+  // resourceName is what kubelet's PodResources is asked about: it must be one of the pools.
+  if (n.pools && !n.pools.includes(n.resourceName)) push(['pools'], n.pools, `must include resourceName "${n.resourceName}"`);
   if (n.ranges) issues.push(...poolIssues(subnets, n.ranges, n.exclude ?? [], [n.gateway, n.gateway6]));
   return issues;
 }

@@ -15,6 +15,7 @@
  */
 import * as z from 'zod/mini';
 import { parseIp } from '../ipam/cidr';
+import { MAX_ADDRESSES_PER_ENTRY, MAX_ROUTES } from '../registrations/limits';
 import { int, ipAddr, ipv4Addr, ipv6Addr, mtu, networkName, qos, route, unicastMac, vlanId } from './net-fields';
 
 export const REGISTRATION_LABEL = { key: 'sriov-underlay.io/kind', value: 'registration' } as const;
@@ -25,13 +26,13 @@ export const registrationSchema = z
   .strictObject({
     network: z.optional(networkName),
     ip: z.optional(z.union([ipAddr, z.array(ipAddr).check(z.minLength(1), z.maxLength(2))])),
-    ips: z.optional(z.array(ipv4Addr).check(z.minLength(1))),
-    ips6: z.optional(z.array(ipv6Addr).check(z.minLength(1))),
+    ips: z.optional(z.array(ipv4Addr).check(z.minLength(1), z.maxLength(MAX_ADDRESSES_PER_ENTRY))),
+    ips6: z.optional(z.array(ipv6Addr).check(z.minLength(1), z.maxLength(MAX_ADDRESSES_PER_ENTRY))),
     pool: z.optional(networkName),
     reserve: z.optional(z.boolean()),
     mac: z.optional(unicastMac),
     qos: z.optional(qos),
-    routes: z.optional(z.array(route)),
+    routes: z.optional(z.array(route).check(z.maxLength(MAX_ROUTES))),
     mtu: z.optional(mtu),
     vlan: z.optional(vlanId),
     replicas: z.optional(int(0, 100_000)),

@@ -215,7 +215,7 @@ describe('node agent against the fake API server', () => {
       sysfsRoot: path.join(dir, 'no-sysfs'),
       releaseRetryMs: 60_000,
     });
-    expect(agent.running.get('demo/app-b')?.ips).toEqual(['10.100.0.12/24']);
+    expect(agent.running.get('demo/app-b/vlan100')?.ips).toEqual(['10.100.0.12/24']);
     await putCm('demo', 'demo-net', 'registration', {
       'app-a': 'network: vlan100\nip: 10.100.0.21\nqos: {maxTxRateMbps: 300}',
       'app-b': 'network: vlan100\nip: 10.100.0.12\nmtu: 1500',

@@ -1,4 +1,5 @@
-import type { ConfigMapObject } from '../../../src/registrations/types';
+import { RegistrationIndex } from '../../../src/registrations/index';
+import type { ConfigMapObject, LookupResult } from '../../../src/registrations/types';
 
 let rv = 100;
 
@@ -50,4 +51,24 @@ resourceName: sriov-underlay.io/vf-pool-a
 
 export function networksCm(extra: Record<string, string> = {}, created?: string): ConfigMapObject {
   return configMap('sriov-underlay', 'networks', 'network', { vlan100: VLAN100, vlan200: VLAN200, ...extra }, created ? { created } : {});
+}
+
+/** The settings of a resolved lookup; throws (failing the test) on anything else. */
+export function resolved(r: LookupResult) {
+  if (r.kind !== 'resolved') throw new Error(`expected resolved, got ${JSON.stringify(r).slice(0, 300)}`);
+  return r.settings;
+}
+
+/** The rejection of a rejected lookup; throws (failing the test) on anything else. */
+export function rejected(r: LookupResult) {
+  if (r.kind !== 'rejected') throw new Error(`expected rejected, got ${JSON.stringify(r).slice(0, 300)}`);
+  return r.rejection;
+}
+
+/** An index holding networksCm() and the given ConfigMaps. */
+export function indexWith(...cms: ConfigMapObject[]): RegistrationIndex {
+  const idx = new RegistrationIndex();
+  idx.applyConfigMap(networksCm());
+  for (const c of cms) idx.applyConfigMap(c);
+  return idx;
 }

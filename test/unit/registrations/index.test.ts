@@ -1,23 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RegistrationIndex } from '../../../src/registrations/index';
-import type { LookupResult } from '../../../src/registrations/types';
-import { configMap, networksCm } from './fixtures';
-
-function resolved(r: LookupResult) {
-  if (r.kind !== 'resolved') throw new Error(`expected resolved, got ${JSON.stringify(r)}`);
-  return r.settings;
-}
-function rejected(r: LookupResult) {
-  if (r.kind !== 'rejected') throw new Error(`expected rejected, got ${JSON.stringify(r)}`);
-  return r.rejection;
-}
-
-function indexWith(...regs: ReturnType<typeof configMap>[]) {
-  const idx = new RegistrationIndex();
-  idx.applyConfigMap(networksCm());
-  for (const r of regs) idx.applyConfigMap(r);
-  return idx;
-}
+import { configMap, indexWith, networksCm, rejected, resolved } from './fixtures';
 
 describe('RegistrationIndex lookup', () => {
   it('resolves a fixed IP with network defaults and registration overrides', () => {
@@ -162,7 +145,7 @@ describe('RegistrationIndex lookup', () => {
     expect(resolved(idx.lookup('ns', 'p')).ips).toEqual(['10.100.0.90/24']);
     const [r] = idx.rejectionsOf('ns', 'b-new');
     expect(r?.reason).toBe('shadowed');
-    expect(r?.message).toBe('configmap ns/b-new key "p": field "(key)": the same key is in configmap ns/a-old, which is older and is used');
+    expect(r?.message).toBe('configmap ns/b-new key "p": field "(key)": the same key and network "vlan100" are in configmap ns/a-old, which is older and is used');
   });
 
   it('resolves a pool entry without addresses, with both families’ gateways', () => {
