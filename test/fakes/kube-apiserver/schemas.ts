@@ -170,14 +170,21 @@ export const BUILTIN: Record<string, Schema> = {
     }),
 };
 
-/** Where deploy/10-crds.yaml is: next to this file in the repo (vitest), or next to run.mjs (bundled). */
+/**
+ * Where deploy/10-crds.yaml is: the nearest deploy/ above this file (vitest), above the entry script
+ * (run.mjs's temporary bundle), or above the working directory (benchmarks bundled into dist/.bench).
+ */
 function crdManifest(): string {
-  // Bundled by run.mjs, __dirname is the bundle's temporary directory: then run.mjs's own place.
-  const candidates = [join(__dirname, '../../../deploy/10-crds.yaml')];
-  if (process.argv[1]) candidates.push(join(dirname(process.argv[1]), '../../../deploy/10-crds.yaml'));
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) throw new Error(`fake apiserver: deploy/10-crds.yaml not found (looked at ${candidates.join(', ')})`);
-  return found;
+  const tried: string[] = [];
+  for (const start of [__dirname, process.argv[1] ? dirname(process.argv[1]) : '', process.cwd()]) {
+    for (let dir = start; dir; dir = dirname(dir)) {
+      const p = join(dir, 'deploy', '10-crds.yaml');
+      if (existsSync(p)) return p;
+      tried.push(p);
+      if (dirname(dir) === dir) break;
+    }
+  }
+  throw new Error(`fake apiserver: deploy/10-crds.yaml not found (looked at ${tried.join(', ')})`);
 }
 
 /** The served versions of the CRDs in deploy/10-crds.yaml. */
