@@ -30,6 +30,20 @@ import { Reservations } from './reservations';
 
 export { CONFIGMAP_SELECTOR } from './registration-watch';
 
+/** How long stop() waits for in-flight reservation passes and Event writes. */
+const STOP_WAIT_MS = 5_000;
+
+/** True when p settled within ms (its outcome is not ours to report here), false after ms. */
+async function settleWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 
 export interface AgentOptions {
   nodeName: string;
@@ -166,9 +180,12 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       await ipam.stop();
       await watch.stop();
       await releases.stop();
-      await reservations.idle();
       podResources?.close();
-      await events.flush();
+      // A reservation pass or an Event write stuck on a slow API server must not hold the daemon
+      // past its termination grace period: wait a bounded time, then let them go (both are redone
+      // by the next agent: reservations from the index, Events are best effort).
+      const done = await settleWithin(Promise.all([reservations.idle(), events.flush()]), STOP_WAIT_MS);
+      if (!done) log.warn({ waitedMs: STOP_WAIT_MS }, 'node agent stopped with a reservation pass or Event writes still in flight');
     },
   };
 }
