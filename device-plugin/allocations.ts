@@ -9,7 +9,7 @@
  * they count as allocated until the daemon restarts. See docs/device-plugin.md for the limits.
  */
 import * as fs from 'node:fs';
-import { KubeletCheckpointSchema } from '../src/schemas/kubelet-checkpoint';
+import { readKubeletCheckpoint } from '../src/state/kubelet-checkpoint';
 
 export const CHECKPOINT_FILE = 'kubelet_internal_checkpoint';
 
@@ -45,11 +45,7 @@ export class AllocationTracker {
     this.checkpointMtime = st.mtimeMs;
     const next = new Set<string>();
     try {
-      const parsed = KubeletCheckpointSchema.parse(JSON.parse(fs.readFileSync(this.checkpointPath, 'utf8')));
-      for (const e of parsed.Data.PodDeviceEntries ?? []) {
-        const ids = Array.isArray(e.DeviceIDs) ? e.DeviceIDs : Object.values(e.DeviceIDs ?? {}).flatMap((v) => v ?? []);
-        for (const id of ids) next.add(key(e.ResourceName, id));
-      }
+      for (const e of readKubeletCheckpoint(this.checkpointPath) ?? []) for (const id of e.deviceIds) next.add(key(e.resource, id));
       this.checkpointError = null;
     } catch (err) {
       // A half-written or unknown-format checkpoint: keep what we knew rather than free everything.

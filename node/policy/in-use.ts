@@ -8,9 +8,7 @@
  * When a source that exists cannot be read or parsed, nothing can be said to be free: `unknown`
  * carries why, and the engine then holds every VF-destroying change.
  */
-import * as fs from 'node:fs';
-import { KubeletCheckpointSchema } from '../../src/schemas/kubelet-checkpoint';
-import { describeIssues } from '../../src/schemas/format';
+import { readKubeletCheckpoint, type CheckpointEntry } from '../../src/state/kubelet-checkpoint';
 import { VfRecords } from '../../src/state/vf-records';
 import type { VfDevice } from '../../src/sysfs/pci';
 import type { PodResources } from '../../src/proto/podresources';
@@ -31,30 +29,14 @@ export interface InUseSources {
   podResources: (() => Promise<PodResources[]>) | null;
 }
 
-/** Checkpoints are small (one entry per container with devices); a huge one is not kubelet's. */
-const MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024;
-
 function fromCheckpoint(file: string, holders: Map<string, string>): string | null {
-  let text: string;
+  let entries: CheckpointEntry[] | undefined;
   try {
-    if (fs.statSync(file).size > MAX_CHECKPOINT_BYTES) return `kubelet checkpoint ${file} is larger than ${MAX_CHECKPOINT_BYTES} bytes`;
-    text = fs.readFileSync(file, 'utf8');
+    entries = readKubeletCheckpoint(file);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? null : `kubelet checkpoint ${file}: ${code ?? (e as Error).message}`;
+    return (e as Error).message;
   }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (e) {
-    return `kubelet checkpoint ${file}: not JSON (${(e as Error).message})`;
-  }
-  const r = KubeletCheckpointSchema.safeParse(doc);
-  if (!r.success) return describeIssues(`kubelet checkpoint ${file}`, r.error.issues);
-  for (const e of r.data.Data.PodDeviceEntries ?? []) {
-    const ids = Array.isArray(e.DeviceIDs) ? e.DeviceIDs : Object.values(e.DeviceIDs ?? {}).flatMap((v) => v ?? []);
-    for (const id of ids) if (!holders.has(id)) holders.set(id, `pod uid ${e.PodUID}`);
-  }
+  for (const e of entries ?? []) for (const id of e.deviceIds) if (!holders.has(id)) holders.set(id, `pod uid ${e.podUid}`);
   return null;
 }
 

@@ -58,4 +58,24 @@ describe('AllocationTracker', () => {
     expect(t.isAllocated('x.io/a', '0000:81:10.0')).toBe(true);
     expect(t.lastCheckpointError).toMatch(/JSON/);
   });
+
+  it('never reads a checkpoint that is oversized, or a symlink, and keeps what it knew', () => {
+    writeCheckpoint([{ PodUID: 'p', ContainerName: 'c', ResourceName: 'x.io/a', DeviceIDs: ['0000:81:10.0'] }], Date.now() - 3000);
+    const t = new AllocationTracker(file);
+    expect(t.refresh()).toBe(true);
+    // 16 MiB and one byte of valid-looking JSON (padding in a string)
+    fs.writeFileSync(file, `{"Data":{"PodDeviceEntries":[]},"pad":"${'x'.repeat(16 * 1024 * 1024)}"}`);
+    fs.utimesSync(file, (Date.now() - 2000) / 1000, (Date.now() - 2000) / 1000);
+    expect(t.refresh()).toBe(false);
+    expect(t.isAllocated('x.io/a', '0000:81:10.0')).toBe(true);
+    expect(t.lastCheckpointError).toMatch(/bytes, more than the 16777216 allowed/);
+    // a symlink to another file (which would list nothing) is refused, not followed
+    const other = path.join(dir, 'other');
+    fs.writeFileSync(other, JSON.stringify({ Data: { PodDeviceEntries: [] } }));
+    fs.rmSync(file);
+    fs.symlinkSync(other, file);
+    expect(t.refresh()).toBe(false);
+    expect(t.isAllocated('x.io/a', '0000:81:10.0')).toBe(true);
+    expect(t.lastCheckpointError).toMatch(/symlink/);
+  });
 });
