@@ -30,7 +30,7 @@ import { Reservations } from './reservations';
 
 export { CONFIGMAP_SELECTOR } from './registration-watch';
 
-/** How long stop() waits for in-flight reservation passes and Event writes. */
+/** How long stop() waits for each of its steps. */
 const STOP_WAIT_MS = 5_000;
 
 /** True when p settled within ms (its outcome is not ours to report here), false after ms. */
@@ -176,16 +176,20 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     syncReservations: () => reservations.sync(),
     ipam,
     async stop() {
-      await server.close();
-      await ipam.stop();
-      await watch.stop();
-      await releases.stop();
+      // Nothing stuck on a slow API server (a pass, a watch, an Event write) may hold the daemon
+      // past its termination grace period: each step gets a bounded wait, then we go on (the next
+      // agent redoes reservations and reconcile from the API; Events are best effort).
+      const steps: [string, () => Promise<unknown>][] = [
+        ['CNI socket', () => server.close()],
+        ['IPAM (reconcile, informers)', () => ipam.stop()],
+        ['registration watch', () => watch.stop()],
+        ['release queue', () => releases.stop()],
+        ['reservation pass and Event writes', () => Promise.all([reservations.idle(), events.flush()])],
+      ];
+      for (const [step, run] of steps) {
+        if (!(await settleWithin(run(), STOP_WAIT_MS))) log.warn({ step, waitedMs: STOP_WAIT_MS }, 'node agent stop: step still in flight; going on');
+      }
       podResources?.close();
-      // A reservation pass or an Event write stuck on a slow API server must not hold the daemon
-      // past its termination grace period: wait a bounded time, then let them go (both are redone
-      // by the next agent: reservations from the index, Events are best effort).
-      const done = await settleWithin(Promise.all([reservations.idle(), events.flush()]), STOP_WAIT_MS);
-      if (!done) log.warn({ waitedMs: STOP_WAIT_MS }, 'node agent stopped with a reservation pass or Event writes still in flight');
     },
   };
 }
