@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { agentLookup, answerToPodSettings } from '../cni/agent-client';
-import { startAgent } from '../src/agent/agent';
+import { startAgent } from '../node/agent/agent';
 import { loadKubeConfig, makeKubeClients } from '../src/kube/client';
 import { silentLogger } from '../src/log';
 import { startFakeKube } from '../test/fakes/kube-apiserver';

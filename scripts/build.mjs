@@ -33,7 +33,7 @@ const TARGETS = [
   // build CPU's features, and node exits 14 on any other CPU. The code cache is checked the same
   // way but rejected gracefully (the bundle is then compiled lazily), so it is what ships.
   { name: 'sriov-underlay', entry: 'cni/entry.ts', out: 'dist/bin/sriov-underlay' },
-  { name: 'sriov-underlay-node', entry: 'device-plugin/main.ts', out: 'dist/bin/sriov-underlay-node' },
+  { name: 'sriov-underlay-node', entry: 'node/main.ts', out: 'dist/bin/sriov-underlay-node' },
   { name: 'kubectl-sriov', entry: 'cli/main.ts', out: 'dist/bin/kubectl-sriov' },
   { name: 'sea-probe', entry: 'test/fixtures/sea-probe.ts', out: 'dist/test/sea-probe', testOnly: true },
 ];

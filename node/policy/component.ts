@@ -7,7 +7,7 @@
  * condition are logged and sent as Events on the Node.
  */
 import * as path from 'node:path';
-import { DirWatch } from '../../device-plugin/dir-watch';
+import { DirWatch } from '../device-plugin/dir-watch';
 import type { Logger } from '../../src/log';
 import { listPfs } from '../../src/sysfs/pci';
 import { applyPf, type Links } from './engine';

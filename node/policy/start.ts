@@ -15,7 +15,7 @@ export async function startNodePolicy(flags: NodeFlags, log: Logger): Promise<{ 
   const plog = log.child({ component: 'node-policy' });
   const rtnl = Rtnl.open();
   const socket = flags['pod-resources-socket'];
-  const pr = socket === '' ? null : new (await import('../../src/agent/pod-resources')).PodResourcesClient(plog, socket);
+  const pr = socket === '' ? null : new (await import('../agent/pod-resources')).PodResourcesClient(plog, socket);
   let core: import('@kubernetes/client-node').CoreV1Api | null = null;
   const nodeName = flags['node-name'];
   const policy = new NodePolicy({

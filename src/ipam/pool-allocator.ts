@@ -74,7 +74,7 @@ export interface PoolAllocatorOptions {
   allocationTimeoutMs?: number;
 }
 
-/** Below the CNI socket's answer deadline (src/agent/cni-socket.ts), so ADD hears why. */
+/** Below the CNI socket's answer deadline (node/agent/cni-socket.ts), so ADD hears why. */
 export const ALLOCATION_TIMEOUT_MS = 7_000;
 
 export interface PoolStats {

@@ -24,7 +24,7 @@ const LOADER_OPTIONS: protoLoader.Options = {
 
 interface Loaded {
   pkg: grpc.GrpcObject;
-  /** protobufjs reflection of the same text, for checking raw request bytes (device-plugin/rpc-wire.ts) */
+  /** protobufjs reflection of the same text, for checking raw request bytes (node/device-plugin/rpc-wire.ts) */
   root: protobuf.Root;
 }
 

@@ -4,7 +4,7 @@
  *
  * Bounds (documented in docs/device-plugin.md, "Bad requests"): a message is at most
  * MAX_RPC_MESSAGE_BYTES (enforced by the gRPC server), any list at most MAX_LIST values (also
- * enforced on the raw bytes, device-plugin/rpc-wire.ts), at most MAX_CONTAINER_REQUESTS containers
+ * enforced on the raw bytes, node/device-plugin/rpc-wire.ts), at most MAX_CONTAINER_REQUESTS containers
  * per request, device IDs 1 to MAX_DEVICE_ID_LENGTH characters and never repeated.
  */
 import { z } from 'zod';

@@ -1,7 +1,7 @@
 /**
  * The device plugin's pools config: which VFs form which extended resource. Read from a file
  * mounted from a ConfigMap (JSON or YAML). Each pool is validated on its own so one bad pool does
- * not take the others down; see device-plugin/config.ts for how errors are reported.
+ * not take the others down; see node/device-plugin/config.ts for how errors are reported.
  */
 import { z } from 'zod';
 

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCniSocket } from '../../src/agent/cni-socket';
+import { startCniSocket } from '../../node/agent/cni-socket';
 import { silentLogger } from '../../src/log';
 import type { ReportRequest } from '../../src/schemas/agent-protocol';
 import { requireBinary, runCni } from '../fixtures/cni';

@@ -14,7 +14,7 @@ import { startFakeKube, type FakeKube } from '../fakes/kube-apiserver';
 import { crdValidators } from '../fixtures/crd-schema';
 import { spawn, execFileSync } from 'node:child_process';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../src/kube/client';
-import { startAgent, type Agent } from '../../src/agent/agent';
+import { startAgent, type Agent } from '../../node/agent/agent';
 import { silentLogger } from '../../src/log';
 import type { IPClaim } from '../../src/ipam/claims';
 

@@ -14,7 +14,7 @@ import { parseAllDocuments } from 'yaml';
 import { serviceAccountUser, startFakeKube, type FakeKube, type KubeObject } from '../fakes/kube-apiserver';
 import { crdValidators } from '../fixtures/crd-schema';
 import { waitFor } from '../fakes/kube-apiserver/wait';
-import { startAgent, type Agent } from '../../src/agent/agent';
+import { startAgent, type Agent } from '../../node/agent/agent';
 import { agentLookup, answerToPodSettings } from '../../cni/agent-client';
 import { silentLogger } from '../../src/log';
 import { claimName } from '../../src/ipam/claims';

@@ -3,7 +3,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { socketName } from '../../../device-plugin/registration';
+import { socketName } from '../../../node/device-plugin/registration';
 import { rebindVf, setNumVfs } from '../../fixtures/sysfs-tree';
 import { harness, pfSpecs, type Harness } from './harness';
 

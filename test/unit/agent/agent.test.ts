@@ -8,7 +8,7 @@ import { crdValidators } from '../../fixtures/crd-schema';
 import { waitFor } from '../../fakes/kube-apiserver/wait';
 import { FakePodResourcesServer } from '../../fakes/podresources/server';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../../src/kube/client';
-import { startAgent, type Agent } from '../../../src/agent/agent';
+import { startAgent, type Agent } from '../../../node/agent/agent';
 import { agentLookup, agentReport, answerToPodSettings } from '../../../cni/agent-client';
 import { queueClaimRelease } from '../../../cni/claim-release';
 import { silentLogger } from '../../../src/log';

@@ -2,7 +2,7 @@
 // CNI in time, recovers, never hands one address to two pods, and its reconcile loop never
 // releases a live pod's claim.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Agent } from '../../../src/agent/agent';
+import type { Agent } from '../../../node/agent/agent';
 import { agentLookup, answerToPodSettings } from '../../../cni/agent-client';
 import { ClusterReader, Reconciler } from '../../../src/ipam/reconcile';
 import { agentEnv, createNode, createPod, launch, POOL_NET, putCm, type AgentEnv } from './helpers';

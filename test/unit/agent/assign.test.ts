@@ -1,6 +1,6 @@
 /** Fixed dual-stack claims are all or nothing, against the fake API server through client-node. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { claimFixed } from '../../../src/agent/assign';
+import { claimFixed } from '../../../node/agent/assign';
 import { podUidGetter } from '../../../src/kube/pods';
 import { UnderlayError } from '../../../src/errors';
 import { claimIp, type ClaimDeps, type IPClaim } from '../../../src/ipam/claims';

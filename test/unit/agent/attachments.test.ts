@@ -12,10 +12,10 @@ import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
 import { crdValidators } from '../../fixtures/crd-schema';
 import { writeSysfsTree } from '../../fixtures/sysfs-tree';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../../src/kube/client';
-import type { Agent } from '../../../src/agent/agent';
+import type { Agent } from '../../../node/agent/agent';
 import { startTestAgent } from './test-agent';
 import { agentLookup, answerToPodSettings } from '../../../cni/agent-client';
-import { poolOfFromConfig } from '../../../device-plugin/vf-pool';
+import { poolOfFromConfig } from '../../../node/device-plugin/vf-pool';
 import type { IPClaim } from '../../../src/ipam/claims';
 import { UnderlayError } from '../../../src/errors';
 

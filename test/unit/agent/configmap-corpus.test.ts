@@ -15,7 +15,7 @@ import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
 import { crdValidators } from '../../fixtures/crd-schema';
 import { waitFor } from '../../fakes/kube-apiserver/wait';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../../src/kube/client';
-import type { Agent } from '../../../src/agent/agent';
+import type { Agent } from '../../../node/agent/agent';
 import { startTestAgent } from './test-agent';
 import { agentLookup, answerToPodSettings } from '../../../cni/agent-client';
 import type { IPClaim } from '../../../src/ipam/claims';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as k8s from '@kubernetes/client-node';
 import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
 import { loadKubeConfig, makeKubeClients, type KubeClients } from '../../../src/kube/client';
-import { EventRecorder, OBJECT_BURST, rejectionSeries, type EventTarget } from '../../../src/agent/events';
+import { EventRecorder, OBJECT_BURST, rejectionSeries, type EventTarget } from '../../../node/agent/events';
 import { silentLogger } from '../../../src/log';
 
 let kube: FakeKube;

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
 import { crdValidators } from '../../fixtures/crd-schema';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../../src/kube/client';
-import { startAgent, type Agent, type AgentOptions } from '../../../src/agent/agent';
+import { startAgent, type Agent, type AgentOptions } from '../../../node/agent/agent';
 import { agentLookup, answerToPodSettings } from '../../../cni/agent-client';
 import { queueClaimRelease } from '../../../cni/claim-release';
 import type { Invocation } from '../../../cni/skel';

@@ -10,7 +10,7 @@ import { claimIp } from '../../../src/ipam/claims';
 import { ClusterReader } from '../../../src/ipam/reconcile';
 import { judgeClaim } from '../../../src/ipam/reconcile-rules';
 import { podUidGetter } from '../../../src/kube/pods';
-import type { Agent } from '../../../src/agent/agent';
+import type { Agent } from '../../../node/agent/agent';
 import { add, agentEnv, createNode, createPod, del, launch, POOL_NET, putCm, type AgentEnv } from './helpers';
 
 let env: AgentEnv;

@@ -6,7 +6,7 @@ import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
 import { crdValidators } from '../../fixtures/crd-schema';
 import { waitFor } from '../../fakes/kube-apiserver/wait';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../../src/kube/client';
-import { startAgent, type Agent } from '../../../src/agent/agent';
+import { startAgent, type Agent } from '../../../node/agent/agent';
 import { agentLookup, answerToPodSettings } from '../../../cni/agent-client';
 import { silentLogger } from '../../../src/log';
 import type { IPClaim } from '../../../src/ipam/claims';

@@ -3,10 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EventRecorder } from '../../../src/agent/events';
-import { RegistrationWatch } from '../../../src/agent/registration-watch';
-import { Releases } from '../../../src/agent/releases';
-import type { RunningPods } from '../../../src/agent/assign';
+import { EventRecorder } from '../../../node/agent/events';
+import { RegistrationWatch } from '../../../node/agent/registration-watch';
+import { Releases } from '../../../node/agent/releases';
+import type { RunningPods } from '../../../node/agent/assign';
 import { claimIp, type ClaimRequest } from '../../../src/ipam/claims';
 import { judgeClaim } from '../../../src/ipam/reconcile-rules';
 import { silentLogger } from '../../../src/log';

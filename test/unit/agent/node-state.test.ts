@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeStatePublisher, nodePoolStates } from '../../../src/agent/node-state';
+import { NodeStatePublisher, nodePoolStates } from '../../../node/agent/node-state';
 import { ClusterObjects, loadKubeConfig, makeKubeClients, SRIOV_NODE_STATES } from '../../../src/kube/client';
 import { nodeStateStatusSchema, type SriovNodeState } from '../../../src/schemas/node-state';
 import { netdevSpeedMbps } from '../../../src/sysfs/pci';

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FakePodResourcesServer, type GetMode } from '../../fakes/podresources/server';
-import { PodResourcesClient } from '../../../src/agent/pod-resources';
+import { PodResourcesClient } from '../../../node/agent/pod-resources';
 import { silentLogger } from '../../../src/log';
 
 let server: FakePodResourcesServer | null = null;

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { queueClaimRelease } from '../../../cni/claim-release';
-import { ReleaseQueue } from '../../../src/agent/release-queue';
+import { ReleaseQueue } from '../../../node/agent/release-queue';
 import { STALE_TEMP_MS } from '../../../src/state/atomic-file';
 import { silentLogger } from '../../../src/log';
 import type { ClaimRelease } from '../../../src/schemas/claim-release';

@@ -1,8 +1,8 @@
-// Reservations on their own (src/agent/reservations.ts) and through the agent: a reservation is
+// Reservations on their own (node/agent/reservations.ts) and through the agent: a reservation is
 // released only once a fresh read shows its registration gone, with a precondition.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Agent } from '../../../src/agent/agent';
-import { Reservations } from '../../../src/agent/reservations';
+import type { Agent } from '../../../node/agent/agent';
+import { Reservations } from '../../../node/agent/reservations';
 import type { IPClaim } from '../../../src/ipam/claims';
 import { PoolAllocator, listingView } from '../../../src/ipam/pool-allocator';
 import { podUidGetter } from '../../../src/kube/pods';

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentLookup, answerToPodSettings } from '../../../cni/agent-client';
-import { startAgent, type Agent } from '../../../src/agent/agent';
+import { startAgent, type Agent } from '../../../node/agent/agent';
 import { CniCode } from '../../../src/errors';
 import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients } from '../../../src/kube/client';
 import type { IPClaim } from '../../../src/ipam/claims';

@@ -1,6 +1,6 @@
 /** A node agent for tests against the fake API server: node-a, silent, socket and release queue in `dir`. */
 import * as path from 'node:path';
-import { startAgent, type Agent, type AgentOptions } from '../../../src/agent/agent';
+import { startAgent, type Agent, type AgentOptions } from '../../../node/agent/agent';
 import { silentLogger } from '../../../src/log';
 
 export function startTestAgent(kubeconfig: string, dir: string, extra: Partial<AgentOptions> = {}): Promise<Agent> {

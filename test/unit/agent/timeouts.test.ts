@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { agentLookup } from '../../../cni/agent-client';
-import { startCniSocket } from '../../../src/agent/cni-socket';
+import { startCniSocket } from '../../../node/agent/cni-socket';
 import { UnderlayError } from '../../../src/errors';
 import { ClusterObjects, IPCLAIMS, isUnreachable, loadKubeConfig, makeKubeClients } from '../../../src/kube/client';
 import type { IPClaim } from '../../../src/ipam/claims';

@@ -7,7 +7,7 @@ import type * as k8s from '@kubernetes/client-node';
 import * as esbuild from 'esbuild';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeStatePublisher } from '../../../src/agent/node-state';
+import { NodeStatePublisher } from '../../../node/agent/node-state';
 import { claimIp } from '../../../src/ipam/claims';
 import { ClusterObjects, SRIOV_NODE_STATES } from '../../../src/kube/client';
 import type { SriovNodeState } from '../../../src/schemas/node-state';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { containerAllocation, deviceInfoPath, resourceEnvName } from '../../../device-plugin/allocate';
+import { containerAllocation, deviceInfoPath, resourceEnvName } from '../../../node/device-plugin/allocate';
 import { PoolSchema } from '../../../src/schemas/device-pools';
 import { vf } from './vf';
 

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AllocationTracker } from '../../../device-plugin/allocations';
+import { AllocationTracker } from '../../../node/device-plugin/allocations';
 
 let dir: string;
 let file: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigFileError, parsePoolsConfig, rejectOverlaps } from '../../../device-plugin/config';
+import { ConfigFileError, parsePoolsConfig, rejectOverlaps } from '../../../node/device-plugin/config';
 import { vf } from './vf';
 
 describe('pools config', () => {

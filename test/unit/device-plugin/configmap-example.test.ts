@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { parsePoolsConfig } from '../../../device-plugin/config';
+import { parsePoolsConfig } from '../../../node/device-plugin/config';
 
 describe('configmaps/device-plugin-pools.yaml', () => {
   it('holds a pools config that validates without errors', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FlagError, parseFlags } from '../../../device-plugin/flags';
+import { FlagError, parseFlags } from '../../../node/flags';
 
 describe('node daemon flags', () => {
   it('defaults, and values given', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { PoolDevice } from '../../../device-plugin/pool-state';
-import { preferredAllocation } from '../../../device-plugin/preferred';
+import type { PoolDevice } from '../../../node/device-plugin/pool-state';
+import { preferredAllocation } from '../../../node/device-plugin/preferred';
 import { vf } from './vf';
 
 /** 2 NUMA nodes; node 0 has PFs a (3 VFs) and b (2 VFs); node 1 has PF c (4 VFs). */

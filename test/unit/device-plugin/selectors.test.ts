@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PoolSchema, type PoolInput } from '../../../src/schemas/device-pools';
-import { firstMatchingPool, poolMatches } from '../../../device-plugin/selectors';
+import { firstMatchingPool, poolMatches } from '../../../node/device-plugin/selectors';
 import { vf } from './vf';
 
 const pool = (p: Partial<PoolInput>) => PoolSchema.parse({ resourceName: 'p', ...p });

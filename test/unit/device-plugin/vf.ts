@@ -1,4 +1,4 @@
-import type { VfRecord } from '../../../device-plugin/discovery';
+import type { VfRecord } from '../../../node/device-plugin/discovery';
 
 /** A VF record as discovery would produce it, for pure tests of selection and placement. */
 export function vf(pci: string, over: Partial<VfRecord> = {}): VfRecord {

@@ -9,7 +9,7 @@
  * they count as allocated until the daemon restarts. See docs/device-plugin.md for the limits.
  */
 import * as fs from 'node:fs';
-import { readKubeletCheckpoint } from '../src/state/kubelet-checkpoint';
+import { readKubeletCheckpoint } from '../../src/state/kubelet-checkpoint';
 
 export const CHECKPOINT_FILE = 'kubelet_internal_checkpoint';
 

@@ -4,8 +4,8 @@
  * disabled (feature gate, answered as Unknown) or lacks it (Unimplemented), `List` is used from then on.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../log';
-import { loadPodResourcesLister, POD_RESOURCES_SOCKET, type GetPodResourcesResponse, type ListPodResourcesResponse, type PodResources } from '../proto/podresources';
+import type { Logger } from '../../src/log';
+import { loadPodResourcesLister, POD_RESOURCES_SOCKET, type GetPodResourcesResponse, type ListPodResourcesResponse, type PodResources } from '../../src/proto/podresources';
 
 const PCI_RE = /^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/;
 

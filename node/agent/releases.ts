@@ -7,9 +7,9 @@
  * hostname, which need not be the Kubernetes node name) is only logged: the agent matches on its own
  * NODE_NAME. Then the pod is no longer running here, and Events say what was released.
  */
-import { releaseAttachment, type ClaimDeps } from '../ipam/claims';
-import type { Logger } from '../log';
-import type { ClaimRelease } from '../schemas/claim-release';
+import { releaseAttachment, type ClaimDeps } from '../../src/ipam/claims';
+import type { Logger } from '../../src/log';
+import type { ClaimRelease } from '../../src/schemas/claim-release';
 import { cmTarget, podKey, podTarget, type RunningPods } from './assign';
 import { EVENT_REASONS, type EventRecorder } from './events';
 import { ReleaseQueue } from './release-queue';

@@ -10,10 +10,10 @@
 import * as v8 from 'node:v8';
 import type { SriovNodeState } from '../src/schemas/node-state';
 import { stderrLogger, type Logger } from '../src/log';
-import type { DevicePluginDaemon } from './daemon';
+import type { DevicePluginDaemon } from './device-plugin/daemon';
 import { FlagError, parseFlags, USAGE } from './flags';
 import type { NodeFlags } from '../src/schemas/node-flags';
-import type { NodePolicy } from '../node/policy/component';
+import type { NodePolicy } from './policy/component';
 
 interface Component {
   stop(): Promise<void>;
@@ -23,7 +23,7 @@ interface Component {
 const NODE_STATE_PERIOD_MS = 10_000;
 
 async function startDevicePlugin(flags: NodeFlags, log: Logger): Promise<Component & { daemon: DevicePluginDaemon }> {
-  const { DevicePluginDaemon } = await import('./daemon');
+  const { DevicePluginDaemon } = await import('./device-plugin/daemon');
   const daemon = new DevicePluginDaemon({
     kubeletDir: flags['kubelet-dir'],
     sysfsRoot: flags['sysfs-root'],
@@ -46,11 +46,11 @@ async function startDevicePlugin(flags: NodeFlags, log: Logger): Promise<Compone
 
 async function startAgentComponent(flags: NodeFlags, log: Logger, dp: DevicePluginDaemon | null, policy: NodePolicy | null): Promise<Component> {
   const [{ startAgent }, { NodeStatePublisher, nodePoolStates }, { ClusterObjects, SRIOV_NODE_STATES }, { netdevSpeedMbps }, { poolOfFromDaemon, poolOfFromConfig }] = await Promise.all([
-    import('../src/agent/agent'),
-    import('../src/agent/node-state'),
+    import('./agent/agent'),
+    import('./agent/node-state'),
     import('../src/kube/client'),
     import('../src/sysfs/pci'),
-    import('./vf-pool'),
+    import('./device-plugin/vf-pool'),
   ]);
   const agent = await startAgent({
     nodeName: flags['node-name'] as string,
@@ -130,7 +130,7 @@ export async function main(argv: string[]): Promise<number> {
     let policy: NodePolicy | null = null;
     // The node policy first: the device plugin then registers the VFs as the policy leaves them.
     if (flags.components.includes('node-policy')) {
-      const started = await (await import('../node/policy/start')).startNodePolicy(flags, log);
+      const started = await (await import('./policy/start')).startNodePolicy(flags, log);
       policy = started.policy;
       components.push(started);
     }

@@ -6,9 +6,9 @@
  * carries the resourceVersion read, so a stale writer (an old agent pod still shutting down) loses
  * with 409 and re-reads.
  */
-import { isAlreadyExists, isConflict, type ClusterObjects } from '../kube/client';
-import type { Logger } from '../log';
-import type { NodePolicyStatus, NodePoolState, SriovNodeState } from '../schemas/node-state';
+import { isAlreadyExists, isConflict, type ClusterObjects } from '../../src/kube/client';
+import type { Logger } from '../../src/log';
+import type { NodePolicyStatus, NodePoolState, SriovNodeState } from '../../src/schemas/node-state';
 
 export class NodeStatePublisher {
   private pending: NodePoolState[] | null = null;

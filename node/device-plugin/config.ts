@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import YAML from 'yaml';
 import type { z } from 'zod';
-import { describeIssues } from '../src/schemas/format';
-import { PoolSchema, PoolsConfigSchema, type Pool } from '../src/schemas/device-pools';
+import { describeIssues } from '../../src/schemas/format';
+import { PoolSchema, PoolsConfigSchema, type Pool } from '../../src/schemas/device-pools';
 import type { VfRecord } from './discovery';
 import { fullResourceName, poolMatches } from './selectors';
 

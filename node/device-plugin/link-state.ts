@@ -3,8 +3,8 @@
  * The real source is src/netlink (Rtnl.getLink for the current state, LinkMonitor for changes);
  * see netlinkLinkState below.
  */
-import type { Logger } from '../src/log';
-import { LinkMonitor, Rtnl, type LinkInfo } from '../src/netlink';
+import type { Logger } from '../../src/log';
+import { LinkMonitor, Rtnl, type LinkInfo } from '../../src/netlink';
 
 export interface LinkStateSource {
   /** Carrier of a host netdev; undefined when unknown (no such link, or no source). */

@@ -3,7 +3,7 @@
  * Allocate need. Reads go through src/sysfs only. VFs are keyed by PCI address: a VF whose netdev
  * moved into a pod netns has no host netdev but is still the same device.
  */
-import { listPciAddrs, listPfs, listVfs, netdevLinkType, numaNodeCount, readChangeMarkers, type PfDevice, type VfDevice } from '../src/sysfs/pci';
+import { listPciAddrs, listPfs, listVfs, netdevLinkType, numaNodeCount, readChangeMarkers, type PfDevice, type VfDevice } from '../../src/sysfs/pci';
 
 export type LinkType = 'ether' | 'infiniband' | 'other';
 

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { describeIssues } from '../src/schemas/format';
 import { NodeFlagsSchema, type NodeFlags } from '../src/schemas/node-flags';
-import { DEFAULT_DEVINFO_DIR } from './allocate';
+import { DEFAULT_DEVINFO_DIR } from './device-plugin/allocate';
 
 export const FLAG_DEFAULTS = {
   components: 'device-plugin',

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../src/log';
+import type { Logger } from '../../src/log';
 import { AllocationTracker, CHECKPOINT_FILE } from './allocations';
 import { ConfigFileError, loadPoolsConfig, rejectOverlaps, type PoolsConfig } from './config';
 import { DirWatch } from './dir-watch';

@@ -5,8 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../src/log';
-import { describeIssues } from '../src/schemas/format';
+import type { Logger } from '../../src/log';
+import { describeIssues } from '../../src/schemas/format';
 import type { z } from 'zod';
 import {
   DEVICE_PLUGIN_API_VERSION,
@@ -20,8 +20,8 @@ import {
   type PluginInfoMsg,
   type PreferredAllocationResponseMsg,
   type RegistrationStatusMsg,
-} from '../src/proto';
-import { AllocateRequestSchema, MAX_RPC_MESSAGE_BYTES, PreferredAllocationRequestSchema, PreStartContainerRequestSchema } from '../src/schemas/device-plugin-rpc';
+} from '../../src/proto';
+import { AllocateRequestSchema, MAX_RPC_MESSAGE_BYTES, PreferredAllocationRequestSchema, PreStartContainerRequestSchema } from '../../src/schemas/device-plugin-rpc';
 import { containerAllocation } from './allocate';
 import { fileIdentity } from './dir-watch';
 import type { PoolState } from './pool-state';

@@ -8,12 +8,12 @@
  * telling changes and deletions apart needs, not the raw data, managedFields and the rest.
  */
 import type * as k8s from '@kubernetes/client-node';
-import type { KubeClients } from '../kube/client';
-import { configMapInformer, type Informer } from '../kube/informer';
-import type { Logger } from '../log';
-import { detectDrift } from '../registrations/drift';
-import type { RegistrationIndex } from '../registrations/index';
-import { formatSource, type Rejection } from '../registrations/types';
+import type { KubeClients } from '../../src/kube/client';
+import { configMapInformer, type Informer } from '../../src/kube/informer';
+import type { Logger } from '../../src/log';
+import { detectDrift } from '../../src/registrations/drift';
+import type { RegistrationIndex } from '../../src/registrations/index';
+import { formatSource, type Rejection } from '../../src/registrations/types';
 import { cmTarget, podKey, type RunningPods } from './assign';
 import { EVENT_REASONS, rejectionSeries, type EventRecorder } from './events';
 

@@ -3,7 +3,7 @@
  */
 import * as http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Logger } from '../src/log';
+import type { Logger } from '../../src/log';
 
 export interface MetricsSource {
   pools(): Array<{ resource: string; total: number; healthy: number; allocated: number; registered: boolean }>;

@@ -11,14 +11,14 @@
  * keeps the reservation. Runs after each index change, never before the first full list.
  */
 import type * as k8s from '@kubernetes/client-node';
-import { CLAIM_LABELS, type IPClaim } from '../ipam/claims';
-import type { PoolRequest } from '../ipam/pool-allocator';
-import { releasedAtMs } from '../ipam/pool-release';
-import { isConflict, isNotFound, type ClusterObjects } from '../kube/client';
-import type { Logger } from '../log';
-import type { RegistrationIndex } from '../registrations/index';
-import type { NetworkModel } from '../registrations/network-model';
-import { REGISTRATION_LABEL } from '../schemas/registration';
+import { CLAIM_LABELS, type IPClaim } from '../../src/ipam/claims';
+import type { PoolRequest } from '../../src/ipam/pool-allocator';
+import { releasedAtMs } from '../../src/ipam/pool-release';
+import { isConflict, isNotFound, type ClusterObjects } from '../../src/kube/client';
+import type { Logger } from '../../src/log';
+import type { RegistrationIndex } from '../../src/registrations/index';
+import type { NetworkModel } from '../../src/registrations/network-model';
+import { REGISTRATION_LABEL } from '../../src/schemas/registration';
 import { settingsRecord } from './assign';
 import { CoalescedPass } from './coalesce';
 

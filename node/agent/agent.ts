@@ -9,16 +9,16 @@
  * - cni-socket.ts + lookup.ts: the CNI's socket and its answers.
  * It runs inside the `sriov-underlay-node` daemon; `startAgent` is the one entry point it calls.
  */
-import { CniCode, UnderlayError } from '../errors';
-import type { ClaimDeps, IPClaim } from '../ipam/claims';
-import { IpamService } from '../ipam/pool-service';
-import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../kube/client';
-import { nodeExistsGetter, podUidGetter } from '../kube/pods';
-import type { Logger } from '../log';
-import { RegistrationIndex } from '../registrations/index';
-import type { Rejection, ResolvedSettings } from '../registrations/types';
-import { DEFAULT_AGENT_SOCKET, type LookupRequest, type ReportRequest } from '../schemas/agent-protocol';
-import { DEFAULT_RELEASE_QUEUE_DIR } from '../schemas/claim-release';
+import { CniCode, UnderlayError } from '../../src/errors';
+import type { ClaimDeps, IPClaim } from '../../src/ipam/claims';
+import { IpamService } from '../../src/ipam/pool-service';
+import { ClusterObjects, IPCLAIMS, loadKubeConfig, makeKubeClients, type KubeClients } from '../../src/kube/client';
+import { nodeExistsGetter, podUidGetter } from '../../src/kube/pods';
+import type { Logger } from '../../src/log';
+import { RegistrationIndex } from '../../src/registrations/index';
+import type { Rejection, ResolvedSettings } from '../../src/registrations/types';
+import { DEFAULT_AGENT_SOCKET, type LookupRequest, type ReportRequest } from '../../src/schemas/agent-protocol';
+import { DEFAULT_RELEASE_QUEUE_DIR } from '../../src/schemas/claim-release';
 import { assigner, attachmentKey, podTarget, type RunningPods } from './assign';
 import { startCniSocket, type CniSocketServer } from './cni-socket';
 import { EVENT_REASONS, EventRecorder, rejectionSeries } from './events';

@@ -2,7 +2,7 @@
  * Which pool a VF belongs to. Every selector present must match (AND across selectors, OR within
  * one), and the VF's driver must fit the pool's deviceType. The first matching pool wins.
  */
-import type { Pool, VfRangeSelector } from '../src/schemas/device-pools';
+import type { Pool, VfRangeSelector } from '../../src/schemas/device-pools';
 import type { VfRecord } from './discovery';
 
 const USERSPACE_DRIVERS = new Set(['vfio-pci']);

@@ -15,10 +15,10 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { asUnderlayError, CniCode } from '../errors';
-import type { Logger } from '../log';
-import { describeIssues } from '../schemas/format';
-import { lookupRequestSchema, PROTOCOL_VERSION, reportRequestSchema, type LookupAnswer, type LookupRequest, type ReportRequest } from '../schemas/agent-protocol';
+import { asUnderlayError, CniCode } from '../../src/errors';
+import type { Logger } from '../../src/log';
+import { describeIssues } from '../../src/schemas/format';
+import { lookupRequestSchema, PROTOCOL_VERSION, reportRequestSchema, type LookupAnswer, type LookupRequest, type ReportRequest } from '../../src/schemas/agent-protocol';
 
 export type LookupHandler = (req: LookupRequest) => Promise<LookupAnswer>;
 /** A CNI report (an Event to record); answered at once with ok. */

@@ -5,13 +5,13 @@
  * without a deviceID. The VF must be in one of the network's device pools (`poolOf`). Rejections
  * carry the CNI code and the message naming ConfigMap, key and field; `onRejected` records the Event.
  */
-import { CniCode } from '../errors';
-import type { Logger } from '../log';
-import type { RegistrationIndex } from '../registrations/index';
-import { poolRefusal } from '../registrations/network-model';
-import { rejection } from '../registrations/parse';
-import type { Rejection, ResolvedSettings } from '../registrations/types';
-import { PROTOCOL_VERSION, type LookupAnswer, type LookupRequest, type WireSettings } from '../schemas/agent-protocol';
+import { CniCode } from '../../src/errors';
+import type { Logger } from '../../src/log';
+import type { RegistrationIndex } from '../../src/registrations/index';
+import { poolRefusal } from '../../src/registrations/network-model';
+import { rejection } from '../../src/registrations/parse';
+import type { Rejection, ResolvedSettings } from '../../src/registrations/types';
+import { PROTOCOL_VERSION, type LookupAnswer, type LookupRequest, type WireSettings } from '../../src/schemas/agent-protocol';
 import { fail, type LookupHandler } from './cni-socket';
 
 export interface LookupDeps {

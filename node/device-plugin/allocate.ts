@@ -4,8 +4,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Pool } from '../src/schemas/device-pools';
-import type { ContainerAllocateResponseMsg, DeviceSpecMsg } from '../src/proto';
+import type { Pool } from '../../src/schemas/device-pools';
+import type { ContainerAllocateResponseMsg, DeviceSpecMsg } from '../../src/proto';
 import type { VfRecord } from './discovery';
 import { fullResourceName } from './selectors';
 

@@ -4,8 +4,8 @@
  * PoolState and get the full list again whenever it changes.
  */
 import { EventEmitter } from 'node:events';
-import type { Pool } from '../src/schemas/device-pools';
-import { HEALTHY, UNHEALTHY, type DeviceMsg } from '../src/proto';
+import type { Pool } from '../../src/schemas/device-pools';
+import { HEALTHY, UNHEALTHY, type DeviceMsg } from '../../src/proto';
 import type { VfRecord } from './discovery';
 import { fullResourceName, poolMatches } from './selectors';
 

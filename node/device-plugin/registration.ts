@@ -18,8 +18,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../src/log';
-import { DEVICE_PLUGIN_API_VERSION, KUBELET_SOCKET_NAME, kubeletRegistrationService, unixAddress, type RegisterRequestMsg, type RegistrationStatusMsg } from '../src/proto';
+import type { Logger } from '../../src/log';
+import { DEVICE_PLUGIN_API_VERSION, KUBELET_SOCKET_NAME, kubeletRegistrationService, unixAddress, type RegisterRequestMsg, type RegistrationStatusMsg } from '../../src/proto';
 import { DirWatch, fileIdentity } from './dir-watch';
 import type { PluginServer } from './plugin-server';
 

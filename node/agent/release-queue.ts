@@ -8,10 +8,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Logger } from '../log';
-import { listEntries, removeFileDurable, setAside } from '../state/atomic-file';
-import { CLAIM_RELEASE_MAX_BYTES, claimReleaseSchema, type ClaimRelease } from '../schemas/claim-release';
-import { readJsonFile } from '../state/bounded-file';
+import type { Logger } from '../../src/log';
+import { listEntries, removeFileDurable, setAside } from '../../src/state/atomic-file';
+import { CLAIM_RELEASE_MAX_BYTES, claimReleaseSchema, type ClaimRelease } from '../../src/schemas/claim-release';
+import { readJsonFile } from '../../src/state/bounded-file';
 import { CoalescedPass } from './coalesce';
 
 export interface ReleaseQueueOptions {

@@ -4,17 +4,17 @@
  * claimed as named; pool entries go through the pool allocator (src/ipam/pool-allocator.ts, via
  * the agent's IpamService), whose claims withClaimedIps turns into the settings handed to the CNI.
  */
-import { CniCode, UnderlayError } from '../errors';
-import { formatIp, parseIp } from '../ipam/cidr';
-import { claimIp, type ClaimDeps, type ClaimPod, type IPClaim } from '../ipam/claims';
-import type { PoolRequest } from '../ipam/pool-allocator';
-import { releaseClaim } from '../ipam/pool-release';
-import type { Logger } from '../log';
-import type { RegistrationIndex } from '../registrations/index';
-import type { NetworkModel } from '../registrations/network-model';
-import { formatSource, type ResolvedSettings } from '../registrations/types';
-import type { LookupRequest } from '../schemas/agent-protocol';
-import { readVf } from '../sysfs/pci';
+import { CniCode, UnderlayError } from '../../src/errors';
+import { formatIp, parseIp } from '../../src/ipam/cidr';
+import { claimIp, type ClaimDeps, type ClaimPod, type IPClaim } from '../../src/ipam/claims';
+import type { PoolRequest } from '../../src/ipam/pool-allocator';
+import { releaseClaim } from '../../src/ipam/pool-release';
+import type { Logger } from '../../src/log';
+import type { RegistrationIndex } from '../../src/registrations/index';
+import type { NetworkModel } from '../../src/registrations/network-model';
+import { formatSource, type ResolvedSettings } from '../../src/registrations/types';
+import type { LookupRequest } from '../../src/schemas/agent-protocol';
+import { readVf } from '../../src/sysfs/pci';
 import { EVENT_REASONS, type EventRecorder, type EventTarget } from './events';
 
 /** Pods this node serves and the settings they got (namespace/name → settings), for drift reports. */

@@ -12,8 +12,8 @@
  */
 import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
-import type { Logger } from '../log';
-import { isAlreadyExists, isConflict, kubeFailure } from '../kube/client';
+import type { Logger } from '../../src/log';
+import { isAlreadyExists, isConflict, kubeFailure } from '../../src/kube/client';
 
 export const EVENT_REASONS = {
   assigned: 'IPAssigned',
