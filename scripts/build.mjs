@@ -32,7 +32,11 @@ const TARGETS = [
   // No V8 startup snapshot for any target: a snapshot carries V8's flag hash, which includes the
   // build CPU's features, and node exits 14 on any other CPU. The code cache is checked the same
   // way but rejected gracefully (the bundle is then compiled lazily), so it is what ships.
-  { name: 'sriov-underlay', entry: 'cni/entry.ts', out: 'dist/bin/sriov-underlay' },
+  // The CNI kubelet executes is the C shim (native/cni-shim.c, docs/cni-server-protocol.md); it
+  // forwards to the node daemon's CNI server, and execs the standalone CNI beside it when the server
+  // cannot take the call, so building the shim builds that too.
+  { name: 'sriov-underlay', shim: 'native/cni-shim.c', out: 'dist/bin/sriov-underlay', with: ['sriov-underlay-cni'] },
+  { name: 'sriov-underlay-cni', entry: 'cni/entry.ts', out: 'dist/bin/sriov-underlay-cni' },
   { name: 'sriov-underlay-node', entry: 'node/main.ts', out: 'dist/bin/sriov-underlay-node' },
   { name: 'kubectl-sriov', entry: 'cli/main.ts', out: 'dist/bin/kubectl-sriov' },
   { name: 'sea-probe', entry: 'test/fixtures/sea-probe.ts', out: 'dist/test/sea-probe', testOnly: true },
@@ -66,7 +70,52 @@ function selectTargets(only) {
   if (unknown.length) {
     throw new BuildError(`unknown target ${unknown.join(', ')}; targets: ${[...known].join(', ')}`);
   }
-  return TARGETS.filter((t) => only.includes(t.name));
+  const names = new Set(only.flatMap((n) => [n, ...(TARGETS.find((t) => t.name === n)?.with ?? [])]));
+  return TARGETS.filter((t) => names.has(t.name));
+}
+
+/**
+ * The shim: portable (no -march), hardened, and static-pie, so it needs no shared library and no
+ * glibc newer than any node supports. The figures it is compiled with are its own (see its header).
+ */
+const SHIM_CFLAGS = [
+  '-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-Wformat=2', '-Wshadow',
+  '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong', '-fstack-clash-protection', '-fcf-protection',
+  '-fPIE', '-static-pie', '-Wl,-z,relro,-z,now,-z,noexecstack', '-s',
+];
+
+function buildShim(target) {
+  const src = path.join(ROOT, target.shim);
+  const out = path.join(ROOT, target.out);
+  const stampFile = path.join(WORK, `${target.name}.stamp`);
+  const gcc = run('gcc', ['--version']).split('\n')[0];
+  const stamp = sha256(JSON.stringify({ script: sha256(SELF), src: sha256(fs.readFileSync(src)), flags: SHIM_CFLAGS, gcc }));
+  const outStat = fs.statSync(out, { throwIfNoEntry: false });
+  let prev = null;
+  try {
+    prev = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
+  } catch {
+    // first build
+  }
+  if (outStat && prev && prev.stamp === stamp && prev.size === outStat.size && prev.mtimeMs === outStat.mtimeMs) {
+    return { out, size: outStat.size, rebuilt: false };
+  }
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  try {
+    run('gcc', [...SHIM_CFLAGS, '-o', tmp, src]);
+    // A shared library would bring back a glibc floor and a loader; refuse one slipping in.
+    const needed = run('objdump', ['-p', tmp]).split('\n').filter((l) => /^\s*NEEDED\s/.test(l));
+    if (needed.length) throw new BuildError(`${target.name}: the shim must be static, it needs ${needed.map((l) => l.trim()).join(', ')}`);
+    fs.chmodSync(tmp, 0o755);
+    fs.renameSync(tmp, out);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  const st = fs.statSync(out);
+  fs.writeFileSync(stampFile, JSON.stringify({ stamp, size: st.size, mtimeMs: st.mtimeMs }));
+  return { out, size: st.size, rebuilt: true };
 }
 
 const sha256 = (data) => createHash('sha256').update(data).digest('hex');
@@ -280,17 +329,18 @@ async function main() {
   if (args.help) {
     process.stdout.write(
       `usage: node scripts/build.mjs [--only name[,name...]]\ntargets:\n${TARGETS.map(
-        (t) => `  ${t.name.padEnd(20)} ${t.entry} -> ${t.out}${t.testOnly ? ' (test only)' : ''}`,
+        (t) => `  ${t.name.padEnd(20)} ${t.shim ?? t.entry} -> ${t.out}${t.testOnly ? ' (test only)' : ''}`,
       ).join('\n')}\n`,
     );
     return;
   }
   const targets = selectTargets(args.only);
-  const missing = targets.filter((t) => !fs.existsSync(path.join(ROOT, t.entry)));
+  const source = (t) => path.join(ROOT, t.shim ?? t.entry);
+  const missing = targets.filter((t) => !fs.existsSync(source(t)));
   if (missing.length) {
-    const present = TARGETS.filter((t) => !t.testOnly && fs.existsSync(path.join(ROOT, t.entry))).map((t) => t.name);
+    const present = TARGETS.filter((t) => !t.testOnly && fs.existsSync(source(t))).map((t) => t.name);
     throw new BuildError(
-      `entry file missing for ${missing.map((t) => `${t.name} (${t.entry})`).join(', ')}` +
+      `entry file missing for ${missing.map((t) => `${t.name} (${t.shim ?? t.entry})`).join(', ')}` +
         (present.length ? `; to build the others: node scripts/build.mjs --only ${present.join(',')}` : ''),
     );
   }
@@ -305,7 +355,7 @@ async function main() {
   const { inject } = await import('postject');
   for (const t of targets) {
     const started = process.hrtime.bigint();
-    const r = await buildTarget(esbuild, inject, t, addonBytes);
+    const r = t.shim ? buildShim(t) : await buildTarget(esbuild, inject, t, addonBytes);
     const secs = (Number(process.hrtime.bigint() - started) / 1e9).toFixed(1);
     process.stdout.write(
       `${t.name.padEnd(20)} ${mb(r.size).padStart(9)}  ${path.relative(process.cwd(), r.out)}  ` +
