@@ -56,7 +56,7 @@
 #define PROTO "SRIOV-UNDERLAY-CNI/"
 #define VERSION "1"
 #define GREETING PROTO VERSION "\n"
-#define DEFAULT_SOCKET "/run/sriov-underlay/cni/cni.sock"
+#define DEFAULT_SOCKET "/run/sriov-underlay-cni/cni.sock"
 #define SOCKET_ENV "SRIOV_UNDERLAY_CNI_SOCKET"
 #define SERVED_BY "SRIOV_UNDERLAY_SERVED_BY="
 #define FALLBACK_NAME "sriov-underlay-cni"
@@ -360,15 +360,29 @@ static void __attribute__((noreturn)) fallback(const char *reason, int sock)
 
 /* ---------------------------------------------------------------- the call */
 
+/* CNI_ or SRIOV_UNDERLAY_ then [A-Z0-9_]* then '=': the only keys the server accepts, so an odd
+ * variable elsewhere in the runtime's environment (which the CNI never reads) cannot fail a call. */
+static int forwarded(const char *v)
+{
+	const char *p;
+	if (strncmp(v, "CNI_", 4) == 0)
+		p = v + 4;
+	else if (strncmp(v, "SRIOV_UNDERLAY_", 15) == 0)
+		p = v + 15;
+	else
+		return 0;
+	while ((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_')
+		p++;
+	return *p == '='; /* else not a variable (execve lets anything through) or a foreign key */
+}
+
 static size_t collect_env(unsigned *entries)
 {
 	size_t len = 0;
 	*entries = 0;
 	for (char **e = environ; *e; e++) {
 		const char *v = *e;
-		if (strncmp(v, "CNI_", 4) != 0 && strncmp(v, "SRIOV_UNDERLAY_", 15) != 0)
-			continue;
-		if (!strchr(v, '=')) /* not a variable: execve lets anything through */
+		if (!forwarded(v))
 			continue;
 		size_t n = strlen(v) + 1;
 		if (++*entries > ENV_MAX_ENTRIES || n > ENV_MAX_BYTES - len) {

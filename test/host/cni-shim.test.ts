@@ -165,7 +165,15 @@ describe('relay: stdout and exit code byte for byte', () => {
   ] as const) {
     it(`exit ${code}, ${stdout.length} bytes`, async () => {
       const s = await serve(`relay${code}`, answering(code, stdout));
-      const env = baseEnv(s.path, 'ADD', { HOME: '/root', OTHER: 'not forwarded', SRIOV_UNDERLAY_PATH_PREFIXES: '/tmp' });
+      const env = baseEnv(s.path, 'ADD', {
+        HOME: '/root',
+        OTHER: 'not forwarded',
+        SRIOV_UNDERLAY_PATH_PREFIXES: '/tmp',
+        // keys the server refuses: left out, so they cannot fail the call
+        CNI_lower: 'x',
+        'CNI_A-B': 'x',
+        'SRIOV_UNDERLAY_\u00e9': 'x',
+      });
       const r = await runShim(shipped(), env, NETCONF);
       expectNoCrash(r);
       expect(r.code).toBe(code);
@@ -175,7 +183,7 @@ describe('relay: stdout and exit code byte for byte', () => {
       const req = s.requests[0]!;
       expect(req.stdin.toString()).toBe(NETCONF);
       const forwarded = Object.entries(env)
-        .filter(([k]) => k.startsWith('CNI_') || k.startsWith('SRIOV_UNDERLAY_'))
+        .filter(([k]) => /^(CNI_|SRIOV_UNDERLAY_)[A-Z0-9_]*$/.test(k))
         .map(([k, v]) => `${k}=${v}`);
       expect(req.env.map((b) => b.toString())).toEqual(forwarded);
     });
@@ -200,6 +208,16 @@ describe('the server cannot take the call: fallback, with the reason', () => {
     expect(r.code).toBe(FAKE_EXIT);
     expect(r.stdout.toString()).toBe('{"fake":"standalone"}');
     expect(servedBy(shippedDir)).toBe('fallback:no-socket');
+  });
+
+  it('without SRIOV_UNDERLAY_CNI_SOCKET it connects to the documented default, outside /run/sriov-underlay', async () => {
+    const env = baseEnv('');
+    delete env.SRIOV_UNDERLAY_CNI_SOCKET;
+    const trace = path.join(scratch, 'connect.trace');
+    const r = await runShim(shipped(), env, NETCONF, ['strace', '-qq', '-e', 'trace=connect', '-o', trace]);
+    expect(r.code).toBe(FAKE_EXIT);
+    expect(fs.readFileSync(trace, 'utf8')).toMatch(/sun_path="\/run\/sriov-underlay-cni\/cni\.sock"/);
+    expect(servedBy(shippedDir)).toMatch(/^fallback:(no-socket|refused)$/);
   });
 
   it('stale socket file, no listener', async () => {
