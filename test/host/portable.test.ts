@@ -19,7 +19,7 @@ import { PATH_PREFIXES_ENV, TEST_PATH_PREFIXES } from '../fixtures/cni';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'dist', 'bin');
-const CNI = path.join(BIN, 'sriov-underlay');
+const CNI = path.join(BIN, 'sriov-underlay-cni');
 const NODE_DAEMON = path.join(BIN, 'sriov-underlay-node');
 const CLI = path.join(BIN, 'kubectl-sriov');
 const BARE_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
