@@ -228,8 +228,8 @@ for s in "${wanted[@]}"; do
   missing=""
   for r in $(scenario_requires "$s"); do [[ -e $ROOT/$r ]] || missing+=" $r"; done
   if [[ -n $missing ]]; then
-    if [[ $missing == " dist/bin/sriov-underlay" ]]; then
-      echo "# SKIP $s: cni not built (dist/bin/sriov-underlay is absent)"
+    if [[ $missing == " dist/bin/sriov-underlay-cni" ]]; then
+      echo "# SKIP $s: cni not built (dist/bin/sriov-underlay-cni is absent)"
     else
       echo "# SKIP $s: not built:$missing"
     fi

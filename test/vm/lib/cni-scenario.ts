@@ -28,7 +28,7 @@ export async function cniBed({ t, project, outDir, defer }: Ctx, numVfs: number)
   mkdirSync(stateDir, { recursive: true });
   const logFile = `${outDir}/cni.log`;
   // The runtime's environment allows the test's state and log dirs (netconf alone cannot).
-  const cni = new Cni(`${project}/dist/bin/sriov-underlay`, [stateDir, outDir]);
+  const cni = new Cni(`${project}/dist/bin/sriov-underlay-cni`, [stateDir, outDir]);
   return {
     pf,
     vfs,
