@@ -21,7 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Rtnl } from '../src/netlink';
 import { openNetns, withNetns } from '../src/netns';
-import { servedByInLog, startCniServer, type CniServer } from '../test/fixtures/cni-server';
+import { servedByInLog, startCniServer, type CniServer } from '../test/fixtures/cni-server-process';
 import { createEmulatedNic, type EmulatedNic } from '../test/fixtures/sysfs-tree';
 import { cniInvocation, createNetns, deleteNetns, DEBIAN_CNI_PATH, inspectNetns, randomSuffix } from './lib/cni';
 import { expectSuccess, runForPeakRss, runParallel, runTimed, type Invocation } from './lib/process';

@@ -13,7 +13,7 @@ import type { ResolvedSettings } from '../src/registrations/types';
 import { readVf } from '../src/sysfs/pci';
 import { poolResources, type CmFile } from './configmaps';
 import { execCni, startFakeApi, startNodeDaemon } from './processes';
-import { servedByInLog, startCniServer } from '../test/fixtures/cni-server';
+import { servedByInLog, startCniServer } from '../test/fixtures/cni-server-process';
 import { renderTable } from './table';
 import type { Teardown } from './teardown';
 

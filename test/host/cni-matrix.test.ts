@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cniMode, cniSocket, requireBinary, runCni } from '../fixtures/cni';
-import { GREETING, readGreeting, servedByInLog } from '../fixtures/cni-server';
+import { GREETING, readGreeting, servedByInLog } from '../fixtures/cni-server-process';
 import { linkNames, linkSnapshot, makeNetns, uniqueTag, type NetnsHandle } from '../fixtures/host-net';
 import { createEmulatedNic, type EmulatedNic } from '../fixtures/sysfs-tree';
 

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CNI_SERVER_SOCKET_ENV, cniMode } from '../../fixtures/cni';
-import { startCniServer, type CniServer } from '../../fixtures/cni-server';
+import { startCniServer, type CniServer } from '../../fixtures/cni-server-process';
 
 let server: CniServer | null = null;
 let dir = '';

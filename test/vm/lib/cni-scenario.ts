@@ -1,7 +1,7 @@
 /** Shared set-up for the CNI scenarios: the VFs, the binary, a state dir and pod netns. */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { servedByInLog, startCniServer } from '../../fixtures/cni-server';
+import { servedByInLog, startCniServer } from '../../fixtures/cni-server-process';
 import { Cni, describe, netconf, type Attachment, type CniOutcome, type Netconf, type NetconfOptions } from './cni';
 import { netnsAdd, netnsDel, netnsPath, uniq } from './netns';
 import type { Ctx } from './scenario';
