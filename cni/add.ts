@@ -37,8 +37,14 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
   }
   log.info({ pci: vf.pciAddr, pf: vf.pfNetdev, vf: vf.vfIndex, driver: vf.driver, source: settings?.source }, 'ADD');
 
-  const lock = VfLock.acquire(ctx.stateDir, vf.pciAddr, LOCK_TIMEOUT_MS);
-  const host = Rtnl.open();
+  const lock = await VfLock.acquire(ctx.stateDir, vf.pciAddr, LOCK_TIMEOUT_MS);
+  let host: Rtnl;
+  try {
+    host = Rtnl.open();
+  } catch (e) {
+    lock.release(); // in the CNI server a leaked lock would hold the VF until the server restarts
+    throw e;
+  }
   try {
     const original = takeOverOrSnapshot(host, ctx, inv, vf, log);
     const rec: VfRecord = {
@@ -58,7 +64,7 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
     ctx.records.write(rec); // the marker and the original state: durable before any change
 
     // Start delegated IPAM now: its exec overlaps the netns move, the slowest kernel step.
-    const ipam = plan.useIpam && conf.ipam ? settle(ipamAdd({ type: conf.ipam.type, cniPath: inv.cniPath, env: process.env, stdin: inv.stdin })) : null;
+    const ipam = plan.useIpam && conf.ipam ? settle(ipamAdd({ type: conf.ipam.type, cniPath: inv.cniPath, env: inv.rawEnv, stdin: inv.stdin })) : null;
     try {
       const result = await attach(host, inv, vf, plan, rec, ipam);
       rec.phase = 'ready';

@@ -56,5 +56,5 @@ export async function cmdCheck(inv: Invocation, conf: NetConf, prev: CniResult |
       pod.close();
     }
   }
-  if (conf.ipam) await execIpam({ command: 'CHECK', type: conf.ipam.type, cniPath: inv.cniPath, env: process.env, stdin: inv.stdin });
+  if (conf.ipam) await execIpam({ command: 'CHECK', type: conf.ipam.type, cniPath: inv.cniPath, env: inv.rawEnv, stdin: inv.stdin });
 }

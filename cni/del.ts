@@ -44,7 +44,7 @@ export async function cmdDel(inv: Invocation, conf: NetConf, log: Logger): Promi
     await releaseOwnIpam();
     return;
   }
-  const lock = VfLock.acquire(ctx.stateDir, pci, LOCK_TIMEOUT_MS);
+  const lock = await VfLock.acquire(ctx.stateDir, pci, LOCK_TIMEOUT_MS);
   let after: AfterUnlock;
   try {
     after = await delLocked(ctx, inv, conf, pci, log);

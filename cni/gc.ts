@@ -43,7 +43,7 @@ export async function cmdGc(inv: Invocation, conf: NetConf, log: Logger): Promis
     let host: Rtnl | undefined;
     let queued: string | undefined;
     try {
-      lock = VfLock.acquire(ctx.stateDir, stale.pciAddr, GC_LOCK_TIMEOUT_MS);
+      lock = await VfLock.acquire(ctx.stateDir, stale.pciAddr, GC_LOCK_TIMEOUT_MS);
       host = Rtnl.open();
       // Re-read under the lock: an ADD may have replaced it.
       const loaded = ctx.records.load(stale.pciAddr);
@@ -71,6 +71,6 @@ export async function cmdGc(inv: Invocation, conf: NetConf, log: Logger): Promis
     }
     if (queued) await releaseQueued(queued, inv, log);
   }
-  if (conf.ipam) await execIpam({ command: 'GC', type: conf.ipam.type, cniPath: inv.cniPath, env: process.env, stdin: inv.stdin });
+  if (conf.ipam) await execIpam({ command: 'GC', type: conf.ipam.type, cniPath: inv.cniPath, env: inv.rawEnv, stdin: inv.stdin });
   if (failures.length) throw new UnderlayError(CniCode.RollbackFailed, `GC could not release (the next GC retries): ${failures.join('; ')}`);
 }

@@ -24,10 +24,10 @@ function envFor(inv: Invocation): Record<string, string> {
   return e;
 }
 
-/** The plugin's environment: ours without any CNI_* of this call, today's CNI_PATH, the attachment's CNI_*. */
+/** The plugin's environment: the call's without any CNI_* of this call, today's CNI_PATH, the attachment's CNI_*. */
 function pluginEnv(inv: Invocation, attachment: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CNI_')) env[k] = v;
+  for (const [k, v] of Object.entries(inv.rawEnv)) if (!k.startsWith('CNI_')) env[k] = v;
   env.CNI_PATH = inv.cniPath.join(':');
   for (const k of ATTACHMENT_ENV) if (attachment[k] !== undefined) env[k] = attachment[k];
   return env;

@@ -1,6 +1,8 @@
 /**
  * Delegated IPAM, exactly as sriov-cni and the reference plugins do it: exec the plugin named by
- * ipam.type from CNI_PATH with our own environment and stdin. ADD is started before the device
+ * ipam.type from CNI_PATH with the call's environment and stdin (the standalone CNI's process
+ * environment; in the CNI server, the environment the shim forwarded). Always asynchronous, with a
+ * timeout that kills the plugin's process group, so a server's other calls keep running. ADD is started before the device
  * work and awaited after it, so the plugin's start-up overlaps the slow netns move.
  */
 import { spawn } from 'node:child_process';
@@ -42,13 +44,13 @@ export interface IpamCall {
  */
 export const IPAM_TIMEOUT_MS = 60_000;
 
-export function ipamTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+export function ipamTimeoutMs(env: NodeJS.ProcessEnv): number {
   const v = Number(env.SRIOV_UNDERLAY_IPAM_TIMEOUT_MS);
   return Number.isInteger(v) && v >= 1_000 && v <= 600_000 ? v : IPAM_TIMEOUT_MS;
 }
 
 /** Run the plugin; resolves with its stdout, rejects with its CNI error. */
-export function execIpam(call: IpamCall, timeoutMs = ipamTimeoutMs()): Promise<string> {
+export function execIpam(call: IpamCall, timeoutMs = ipamTimeoutMs(call.env)): Promise<string> {
   const bin = findPlugin(call.type, call.cniPath);
   return new Promise((resolve, reject) => {
     // Its own process group, so a timeout also kills whatever it started.

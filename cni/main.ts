@@ -1,10 +1,12 @@
 /**
- * sriov-underlay CNI plugin: stdin + CNI_* env in; a result or a CNI error JSON on stdout, and
- * nothing else there: logs go to a file. The process entry is cni/entry.ts.
+ * sriov-underlay CNI plugin as one function: (environment, stdin) → (stdout bytes, exit code).
+ * It reads no process-global state (no process.env, no fd 0 or 1, no process.exitCode), so two
+ * entry points run the same code: cni/entry.ts (the standalone executable, one call per process)
+ * and the CNI server (node/cni-server/, many concurrent calls in one process). Logs go to the
+ * netconf's log file through a logger opened and closed per call, never to stdout.
  */
-import * as fs from 'node:fs';
 import { asUnderlayError, CniCode, UnderlayError } from '../src/errors';
-import { fileLogger, silentLogger, type Logger } from '../src/log';
+import { fileLogger, silentLogger, type FileLogger } from '../src/log';
 import { describeIssues } from '../src/schemas/format';
 import { netconfSchema, type NetConf } from '../src/schemas/netconf';
 import { cmdAdd } from './add';
@@ -17,21 +19,9 @@ import { assertSupported, formatResult, parseResult, SUPPORTED_VERSIONS, version
 import { parseInvocation, type Command } from './skel';
 import { cmdStatus } from './status';
 
-function readStdin(): Buffer {
-  try {
-    return fs.readFileSync(0);
-  } catch {
-    return Buffer.alloc(0);
-  }
-}
-
-function print(obj: unknown): void {
-  fs.writeSync(1, `${JSON.stringify(obj)}\n`);
-}
-
 const MIN_VERSION: Partial<Record<Command, string>> = { CHECK: '0.4.0', STATUS: '1.1.0', GC: '1.1.0' };
 
-export function parseNetconf(stdin: Buffer, env: NodeJS.ProcessEnv = process.env): NetConf {
+export function parseNetconf(stdin: Buffer, env: NodeJS.ProcessEnv): NetConf {
   let raw: unknown;
   try {
     raw = JSON.parse(stdin.toString('utf8'));
@@ -58,22 +48,59 @@ function mergeWithPrev(prev: CniResult | null, ours: CniResult): CniResult {
   };
 }
 
-function makeLogger(conf: NetConf, containerId: string, command: string): Logger {
+/** Who served a call, on every log line: "server", or what the shim said when it fell back. */
+const SERVED_BY_ENV = 'SRIOV_UNDERLAY_SERVED_BY';
+const SERVED_BY_RE = /^[a-z][a-z0-9:-]{0,63}$/;
+
+export function servedByOf(env: NodeJS.ProcessEnv): string {
+  const v = env[SERVED_BY_ENV];
+  if (v === undefined || v === '') return 'direct';
+  return SERVED_BY_RE.test(v) ? v : 'invalid-marker';
+}
+
+function makeLogger(conf: NetConf, containerId: string, command: string, servedBy: string): FileLogger {
   const file = conf.logFile ?? DEFAULT_LOG_FILE;
-  if (file === '') return silentLogger();
+  const silent = { log: silentLogger(), close() {} };
+  if (file === '') return silent;
   try {
-    return fileLogger(file, conf.logLevel ?? 'info', { plugin: 'sriov-underlay', net: conf.name, container: containerId, cmd: command });
+    return fileLogger(file, conf.logLevel ?? 'info', { plugin: 'sriov-underlay', net: conf.name, container: containerId, cmd: command, servedBy });
   } catch {
-    return silentLogger(); // an unwritable log file must not fail the pod
+    return silent; // an unwritable log file must not fail the pod
   }
 }
 
-export async function run(): Promise<number> {
-  const stdin = readStdin();
+/** One CNI call: what a runtime passes to a plugin process. */
+export interface CniCall {
+  /** The call's environment: CNI_* and SRIOV_UNDERLAY_* are read from it, IPAM plugins get it. */
+  env: NodeJS.ProcessEnv;
+  stdin: Buffer;
+}
+
+/** What the plugin process would write to stdout and exit with. */
+export interface CniOutcome {
+  stdout: Buffer;
+  exitCode: number;
+  /** The command, once the environment named a valid one (for the server's metrics). */
+  command?: Command;
+}
+
+export interface RunOptions {
+  /** Logged on every line; default: the call's SRIOV_UNDERLAY_SERVED_BY, else "direct". */
+  servedBy?: string;
+  /** More STATUS readiness checks of the entry point (the server's own); throw a CNI error when not ready. */
+  statusChecks?: (conf: NetConf) => Promise<void>;
+}
+
+const line = (obj: unknown) => Buffer.from(`${JSON.stringify(obj)}\n`);
+
+export async function runCni(call: CniCall, opts: RunOptions = {}): Promise<CniOutcome> {
+  const { env, stdin } = call;
   let version = '1.1.0';
-  let log: Logger | null = null;
+  let command: Command | undefined;
+  let logger: FileLogger | null = null;
   try {
-    const inv = parseInvocation(process.env, stdin);
+    const inv = parseInvocation(env, stdin);
+    command = inv.command;
     if (inv.command === 'VERSION') {
       let asked = '1.1.0';
       try {
@@ -82,22 +109,23 @@ export async function run(): Promise<number> {
       } catch {
         /* VERSION tolerates an empty or odd stdin */
       }
-      print({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS });
-      return 0;
+      return { stdout: line({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS }), exitCode: 0, command };
     }
-    const conf = parseNetconf(stdin);
+    const conf = parseNetconf(stdin, env);
     version = conf.cniVersion;
     assertSupported(conf.cniVersion);
     const min = MIN_VERSION[inv.command];
     if (min && !versionAtLeast(conf.cniVersion, min)) {
       throw new UnderlayError(CniCode.IncompatibleVersion, `${inv.command} needs cniVersion ${min} or later, netconf says ${conf.cniVersion}`);
     }
-    log = makeLogger(conf, inv.containerId, inv.command);
+    logger = makeLogger(conf, inv.containerId, inv.command, opts.servedBy ?? servedByOf(env));
+    const log = logger.log;
     const prev = conf.prevResult === undefined ? null : parseResult(conf.prevResult, 'prevResult');
+    let stdout = Buffer.alloc(0);
     switch (inv.command) {
       case 'ADD': {
         const ours = await cmdAdd(inv, conf, agentPodSettings, log);
-        print(formatResult(mergeWithPrev(prev, ours), conf.cniVersion));
+        stdout = line(formatResult(mergeWithPrev(prev, ours), conf.cniVersion));
         break;
       }
       case 'DEL':
@@ -111,14 +139,15 @@ export async function run(): Promise<number> {
         break;
       case 'STATUS':
         await cmdStatus(inv, conf);
+        if (opts.statusChecks) await opts.statusChecks(conf);
         break;
     }
-    return 0;
+    return { stdout, exitCode: 0, command };
   } catch (e) {
     const err = asUnderlayError(e);
-    log?.error({ code: err.code, err: err.message, details: err.details }, 'failed');
-    print(err.toCni(version));
-    return 1;
+    logger?.log.error({ code: err.code, err: err.message, details: err.details }, 'failed');
+    return { stdout: line(err.toCni(version)), exitCode: 1, ...(command ? { command } : {}) };
+  } finally {
+    logger?.close();
   }
 }
-

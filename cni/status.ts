@@ -31,5 +31,5 @@ export async function cmdStatus(inv: Invocation, conf: NetConf): Promise<void> {
     throw fail(`state dir ${ctx.stateDir} is not writable: ${(e as Error).message}`);
   }
   if (!fs.existsSync(path.join(ctx.sysfsRoot, 'bus/pci/devices'))) throw fail(`sysfs root ${ctx.sysfsRoot} has no bus/pci/devices`);
-  if (conf.ipam) await execIpam({ command: 'STATUS', type: conf.ipam.type, cniPath: inv.cniPath, env: process.env, stdin: inv.stdin });
+  if (conf.ipam) await execIpam({ command: 'STATUS', type: conf.ipam.type, cniPath: inv.cniPath, env: inv.rawEnv, stdin: inv.stdin });
 }

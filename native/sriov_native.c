@@ -1,7 +1,7 @@
 /*
  * sriov_native: the few system calls Node cannot make on its own.
  *
- *   setns, flock, netlink sockets (blocking send/recv plus a libuv watch for notifications) and
+ *   setns, flock, SO_PEERCRED, netlink sockets (blocking send/recv plus a libuv watch for notifications) and
  *   AF_PACKET datagram sockets. Message encoding and decoding stay in TypeScript (src/netlink).
  *
  * Every failure throws a JS Error carrying `errno` (positive) and `code` ("EEXIST", ...).
@@ -139,6 +139,25 @@ static napi_value js_flock(napi_env env, napi_callback_info info) {
     return throw_errno(env, errno, "flock");
   }
   napi_get_boolean(env, true, &out);
+  return out;
+}
+
+/* peerCred(fd) -> {pid, uid, gid}: SO_PEERCRED of a connected unix socket (the kernel's record of
+ * who connected; Node exposes no way to read it). */
+static napi_value js_peer_cred(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out, v;
+  int32_t fd;
+  if (get_args(env, info, 1, argv) || get_i32(env, argv[0], &fd)) return NULL;
+  struct ucred cr;
+  socklen_t len = sizeof cr;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0) return throw_errno(env, errno, "getsockopt(SO_PEERCRED)");
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, cr.pid, &v));
+  CHECK(napi_set_named_property(env, out, "pid", v));
+  CHECK(napi_create_uint32(env, cr.uid, &v));
+  CHECK(napi_set_named_property(env, out, "uid", v));
+  CHECK(napi_create_uint32(env, cr.gid, &v));
+  CHECK(napi_set_named_property(env, out, "gid", v));
   return out;
 }
 
@@ -452,7 +471,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setns", js_setns},           {"flock", js_flock},           {"close", js_close},
       {"nlOpen", js_nl_open},        {"nlSend", js_nl_send},        {"nlRecv", js_nl_recv},
       {"nlWatch", js_nl_watch},      {"nlUnwatch", js_nl_unwatch},  {"packetOpen", js_packet_open},
-      {"packetSend", js_packet_send}, {"packetRecv", js_packet_recv},
+      {"packetSend", js_packet_send}, {"packetRecv", js_packet_recv}, {"peerCred", js_peer_cred},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -26,6 +26,9 @@ export const FLAG_DEFAULTS = {
   'node-policy-configmap': 'sriov-underlay/node-policy',
   'node-policy-interval-ms': '2000',
   'cni-state-dir': '/var/lib/cni/sriov-underlay',
+  'cni-socket': '/run/sriov-underlay/cni/cni.sock',
+  'cni-metrics-address': ':9411',
+  'cni-command-deadline-ms': '100000',
 } as const;
 
 export const USAGE = `Usage: sriov-underlay-node [flags]
@@ -33,7 +36,7 @@ export const USAGE = `Usage: sriov-underlay-node [flags]
 The sriov-underlay node daemon. Components run in one process and start independently.
 
 Flags:
-  --components LIST          components to run, comma-separated (default ${FLAG_DEFAULTS.components}; available: device-plugin, agent, node-policy)
+  --components LIST          components to run, comma-separated (default ${FLAG_DEFAULTS.components}; available: device-plugin, agent, node-policy, cni-server)
   --kubelet-dir DIR          kubelet root dir, holding device-plugins/ and plugins_registry/ (default ${FLAG_DEFAULTS['kubelet-dir']})
   --sysfs-root DIR           where sysfs is mounted (default ${FLAG_DEFAULTS['sysfs-root']})
   --config FILE              device-plugin pools config, JSON or YAML, usually a mounted ConfigMap (default ${FLAG_DEFAULTS.config})
@@ -57,6 +60,11 @@ Node policy (component "node-policy"; applied before the device plugin first reg
   --node-policy-configmap NS/NAME  the ConfigMap it is mounted from, for messages (default ${FLAG_DEFAULTS['node-policy-configmap']})
   --node-policy-interval-ms N      re-check period: held changes go through once their VFs are free (default ${FLAG_DEFAULTS['node-policy-interval-ms']})
   --cni-state-dir DIR        the CNI's private state dir, read (never written) for the VFs it holds; mount it read-only (default ${FLAG_DEFAULTS['cni-state-dir']})
+
+CNI server (component "cni-server"; runs the CNI for the shim, docs/cni-server.md):
+  --cni-socket PATH          the root-only socket the shim connects to; its dir is made 0700 (default ${FLAG_DEFAULTS['cni-socket']})
+  --cni-metrics-address ADDR host:port for the CNI server's /metrics; "" disables (default ${FLAG_DEFAULTS['cni-metrics-address']})
+  --cni-command-deadline-ms N  a call still running after this is answered "try again later" (code 11) and runs on to its end (default ${FLAG_DEFAULTS['cni-command-deadline-ms']})
   -h, --help                 print this help
 `;
 
@@ -90,6 +98,9 @@ export function parseFlags(argv: string[]): NodeFlags {
         'node-policy-configmap': { type: 'string' },
         'node-policy-interval-ms': { type: 'string' },
         'cni-state-dir': { type: 'string' },
+        'cni-socket': { type: 'string' },
+        'cni-metrics-address': { type: 'string' },
+        'cni-command-deadline-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));

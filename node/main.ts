@@ -1,6 +1,7 @@
 /**
  * Entry of the node daemon executable (dist/bin/sriov-underlay-node). Each component is started
- * on its own according to --components: the device plugin and the node agent. Together, the agent
+ * on its own according to --components: the device plugin, the node agent, the node policy and the
+ * CNI server. Together, the agent
  * publishes the device plugin's pool counts as this node's SriovNodeState.
  *
  * Each component's modules are loaded only when it starts (dynamic import, which esbuild turns into
@@ -145,6 +146,7 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
     if (flags.components.includes('agent')) components.push(await startAgentComponent(flags, log, dp, policy));
+    if (flags.components.includes('cni-server')) components.push(await (await import('./cni-server/start')).startCniServerComponent(flags, log));
   } catch (e) {
     log.fatal({ err: (e as Error).message }, 'start-up failed');
     await Promise.all(components.map((c) => c.stop()));

@@ -35,6 +35,8 @@ export interface NativeAddon {
   packetOpen(ifindex: number, ethertype: number): number;
   packetSend(fd: number, ifindex: number, dstMac: Buffer, ethertype: number, payload: Buffer): number;
   packetRecv(fd: number, timeoutMs: number): PacketFrame | null;
+  /** SO_PEERCRED of a connected unix socket: who is on the other end, as the kernel recorded it */
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
 }
 
 /** Error thrown by the addon: a system call failed. */

@@ -12,11 +12,10 @@
  *   deadline. Below that: each Kubernetes API call gives up after API_TIMEOUT_MS (4 s,
  *   src/kube/client.ts) and one pool allocation after ALLOCATION_TIMEOUT_MS (7 s).
  */
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import { asUnderlayError, CniCode } from '../../src/errors';
 import type { Logger } from '../../src/log';
+import { closeRootOnly, listenRootOnly } from '../unix-socket';
 import { describeIssues } from '../../src/schemas/format';
 import { lookupRequestSchema, PROTOCOL_VERSION, reportRequestSchema, type LookupAnswer, type LookupRequest, type ReportRequest } from '../../src/schemas/agent-protocol';
 
@@ -43,50 +42,13 @@ export interface CniSocketServer {
 }
 
 export async function startCniSocket(socketPath: string, handler: LookupHandler, log: Logger, onReport?: ReportHandler, opts: CniSocketOptions = {}): Promise<CniSocketServer> {
-  // The socket's directory is the agent's own: 0700, also when an older release made it 0755.
-  const dir = path.dirname(socketPath);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  fs.chmodSync(dir, 0o700);
-  removeStaleSocket(socketPath);
   const server = net.createServer((conn) => serve(conn, handler, log, onReport, opts));
-  const oldMask = process.umask(0o177);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } finally {
-    process.umask(oldMask);
-  }
-  fs.chmodSync(socketPath, 0o600);
+  await listenRootOnly(server, socketPath);
   log.info({ socket: socketPath }, 'CNI socket listening');
   return {
     path: socketPath,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        try {
-          fs.unlinkSync(socketPath);
-        } catch {
-          // already gone
-        }
-      }),
+    close: () => closeRootOnly(server, socketPath),
   };
-}
-
-/** A socket file left by a previous agent would make listen() fail with EADDRINUSE. */
-function removeStaleSocket(p: string): void {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(p);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new Error(`${p} exists and is not a socket; refusing to replace it`);
-  fs.unlinkSync(p);
 }
 
 function serve(conn: net.Socket, handler: LookupHandler, log: Logger, onReport: ReportHandler | undefined, opts: CniSocketOptions): void {

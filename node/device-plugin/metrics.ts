@@ -1,9 +1,10 @@
 /**
  * Prometheus metrics, computed from the daemon's state at scrape time (nothing to keep in sync).
  */
-import * as http from 'node:http';
+import type * as http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../../src/log';
+import { serveMetrics } from '../metrics-http';
 
 export interface MetricsSource {
   pools(): Array<{ resource: string; total: number; healthy: number; allocated: number; registered: boolean }>;
@@ -73,27 +74,6 @@ export class DevicePluginMetrics {
 
   /** Serve GET /metrics on host:port. Resolves with the bound port. */
   listen(address: string, log: Logger): Promise<{ server: http.Server; port: number }> {
-    const m = /^(.*):(\d+)$/.exec(address);
-    if (!m) throw new Error(`metrics address "${address}" is not host:port`);
-    const server = http.createServer((req, res) => {
-      if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-        res.writeHead(404).end('not found\n');
-        return;
-      }
-      this.registry
-        .metrics()
-        .then((body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body))
-        .catch((e: Error) => res.writeHead(500).end(`${e.message}\n`));
-    });
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      const host = (m[1] ?? '').replace(/^\[|\]$/g, '');
-      server.listen(Number(m[2]), host === '' ? undefined : host, () => {
-        const addr = server.address();
-        const port = typeof addr === 'object' && addr ? addr.port : Number(m[2]);
-        log.info({ host, port }, 'metrics listening');
-        resolve({ server, port });
-      });
-    });
+    return serveMetrics(this.registry, address, log);
   }
 }

@@ -1,12 +1,12 @@
 /**
  * Command-line flags of the node daemon (dist/bin/sriov-underlay-node). Components are started
- * independently: the device plugin and the node agent.
+ * independently: the device plugin, the node agent, the node policy and the CNI server.
  */
 import { z } from 'zod';
 
 const absPath = z.string().startsWith('/', 'must be an absolute path');
 
-export const NODE_COMPONENTS = ['device-plugin', 'agent', 'node-policy'] as const;
+export const NODE_COMPONENTS = ['device-plugin', 'agent', 'node-policy', 'cni-server'] as const;
 
 export const NodeFlagsSchema = z
   .object({
@@ -36,6 +36,10 @@ export const NodeFlagsSchema = z
     'node-policy-interval-ms': z.coerce.number().int().min(100).max(600_000),
     // Read-only: the CNI's private records, so the node policy never re-creates VFs the CNI holds.
     'cni-state-dir': absPath,
+    // The CNI server (component "cni-server").
+    'cni-socket': absPath,
+    'cni-metrics-address': z.union([z.literal(''), z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/, 'must be host:port (host may be empty), or "" to disable')]),
+    'cni-command-deadline-ms': z.coerce.number().int().min(1_000, 'at least 1000 ms').max(600_000, 'at most 600000 ms'),
     help: z.boolean(),
   })
   .strict()

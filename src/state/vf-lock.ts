@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../native';
 import { CniCode, UnderlayError } from '../errors';
 
@@ -14,8 +15,14 @@ const LOCK_UN = 8;
 export class VfLock {
   private constructor(private fd: number) {}
 
-  /** Wait up to timeoutMs for the lock; the wait is a blocking sleep since the CNI has nothing else to do. */
-  static acquire(stateDir: string, pciAddr: string, timeoutMs: number): VfLock {
+  /**
+   * Wait up to timeoutMs for the lock. The wait yields to the event loop: in the CNI server other
+   * calls run meanwhile, among them the one holding the lock, which may itself be waiting for the
+   * agent or an IPAM plugin (a blocking sleep there would freeze both until the timeout). flock
+   * conflicts between two open file descriptions of the same process too, so calls in one server
+   * exclude each other as separate CNI processes do.
+   */
+  static async acquire(stateDir: string, pciAddr: string, timeoutMs: number): Promise<VfLock> {
     const dir = path.join(stateDir, 'locks');
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -24,7 +31,6 @@ export class VfLock {
     }
     const fd = openLockFile(path.join(dir, `${pciAddr}.lock`));
     const deadline = Date.now() + timeoutMs;
-    const nap = new Int32Array(new SharedArrayBuffer(4));
     for (;;) {
       if (native().flock(fd, LOCK_EX | LOCK_NB)) return new VfLock(fd);
       if (Date.now() >= deadline) {
@@ -35,7 +41,7 @@ export class VfLock {
           'another ADD/DEL on the same VF is still running; the runtime will retry',
         );
       }
-      Atomics.wait(nap, 0, 0, 5);
+      await sleep(5);
     }
   }
 

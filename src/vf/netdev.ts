@@ -102,13 +102,18 @@ export function locateNetdev(host: Rtnl, openPod: () => Rtnl | null, id: NetdevI
   const ours = (l: LinkInfo) => l.parentDev === undefined || l.parentDev === id.pciAddr;
   const pod = openPod();
   if (pod) {
-    const links = pod.listLinks();
-    const l =
-      links.find((x) => x.parentDev === id.pciAddr) ??
-      (id.ifindex !== undefined ? links.find((x) => x.index === id.ifindex && ours(x)) : undefined) ??
-      links.find((x) => x.name === id.ifName && ours(x));
-    if (l) return { where: 'pod', rt: pod, link: l };
-    pod.close();
+    // Closed on every way out but the found one (a long-lived CNI server must not leak sockets).
+    let found: LinkInfo | undefined;
+    try {
+      const links = pod.listLinks();
+      found =
+        links.find((x) => x.parentDev === id.pciAddr) ??
+        (id.ifindex !== undefined ? links.find((x) => x.index === id.ifindex && ours(x)) : undefined) ??
+        links.find((x) => x.name === id.ifName && ours(x));
+    } finally {
+      if (!found) pod.close();
+    }
+    if (found) return { where: 'pod', rt: pod, link: found };
   }
   const hostLinks = host.listLinks();
   const byParent = hostLinks.find((l) => l.parentDev === id.pciAddr);
