@@ -18,6 +18,11 @@ VM_TIMEOUT_SET=${VM_TIMEOUT:-}
 VM_TIMEOUT=${VM_TIMEOUT:-720}          # seconds for the whole boot, scenarios included (a safety net)
 VM_MEM=${VM_MEM:-2048}
 VM_SMP=${VM_SMP:-1}
+# The CNI matrix (docs/testing.md): each scenario that execs the CNI runs once per mode, in one boot:
+# `server` (the shim forwards to the real CNI server the scenario starts) and `fallback` (server
+# down, the shim execs the standalone). VM_CNI_MODES=server (or fallback) runs one.
+VM_CNI_MODES=${VM_CNI_MODES:-server fallback}
+for m in $VM_CNI_MODES; do [[ $m == server || $m == fallback ]] || { echo "not ok - vm harness: VM_CNI_MODES: $m is not server or fallback"; echo "0 passed, 1 failed"; exit 1; }; done
 # Modules to load; their dependencies are resolved from each .ko's own `depends=` and loaded first.
 VM_MODULES="igb igbvf 8021q dummy virtio_pci 9pnet_virtio 9p ${VM_EXTRA_MODULES:-}"
 
@@ -243,7 +248,15 @@ bundle_guest_code
 {
   echo "{\"project\": \"$ROOT\", \"out\": \"/run/vmout\", \"scenarios\": ["
   sep=""
-  for s in "${RUNNABLE[@]}"; do echo "$sep{\"name\": \"$s\", \"file\": \"$RUN/build/scenarios/$s.js\"}"; sep=","; done
+  for s in "${RUNNABLE[@]}"; do
+    if scenario_requires "$s" | grep -qx 'dist/bin/sriov-underlay'; then
+      for m in $VM_CNI_MODES; do
+        echo "$sep{\"name\": \"$s\", \"file\": \"$RUN/build/scenarios/$s.js\", \"cniMode\": \"$m\"}"; sep=","
+      done
+    else
+      echo "$sep{\"name\": \"$s\", \"file\": \"$RUN/build/scenarios/$s.js\"}"; sep=","
+    fi
+  done
   echo "]}"
 } > "$RUN/out/job.json"
 echo "$mode" > "$RUN/out/mode"
