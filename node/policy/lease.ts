@@ -12,6 +12,11 @@
 import * as k8s from '@kubernetes/client-node';
 import { isAlreadyExists, isConflict, isNotFound } from '../../src/kube/client';
 
+/** The one Lease every node's policy takes before it evicts anything (deploy/20-rbac.yaml names it). */
+export const EVICT_LEASE_NAME = 'sriov-underlay-node-policy';
+/** How long a holder that stopped renewing keeps the Lease (it renews every pass, 2 s by default). */
+export const EVICT_LEASE_SECONDS = 30;
+
 export interface LeaseOptions {
   namespace: string;
   name: string;

@@ -13,10 +13,6 @@ import { NodePolicy } from './component';
 import type { Evictor } from './evict';
 
 const CHECKPOINT_FILE = 'device-plugins/kubelet_internal_checkpoint';
-/** The one Lease every node's policy takes before it evicts anything. */
-export const EVICT_LEASE_NAME = 'sriov-underlay-node-policy';
-/** How long a holder that stopped renewing keeps the Lease (renewed every pass, 2 s by default). */
-export const EVICT_LEASE_SECONDS = 30;
 
 
 export async function startNodePolicy(flags: NodeFlags, log: Logger): Promise<{ policy: NodePolicy; stop(): Promise<void> }> {
@@ -37,7 +33,7 @@ export async function startNodePolicy(flags: NodeFlags, log: Logger): Promise<{ 
   if (nodeName) {
     try {
       const k = await kube();
-      const { NodeLease } = await import('./lease');
+      const { NodeLease, EVICT_LEASE_NAME, EVICT_LEASE_SECONDS } = await import('./lease');
       const { Evictor } = await import('./evict');
       const lease = new NodeLease(k.coordination, { namespace: flags['node-policy-configmap'].split('/')[0]!, name: EVICT_LEASE_NAME, holder: nodeName, durationS: EVICT_LEASE_SECONDS });
       evictor = new Evictor({ core: k.core, lease, nodeName, log: plog });

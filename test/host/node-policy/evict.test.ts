@@ -11,6 +11,7 @@ import { NodeLease } from '../../../node/policy/lease';
 import type { NodePolicy } from '../../../node/policy/component';
 import type { NodePolicyStatus } from '../../../node/policy/status';
 import { loadKubeConfig, makeKubeClients } from '../../../src/kube/client';
+import { VfRecords } from '../../../src/state/vf-records';
 import { silentLogger } from '../../../src/log';
 import { startFakeKube, type FakeKube } from '../../fakes/kube-apiserver';
 import type { KubeObject } from '../../fakes/kube-apiserver';
@@ -113,6 +114,7 @@ describe('node policy: disruption: evict', () => {
     kl.pod('node-a', 'db', 'on-pf1', [vfPci(0x91, 1)]);
     kl.pod('node-a', 'db', 'on-pf2', [vfPci(0x92, 0)]); // PF2's entry does not opt in
     kl.pod('node-a', 'web', 'no-vf', []);
+    kl.pod('node-a', 'aaa', 'sorts-first', []); // first in every list of node-a's pods
     kl.pod('node-b', 'db', 'elsewhere', []);
     a.setPolicy(shrinkPolicy());
     const d = evictingDaemon(a, 'node-a');
@@ -125,6 +127,7 @@ describe('node policy: disruption: evict', () => {
     expect(exists('db', 'on-pf2')).toBe(true);
     expect(exists('web', 'no-vf')).toBe(true);
     expect(exists('db', 'elsewhere')).toBe(true);
+    expect(exists('aaa', 'sorts-first')).toBe(true);
     // PF2 stays held (no opt-in), and says so.
     expect(a.numVfs(PF2_PCI)).toBe(4);
     expect(blocked(s, PF2_PCI)).toMatchObject({ reason: 'VFsInUse' });
@@ -237,6 +240,28 @@ describe('node policy: disruption: evict', () => {
     expect(exists('db', 'pb')).toBe(false);
     expect(fake.server.get('leases', NS, LEASE)?.spec).toMatchObject({ leaseTransitions: 1 });
     // node-a's change is still held (its pod is still terminating): nothing was forced there.
+    expect(a.numVfs()).toBe(4);
+  });
+
+  it("a CNI record naming a pod that is not on this node (a stale record) evicts nothing, and says so", async () => {
+    const a = node();
+    await grown(a);
+    const kl = new Kubelets({ 'node-a': a });
+    const other = kl.pod('node-b', 'db', 'mysql-0', []); // same name, another node: not the VF's holder
+    kl.pod('node-a', 'db', 'web-0', []);
+    new VfRecords(a.stateDir).write({
+      version: 1, pciAddr: vfPci(0x91, 3), networkName: 'n', containerId: 'c0ffee', ifName: 'net1', netns: '/proc/1/ns/net',
+      pod: { namespace: 'db', name: 'mysql-0', uid: 'uid-of-an-older-mysql-0' }, phase: 'ready', createdAt: new Date().toISOString(),
+      original: { pfNetdev: a.pfName, vfIndex: 3, userspace: false, vf: null, netdev: null }, cniVersion: '1.0.0',
+    });
+    a.setPolicy(shrinkPolicy());
+    const d = evictingDaemon(a, 'node-a');
+    let s = await d.applyOnce();
+    s = await d.applyOnce();
+    expect(blocked(s)!.message).toContain(`VF ${vfPci(0x91, 3)}: pod db/mysql-0 is no longer a pod on this node; waiting for kubelet and the CNI to free the VF`);
+    expect(fake.server.get('pods', 'db', 'mysql-0')?.metadata.uid).toBe(other.metadata.uid);
+    expect(exists('db', 'web-0')).toBe(true);
+    expect(fake.server.requests().filter((r) => r.resource === 'pods/eviction')).toEqual([]);
     expect(a.numVfs()).toBe(4);
   });
 
