@@ -106,6 +106,18 @@ const shrinkPolicy = (evict2 = false) => ({ policies: [
   { name: 'b', rootDevices: [PF2_PCI], numVfs: 2, ...(evict2 ? { disruption: 'evict' } : {}) },
 ] });
 
+/** node-a and node-b, 4 VFs each, pod db/pa holding VF 1 on node-a and db/pb VF 2 on node-b. */
+async function twoNodes(graceA: number, graceB: number): Promise<{ a: PolicyNode; b: PolicyNode }> {
+  const a = node();
+  const b = node();
+  await grown(a);
+  await grown(b);
+  const kl = new Kubelets({ 'node-a': a, 'node-b': b });
+  kl.pod('node-a', 'db', 'pa', [vfPci(0x91, 1)], {}, graceA);
+  kl.pod('node-b', 'db', 'pb', [vfPci(0x91, 2)], {}, graceB);
+  return { a, b };
+}
+
 describe('node policy: disruption: evict', () => {
   it("evicts only the pods holding VFs of that PF, applies, releases the Lease; other pods are never touched", async () => {
     const a = node();
@@ -170,14 +182,8 @@ describe('node policy: disruption: evict', () => {
   });
 
   it('two nodes racing: one holds the Lease and evicts, the other waits, then proceeds', async () => {
-    const a = node();
-    const b = node();
-    await grown(a);
-    await grown(b);
     // A slow kubelet: evicted pods take a moment to go, so the first holder keeps the Lease a while.
-    const kl = new Kubelets({ 'node-a': a, 'node-b': b });
-    kl.pod('node-a', 'db', 'pa', [vfPci(0x91, 1)], {}, 1);
-    kl.pod('node-b', 'db', 'pb', [vfPci(0x91, 2)], {}, 1);
+    const { a, b } = await twoNodes(1, 1);
     // The timeline as the apiserver saw it: who held the Lease at each pod deletion.
     const timeline: string[] = [];
     fake.server.store.subscribe((c) => {
@@ -215,14 +221,8 @@ describe('node policy: disruption: evict', () => {
   });
 
   it('the holder killed while holding the Lease: the other node takes it over once it expires', async () => {
-    const a = node();
-    const b = node();
-    await grown(a);
-    await grown(b);
-    const kl = new Kubelets({ 'node-a': a, 'node-b': b });
     // a's pod never goes (a long grace period and no kubelet to finish it): a holds the Lease on.
-    kl.pod('node-a', 'db', 'pa', [vfPci(0x91, 1)], {}, 3600);
-    kl.pod('node-b', 'db', 'pb', [vfPci(0x91, 2)]);
+    const { a, b } = await twoNodes(3600, 0);
     for (const n of [a, b]) n.setPolicy(shrinkPolicy());
     const da = evictingDaemon(a, 'node-a', { durationS: 1 });
     const db = evictingDaemon(b, 'node-b', { durationS: 1 });
