@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { EVICT_LEASE_NAME } from '../../node/policy/lease';
 import { netconfSchema } from '../../src/schemas/netconf';
 import { describeIssues } from '../../src/schemas/format';
 
@@ -209,6 +210,24 @@ describe('deploy/ manifests', () => {
     for (const r of role.rules) {
       if (r.resources.includes('configmaps') || r.resources.includes('pods')) expect(r.verbs.sort()).toEqual(['get', 'list', 'watch']);
     }
+     // The node policy's evictions: pods/eviction create only (the Eviction API, PDBs honoured), no delete.
+    const evict = role.rules.filter((r) => r.resources.some((x) => x.startsWith('pods/')));
+    expect(evict).toEqual([{ apiGroups: [''], resources: ['pods/eviction'], verbs: ['create'] }]);
+    expect(role.rules.some((r) => r.verbs.includes('delete') && r.resources.some((x) => x.startsWith('pods')))).toBe(false);
+  });
+
+  it("the node policy's Lease: create, and get/update of that one name, in the daemon's namespace only", () => {
+    const role = all.find((m) => m.obj.kind === 'Role' && m.obj.metadata.name === 'sriov-underlay-node')?.obj as unknown as {
+      metadata: { namespace: string };
+      rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }>;
+    };
+    expect(role.metadata.namespace).toBe('sriov-underlay');
+    expect(role.rules).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [EVICT_LEASE_NAME], verbs: ['get', 'update'] },
+    ]);
+    const binding = all.find((m) => m.obj.kind === 'RoleBinding' && m.obj.metadata.name === 'sriov-underlay-node')?.obj as unknown as { subjects: Array<{ name: string }> };
+    expect(binding.subjects.map((x) => x.name)).toEqual(['sriov-underlay-node']);
   });
 
   it('the CNI configs in the NetworkAttachmentDefinition and the primary conflist pass the netconf schema', () => {
