@@ -29,6 +29,8 @@ export interface FormatSpec {
   id: FormatId;
   /** What a message calls one such file or message. */
   label: string;
+  /** A file on disk, or messages on a socket (a rolling upgrade pairs releases on both). */
+  kind: 'file' | 'wire';
   /** Where it lives (or which socket carries it). */
   where: string;
   writer: string;
@@ -51,6 +53,7 @@ export interface FormatSpec {
 export const FORMATS: readonly FormatSpec[] = [
   {
     id: 'vf-record',
+    kind: 'file',
     label: 'VF record',
     where: '<stateDir>/vfs/<pci>.json',
     writer: 'CNI',
@@ -63,6 +66,7 @@ export const FORMATS: readonly FormatSpec[] = [
   },
   {
     id: 'attachment-index',
+    kind: 'file',
     label: 'attachment index entry',
     where: '<stateDir>/attachments/<containerId>_<ifName>',
     writer: 'CNI',
@@ -75,6 +79,7 @@ export const FORMATS: readonly FormatSpec[] = [
   },
   {
     id: 'ipam-pending',
+    kind: 'file',
     label: 'queued IPAM release',
     where: '<stateDir>/ipam-pending/<containerId>_<ifName>.json',
     writer: 'CNI',
@@ -87,6 +92,7 @@ export const FORMATS: readonly FormatSpec[] = [
   },
   {
     id: 'claim-release',
+    kind: 'file',
     label: 'claim release note',
     where: '/var/lib/sriov-underlay/release-queue/<random>.json (0.1.0: <stateDir>/claim-releases/)',
     writer: 'CNI',
@@ -99,6 +105,7 @@ export const FORMATS: readonly FormatSpec[] = [
   },
   {
     id: 'agent-protocol',
+    kind: 'wire',
     label: 'agent socket message',
     where: '/run/sriov-underlay/agent.sock (one JSON line each way)',
     writer: 'CNI and node agent',
@@ -111,6 +118,7 @@ export const FORMATS: readonly FormatSpec[] = [
   },
   {
     id: 'cni-server-protocol',
+    kind: 'wire',
     label: 'CNI server greeting',
     where: '/run/sriov-underlay/cni/cni.sock (`SRIOV-UNDERLAY-CNI/<v>` greeting; docs/cni-server-protocol.md)',
     writer: 'shim and CNI server',
