@@ -120,7 +120,7 @@ export const FORMATS: readonly FormatSpec[] = [
     id: 'cni-server-protocol',
     kind: 'wire',
     label: 'CNI server greeting',
-    where: '/run/sriov-underlay/cni/cni.sock (`SRIOV-UNDERLAY-CNI/<v>` greeting; docs/cni-server-protocol.md)',
+    where: '/run/sriov-underlay-cni/cni.sock (`SRIOV-UNDERLAY-CNI/<v>` greeting; docs/cni-server-protocol.md)',
     writer: 'shim and CNI server',
     reader: 'CNI server and shim',
     versionField: null,

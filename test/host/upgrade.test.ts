@@ -5,6 +5,11 @@
  * the other detaches, and every VF comes home exactly as it was. A record of a newer format than
  * a release reads is refused by it, with the VF and the file left exactly as they were.
  *
+ * This release installs the shim as `sriov-underlay` and the standalone CNI beside it; with no CNI
+ * server on the node (0.1.0's daemon has none, and a shim meets no server of another release) the
+ * shim falls back to the standalone CNI, so that is the path these calls take. A server of another
+ * protocol version is test/host/cni-shim.test.ts's (fallback `version`).
+ *
  * The node daemon takes no part here: these netconfs use no `agentSocket`, so the CNI alone reads
  * and writes the state. The daemon's one cross-release file, the release queue, is covered in
  * test/unit/state/formats.test.ts.
@@ -24,7 +29,9 @@ const FORMATS_FIX = path.join(__dirname, '../fixtures/formats');
 
 let nic: EmulatedNic;
 let tmp: string;
-let previousBin: string;
+/** The executables each release installs into the runtime's CNI dir. */
+let previous: Record<string, string>;
+let thisRelease: Record<string, string>;
 const tag = uniqueTag('u');
 const netnses: NetnsHandle[] = [];
 let seq = 0;
@@ -56,10 +63,14 @@ function node() {
     { mode: 0o755 },
   );
   const exe = path.join(binDir, 'sriov-underlay');
-  const install = (from: string) => {
-    fs.copyFileSync(from, `${exe}.new`);
-    fs.chmodSync(`${exe}.new`, 0o755);
-    fs.renameSync(`${exe}.new`, exe);
+  /** What an installer does: each file copied beside, then renamed over the one the runtime runs. */
+  const install = (files: Record<string, string>) => {
+    for (const [name, from] of Object.entries(files)) {
+      const to = path.join(binDir, name);
+      fs.copyFileSync(from, `${to}.new`);
+      fs.chmodSync(`${to}.new`, 0o755);
+      fs.renameSync(`${to}.new`, to);
+    }
   };
   const conf = (vf: number, network: string, addr: string, withDevice = true) => ({
     cniVersion: '1.0.0',
@@ -73,11 +84,15 @@ function node() {
     mac: `02:00:00:00:0${seq % 10}:${String(10 + vf).padStart(2, '0')}`,
     ipam: { type: 'flaky-ipam', addresses: [{ address: addr }] },
   });
-  const run = (command: string, c: unknown, e: CniEnv) => runCni(command, c, { ...e, bin: exe, extra: { CNI_PATH: `${binDir}:${CNI_PATH}`, ...e.extra } });
+  // No CNI server on this node: this release's shim falls back to sriov-underlay-cni (no-socket),
+  // as on a node whose 0.1.0 daemon (which has no CNI server) still runs while the CNI is replaced.
+  const extra = { CNI_PATH: `${binDir}:${CNI_PATH}`, SRIOV_UNDERLAY_CNI_SOCKET: path.join(dir, 'no-server', 'cni.sock') };
+  const run = (command: string, c: unknown, e: CniEnv) => runCni(command, c, { ...e, bin: exe, extra: { ...extra, ...e.extra } });
+  const runSync = (command: string, c: unknown) => runCniSync(command, c, { bin: exe, extra });
   return {
     stateDir,
-    exe,
     install,
+    runSync,
     conf,
     run,
     ipamDown: (isDown: boolean) => (isDown ? fs.writeFileSync(down, '') : fs.rmSync(down, { force: true })),
@@ -141,7 +156,9 @@ function recordFixture(name: string, value: unknown): void {
 
 beforeAll(() => {
   requireBinary();
-  previousBin = releaseExecutable(PREVIOUS);
+  // 0.1.0 shipped one executable; this release the shim and, beside it, the standalone CNI.
+  previous = { 'sriov-underlay': releaseExecutable(PREVIOUS) };
+  thisRelease = { 'sriov-underlay': CNI_BIN, 'sriov-underlay-cni': path.join(path.dirname(CNI_BIN), 'sriov-underlay-cni') };
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-upgrade-'));
   nic = createEmulatedNic({ tag, root: path.join(tmp, 'sys'), pfs: 1, vfsPerPf: 24 });
 }, 900_000);
@@ -158,7 +175,7 @@ afterAll(() => {
 describe(`upgrade ${PREVIOUS} → this release with pods attached`, () => {
   it(`${PREVIOUS} attaches four VFs (two on one pod) and queues an IPAM release; this release detaches them all exactly and runs the queued release`, async () => {
     const n = node();
-    n.install(previousBin);
+    n.install(previous);
     const list = pods(n, 0);
     await addAll(n, list);
     // What 0.1.0 wrote has the shape of the committed 0.1.0 fixtures (so those are what it writes).
@@ -180,7 +197,7 @@ describe(`upgrade ${PREVIOUS} → this release with pods attached`, () => {
     expect(shapeOf(pending)).toEqual(shapeOf(JSON.parse(fs.readFileSync(path.join(FORMATS_FIX, 'ipam-pending/1-0.1.0.json'), 'utf8'))));
 
     // The upgrade: the executable is replaced while the pods run.
-    n.install(CNI_BIN);
+    n.install(thisRelease);
     const check = await n.run('CHECK', { ...n.conf(0, 'red', list[0]!.addr), prevResult: { cniVersion: '1.0.0', interfaces: [], ips: [] } }, list[0]!.env);
     expect(check.code, check.stdout).toBe(0);
     await delAllExactly(n, list);
@@ -192,7 +209,7 @@ describe(`upgrade ${PREVIOUS} → this release with pods attached`, () => {
 describe(`rollback: this release → ${PREVIOUS} with pods attached`, () => {
   it(`${PREVIOUS} detaches what this release attached exactly, runs its queued release, and is not stopped by what it set aside`, async () => {
     const n = node();
-    n.install(CNI_BIN);
+    n.install(thisRelease);
     const list = pods(n, 10);
     await addAll(n, list);
     // This release queues a release with the backend down, and sets a torn entry aside.
@@ -202,20 +219,20 @@ describe(`rollback: this release → ${PREVIOUS} with pods attached`, () => {
     n.ipamDown(true);
     expect((await n.run('DEL', n.conf(18, 'red', gone.addr), gone.env)).code).toBe(0);
     fs.writeFileSync(path.join(n.stateDir, 'ipam-pending', 'ctr-torn_net1.json'), '{"v":1,"type":"flaky-ip');
-    const gc = runCniSync('GC', { ...n.conf(0, 'none', '10.0.0.1/24'), cniVersion: '1.1.0', ipam: undefined, deviceID: undefined }, { bin: n.exe });
+    const gc = n.runSync('GC', { ...n.conf(0, 'none', '10.0.0.1/24'), cniVersion: '1.1.0', ipam: undefined, deviceID: undefined });
     expect(gc.code).toBe(1); // it reports the torn entry it set aside
     expect(n.files('ipam-pending')).toEqual(['ctr-rd_net1.json']);
     n.ipamDown(false);
 
     // The rollback: 0.1.0's executable replaces this release's while the pods run.
-    n.install(previousBin);
+    n.install(previous);
     await delAllExactly(n, list);
     expect(n.ipamDels()).toContain('DEL ctr-rd net1');
   });
 
   it(`a VF record of a newer format: ${PREVIOUS} refuses DEL (it validates the version), this release refuses it naming the release; VF and file untouched`, async () => {
     const n = node();
-    n.install(CNI_BIN);
+    n.install(thisRelease);
     const [x] = pods(n, 20);
     await addAll(n, [x!]);
     const file = path.join(n.stateDir, 'vfs', `${nic.vfAddrs[20]}.json`);
@@ -231,11 +248,11 @@ describe(`rollback: this release → ${PREVIOUS} with pods attached`, () => {
     expect(String(mine.json?.msg)).toBe(
       `VF record ${file} is format "vf-record" version 2, written by release 0.3.0; release 0.2.0 reads only version 1: left untouched`,
     );
-    const gc = runCniSync('GC', { ...n.conf(0, 'red', '10.0.0.1/24'), cniVersion: '1.1.0', ipam: undefined, deviceID: undefined, 'cni.dev/valid-attachments': [] }, { bin: n.exe });
+    const gc = n.runSync('GC', { ...n.conf(0, 'red', '10.0.0.1/24'), cniVersion: '1.1.0', ipam: undefined, deviceID: undefined, 'cni.dev/valid-attachments': [] });
     expect(gc.code).toBe(1);
     expect(String(gc.json?.msg)).toContain('written by release 0.3.0');
 
-    n.install(previousBin);
+    n.install(previous);
     const old = await n.run('DEL', n.conf(20, 'red', x!.addr), x!.env);
     expect(old.code).toBe(1);
     expect(String(old.json?.msg)).toContain(`${file}: field "version"`);
@@ -248,7 +265,7 @@ describe(`rollback: this release → ${PREVIOUS} with pods attached`, () => {
     // Clean-up only (there is no 0.3.0 to roll forward to): the record back in a format this
     // release reads, and its DEL restores the VF.
     fs.writeFileSync(file, JSON.stringify({ ...future, version: 1 }));
-    n.install(CNI_BIN);
+    n.install(thisRelease);
     await delAllExactly(n, [x!]);
   });
 });
