@@ -251,6 +251,12 @@ describe(`rollback: this release → ${PREVIOUS} with pods attached`, () => {
     const gc = n.runSync('GC', { ...n.conf(0, 'red', '10.0.0.1/24'), cniVersion: '1.1.0', ipam: undefined, deviceID: undefined, 'cni.dev/valid-attachments': [] });
     expect(gc.code).toBe(1);
     expect(String(gc.json?.msg)).toContain('written by release 0.3.0');
+    // Nor does an ADD of another pod take the VF over (kubelet would not hand it out, but a stale
+    // device plugin view could).
+    const other = pod('other');
+    const add = await n.run('ADD', n.conf(20, 'red', '10.81.0.99/24'), { containerId: 'ctr-other', netns: other.path, ifName: 'net1' });
+    expect(add.json?.code).toBe(108);
+    expect(linkNames(other.name)).toEqual(['lo']);
 
     n.install(previous);
     const old = await n.run('DEL', n.conf(20, 'red', x!.addr), x!.env);

@@ -23,7 +23,7 @@ import { CLAIM_RELEASE_MAX_BYTES, claimReleaseSchema } from '../../../src/schema
 import { IPAM_PENDING_MAX_BYTES, ipamPendingSchema, pendingEnv } from '../../../src/schemas/ipam-pending';
 import { vfRecordSchema } from '../../../src/schemas/vf-record';
 import { readJsonFile } from '../../../src/state/bounded-file';
-import { FORMATS, FormatTooNewError, SHIPPED_RELEASES, THIS_RELEASE, type FormatId } from '../../../src/state/formats';
+import { FORMATS, FormatTooNewError, formatVersion, SHIPPED_RELEASES, THIS_RELEASE, type FormatId } from '../../../src/state/formats';
 import { encodeVfRecord, VfRecords } from '../../../src/state/vf-records';
 import { RELEASE_COMMITS } from '../../fixtures/releases';
 
@@ -191,6 +191,39 @@ describe('a newer format is refused, naming the file, the format and the release
     const errors = logged.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 50 && l.msg.includes('format "claim-release" version 2'));
     expect(errors).toHaveLength(1);
     expect(errors[0]?.msg).toContain('written by release 0.3.0');
+  });
+});
+
+describe('hostile version fields', () => {
+  const tooNew = (raw: unknown) => {
+    try {
+      formatVersion('vf-record', '/x.json', raw);
+      return null;
+    } catch (e) {
+      return e as FormatTooNewError;
+    }
+  };
+
+  it('only an integer above the known versions is "newer"; anything else is left to the schema (damaged, not refused)', () => {
+    for (const v of [0, -1, 1.5, '2', 1e300, Number.NaN, null, [], {}]) expect(tooNew({ version: v }), String(v)).toBeNull();
+    for (const raw of [null, 'text', 2, [{ version: 2 }]]) expect(tooNew(raw), JSON.stringify(raw)).toBeNull();
+    expect(tooNew({ version: 2 })).toBeInstanceOf(FormatTooNewError);
+    expect(tooNew({ version: Number.MAX_SAFE_INTEGER })?.version).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it('a writtenBy that is not a short release name is never echoed into the message or the log', () => {
+    for (const by of ['0.3.0\n{"level":60,"msg":"forged"}', 'x'.repeat(100_000), '../../etc', 42, { v: 1 }]) {
+      const e = tooNew({ version: 2, writtenBy: by });
+      expect(e?.message).toContain('written by a release newer than 0.2.0 (the file does not say which)');
+      expect(e?.message.length).toBeLessThan(400);
+    }
+    expect(tooNew({ version: 2, writtenBy: '1.0.0-rc.1+build.5' })?.message).toContain('written by release 1.0.0-rc.1+build.5');
+  });
+
+  it('a required version field that is missing is not "newer" (the schema reports it); one that may be absent is version 1', () => {
+    expect(formatVersion('vf-record', '/x', { pciAddr: 'a' })).toBeUndefined();
+    expect(formatVersion('ipam-pending', '/x', { type: 'static' })).toBe(1);
+    expect(formatVersion('attachment-index', '/x', '0000:81:10.0')).toBe(1);
   });
 });
 
