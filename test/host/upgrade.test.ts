@@ -261,6 +261,7 @@ describe(`rollback: this release → ${PREVIOUS} with pods attached`, () => {
     n.install(previous);
     const old = await n.run('DEL', n.conf(20, 'red', x!.addr), x!.env);
     expect(old.code).toBe(1);
+    expect(old.json?.code).toBe(5);
     expect(String(old.json?.msg)).toContain(`${file}: field "version"`);
 
     // Nobody guessed: the VF is still in the pod, the record byte for byte as it was.

@@ -103,6 +103,15 @@ describe('formats that ever shipped are read, migrated and written back as this 
     expectThisReleaseFixture('claim-release', fs.readFileSync(file, 'utf8'));
   });
 
+  it('the agent releases a 0.1.0 note found in its queue, and one this release wrote', async () => {
+    fs.copyFileSync(path.join(FIX, 'claim-release/1-0.1.0.json'), path.join(dir, 'old.json'));
+    fs.copyFileSync(path.join(FIX, 'claim-release/1-0.2.0.json'), path.join(dir, 'new.json'));
+    const released: { containerId: string; uid?: string }[] = [];
+    await new ReleaseQueue({ dir, log: captureLogger(), release: async (r) => void released.push(r) }).scan();
+    expect(released.map((r) => r.uid)).toEqual(['6a1f0c1e-0000-4000-8000-000000000001', '6a1f0c1e-0000-4000-8000-000000000001']);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
   it('the shape of each format as this release writes it is the one recorded for its version (no change without a bump)', () => {
     const schemas: Partial<Record<FormatId, z.ZodMiniType>> = { 'vf-record': vfRecordSchema, 'ipam-pending': ipamPendingSchema, 'claim-release': claimReleaseSchema };
     const golden = (fs.existsSync(GOLDEN) ? JSON.parse(fs.readFileSync(GOLDEN, 'utf8')) : {}) as Record<string, unknown>;
