@@ -5,10 +5,11 @@
  * the other detaches, and every VF comes home exactly as it was. A record of a newer format than
  * a release reads is refused by it, with the VF and the file left exactly as they were.
  *
- * This release installs the shim as `sriov-underlay` and the standalone CNI beside it; with no CNI
- * server on the node (0.1.0's daemon has none, and a shim meets no server of another release) the
- * shim falls back to the standalone CNI, so that is the path these calls take. A server of another
- * protocol version is test/host/cni-shim.test.ts's (fallback `version`).
+ * This release installs the shim as `sriov-underlay` and the standalone CNI beside it. Its daemon's
+ * CNI server is started at the upgrade (0.1.0's daemon had none) and stopped at the rollback, so
+ * the upgrade's DELs and the rollback's ADDs go through the server (the log's servedBy says so),
+ * and with no server the shim falls back (no-socket). A server of another protocol version is
+ * test/host/cni-shim.test.ts's (fallback `version`).
  *
  * The node daemon takes no part here: these netconfs use no `agentSocket`, so the CNI alone reads
  * and writes the state. The daemon's one cross-release file, the release queue, is covered in
@@ -18,8 +19,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CNI_BIN, CNI_PATH, requireBinary, runCni, runCniSync, type CniEnv } from '../fixtures/cni';
+import { CNI_BIN, CNI_PATH, REPO, requireBinary, runCni, runCniSync, type CniEnv } from '../fixtures/cni';
 import { linkNames, linkSnapshot, makeNetns, uniqueTag, type LinkSnapshot, type NetnsHandle } from '../fixtures/host-net';
+import { servedByInLog, startCniServer, type CniServer } from '../fixtures/cni-server-process';
 import { releaseExecutable } from '../fixtures/releases';
 import { createEmulatedNic, type EmulatedNic } from '../fixtures/sysfs-tree';
 import { shapeOf } from '../fixtures/formats';
@@ -34,6 +36,7 @@ let previous: Record<string, string>;
 let thisRelease: Record<string, string>;
 const tag = uniqueTag('u');
 const netnses: NetnsHandle[] = [];
+const servers: CniServer[] = [];
 let seq = 0;
 
 const vfName = (i: number) => `${tag}p0v${i}`;
@@ -56,10 +59,12 @@ function node() {
   const logFile = path.join(dir, 'cni.log');
   const ipamLog = path.join(dir, 'ipam.log');
   const down = path.join(binDir, 'backend-down');
-  // Static IPAM behind a backend that can fail DEL; every DEL it serves is logged.
+  // Static IPAM behind a backend that can fail DEL; every DEL it serves is logged. It reads its
+  // config first, as every real plugin does: 0.1.0's DEL crashes (EPIPE, exit 1, no output) when a
+  // plugin exits without reading stdin, a bug fixed since (cni/ipam.ts) but not in 0.1.0.
   fs.writeFileSync(
     path.join(binDir, 'flaky-ipam'),
-    `#!/bin/sh\nif [ "$CNI_COMMAND" = DEL ]; then\n  if [ -e ${down} ]; then echo '{"cniVersion":"1.0.0","code":11,"msg":"IPAM backend down"}'; exit 1; fi\n  echo "DEL $CNI_CONTAINERID $CNI_IFNAME" >> ${ipamLog}\nfi\nexec /usr/lib/cni/static\n`,
+    `#!/bin/sh\nconf=$(cat)\nif [ "$CNI_COMMAND" = DEL ]; then\n  if [ -e ${down} ]; then echo '{"cniVersion":"1.0.0","code":11,"msg":"IPAM backend down"}'; exit 1; fi\n  echo "DEL $CNI_CONTAINERID $CNI_IFNAME" >> ${ipamLog}\nfi\nprintf '%s' "$conf" | /usr/lib/cni/static\n`,
     { mode: 0o755 },
   );
   const exe = path.join(binDir, 'sriov-underlay');
@@ -84,15 +89,24 @@ function node() {
     mac: `02:00:00:00:0${seq % 10}:${String(10 + vf).padStart(2, '0')}`,
     ipam: { type: 'flaky-ipam', addresses: [{ address: addr }] },
   });
-  // No CNI server on this node: this release's shim falls back to sriov-underlay-cni (no-socket),
-  // as on a node whose 0.1.0 daemon (which has no CNI server) still runs while the CNI is replaced.
-  const extra = { CNI_PATH: `${binDir}:${CNI_PATH}`, SRIOV_UNDERLAY_CNI_SOCKET: path.join(dir, 'no-server', 'cni.sock') };
+  // The node's CNI server socket. While no server listens there (0.1.0's daemon has none), this
+  // release's shim falls back to sriov-underlay-cni (no-socket); once this release's daemon runs
+  // its server (startServer), the calls go there.
+  const socket = path.join(dir, 'run', 'cni.sock');
+  const extra = { CNI_PATH: `${binDir}:${CNI_PATH}`, SRIOV_UNDERLAY_CNI_SOCKET: socket };
   const run = (command: string, c: unknown, e: CniEnv) => runCni(command, c, { ...e, bin: exe, extra: { ...extra, ...e.extra } });
   const runSync = (command: string, c: unknown) => runCniSync(command, c, { bin: exe, extra });
   return {
     stateDir,
     install,
     runSync,
+    startServer: async () => {
+      const server = await startCniServer({ socket, logFile: path.join(dir, 'server.log') });
+      servers.push(server);
+      return server;
+    },
+    /** Which path served each call of `cmd` (the log's servedBy; 0.1.0 logs none). */
+    servedBy: (cmd: string) => servedByInLog(logFile, { cmd }),
     conf,
     run,
     ipamDown: (isDown: boolean) => (isDown ? fs.writeFileSync(down, '') : fs.rmSync(down, { force: true })),
@@ -158,12 +172,13 @@ beforeAll(() => {
   requireBinary();
   // 0.1.0 shipped one executable; this release the shim and, beside it, the standalone CNI.
   previous = { 'sriov-underlay': releaseExecutable(PREVIOUS) };
-  thisRelease = { 'sriov-underlay': CNI_BIN, 'sriov-underlay-cni': path.join(path.dirname(CNI_BIN), 'sriov-underlay-cni') };
+  thisRelease = { 'sriov-underlay': path.join(REPO, 'dist/bin/sriov-underlay'), 'sriov-underlay-cni': CNI_BIN };
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-upgrade-'));
   nic = createEmulatedNic({ tag, root: path.join(tmp, 'sys'), pfs: 1, vfsPerPf: 24 });
 }, 900_000);
 
-afterEach(() => {
+afterEach(async () => {
+  while (servers.length) await servers.pop()?.stop();
   while (netnses.length) netnses.pop()?.destroy();
 });
 
@@ -189,20 +204,26 @@ describe(`upgrade ${PREVIOUS} → this release with pods attached`, () => {
     const gone: Attachment = { vf: 8, network: 'red', addr: '10.81.0.30/24', env: { containerId: 'ctr-d', netns: d.path, ifName: 'net1' }, before: linkSnapshot(vfName(8)) };
     await addAll(n, [gone]);
     n.ipamDown(true);
-    expect((await n.run('DEL', n.conf(8, 'red', gone.addr), gone.env)).code).toBe(0);
+    const delDown = await n.run('DEL', n.conf(8, 'red', gone.addr), gone.env);
+    expect(delDown.code, `${delDown.stdout} ${delDown.stderr} ${delDown.signal}`).toBe(0);
     n.ipamDown(false);
     expect(n.files('ipam-pending')).toEqual(['ctr-d_net1.json']);
     const pending = JSON.parse(fs.readFileSync(path.join(n.stateDir, 'ipam-pending', 'ctr-d_net1.json'), 'utf8')) as unknown;
     if (process.env.RECORD_RELEASE_FIXTURES) recordFixture('ipam-pending/1-0.1.0.json', pending);
     expect(shapeOf(pending)).toEqual(shapeOf(JSON.parse(fs.readFileSync(path.join(FORMATS_FIX, 'ipam-pending/1-0.1.0.json'), 'utf8'))));
 
-    // The upgrade: the executable is replaced while the pods run.
+    // The upgrade while the pods run: the executables are replaced, then the daemon, which now has
+    // a CNI server; from then on the shim hands the calls to it.
     n.install(thisRelease);
+    const server = await n.startServer();
     const check = await n.run('CHECK', { ...n.conf(0, 'red', list[0]!.addr), prevResult: { cniVersion: '1.0.0', interfaces: [], ips: [] } }, list[0]!.env);
     expect(check.code, check.stdout).toBe(0);
     await delAllExactly(n, list);
     // The first DEL of this release ran 0.1.0's queued release (with today's CNI_PATH).
     expect(n.ipamDels()).toContain('DEL ctr-d net1');
+    expect(n.servedBy('DEL').length).toBeGreaterThanOrEqual(list.length);
+    expect(new Set(n.servedBy('DEL'))).toEqual(new Set(['server']));
+    expect(server.exited()).toBe(false);
   });
 });
 
@@ -210,8 +231,10 @@ describe(`rollback: this release → ${PREVIOUS} with pods attached`, () => {
   it(`${PREVIOUS} detaches what this release attached exactly, runs its queued release, and is not stopped by what it set aside`, async () => {
     const n = node();
     n.install(thisRelease);
+    const server = await n.startServer();
     const list = pods(n, 10);
     await addAll(n, list);
+    expect(new Set(n.servedBy('ADD'))).toEqual(new Set(['server']));
     // This release queues a release with the backend down, and sets a torn entry aside.
     const d = pod('rd');
     const gone: Attachment = { vf: 18, network: 'red', addr: '10.81.0.40/24', env: { containerId: 'ctr-rd', netns: d.path, ifName: 'net1' }, before: linkSnapshot(vfName(18)) };
@@ -224,7 +247,9 @@ describe(`rollback: this release → ${PREVIOUS} with pods attached`, () => {
     expect(n.files('ipam-pending')).toEqual(['ctr-rd_net1.json']);
     n.ipamDown(false);
 
-    // The rollback: 0.1.0's executable replaces this release's while the pods run.
+    // The rollback while the pods run: 0.1.0's daemon replaces this release's (no CNI server any
+    // more) and its executable replaces the shim.
+    await server.stop();
     n.install(previous);
     await delAllExactly(n, list);
     expect(n.ipamDels()).toContain('DEL ctr-rd net1');
@@ -245,6 +270,7 @@ describe(`rollback: this release → ${PREVIOUS} with pods attached`, () => {
     const mine = await n.run('DEL', n.conf(20, 'red', x!.addr), x!.env);
     expect(mine.code).toBe(1);
     expect(mine.json?.code).toBe(108);
+    expect(n.servedBy('DEL')).toEqual(['fallback:no-socket']);
     expect(String(mine.json?.msg)).toBe(
       `VF record ${file} is format "vf-record" version 2, written by release 0.3.0; release 0.2.0 reads only version 1: left untouched`,
     );
