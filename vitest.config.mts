@@ -16,6 +16,8 @@ export default defineConfig({
           hookTimeout: 120_000,
           // Tests share the host's network stack; run files one at a time.
           fileParallelism: false,
+          // The CNI matrix: in server mode, one real CNI server for the run (docs/testing.md).
+          globalSetup: ['test/host/setup/cni-server.ts'],
         },
       },
     ],

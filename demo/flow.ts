@@ -13,6 +13,7 @@ import type { ResolvedSettings } from '../src/registrations/types';
 import { readVf } from '../src/sysfs/pci';
 import { poolResources, type CmFile } from './configmaps';
 import { execCni, startFakeApi, startNodeDaemon } from './processes';
+import { servedByInLog, startCniServer } from '../test/fixtures/cni-server-process';
 import { renderTable } from './table';
 import type { Teardown } from './teardown';
 
@@ -167,10 +168,20 @@ export interface DemoSummary {
   vfs: number;
   /** Each pod's VF line on its PF while it ran, with what was registered (only where the PF has them). */
   vfLines: Array<{ pod: string; line: string | undefined; vlan: number | undefined; maxTxRateMbps: number | undefined }>;
+  /** Which path served each CNI call (ADDs, then DELs): `server` or `fallback:<reason>`. */
+  servedBy: string[];
+}
+
+/** "served by …" for one call, from the marker its log lines carry; recorded in `seen`. */
+function servedBy(logFile: string, containerId: string, cmd: string, seen: string[]): string {
+  const marks = [...new Set(servedByInLog(logFile, { container: containerId, cmd }))];
+  const what = marks.length ? marks.join(' + ') : 'unmarked';
+  seen.push(what);
+  return `served by ${what}`;
 }
 
 export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promise<DemoSummary> {
-  const cniBin = path.join(p.repo, 'dist/bin/sriov-underlay');
+  const cniBin = path.join(p.repo, 'dist/bin/sriov-underlay-cni');
   const nodeBin = path.join(p.repo, 'dist/bin/sriov-underlay-node');
   for (const b of [cniBin, nodeBin]) if (!fs.existsSync(b)) throw new Error(`${b} is missing: run \`npm run build\``);
   for (const n of p.notes) out(`note: ${n}`);
@@ -223,6 +234,19 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   const daemon = startNodeDaemon(nodeBin, args, path.join(logs, 'node.log'));
   teardown.push('stop the node daemon', () => daemon.stop());
   out(`    dist/bin/sriov-underlay-node ${args.join(' ')}`);
+  // The CNI server: the same executable with only the cni-server component, in a process of its own
+  // (its own container in the DaemonSet). kubelet's (here: the demo's) CNI calls exec the shim,
+  // which forwards them to it. SRIOV_UNDERLAY_TEST_CNI=fallback (the test matrix) leaves it down:
+  // the shim then execs the standalone CNI, and the demo says so for each call.
+  const cniSocket = path.join(p.workDir, 'cni-server', 'cni.sock');
+  if (process.env.SRIOV_UNDERLAY_TEST_CNI === 'fallback') {
+    out(`  - CNI server left down (SRIOV_UNDERLAY_TEST_CNI=fallback): every call takes the shim's fallback`);
+  } else {
+    const cniServer = await step(out, `CNI server (--components cni-server) greeting on ${cniSocket}`, () =>
+      startCniServer({ socket: cniSocket, logFile: path.join(logs, 'cni-server.log'), bin: nodeBin, args: ['--log-level=info'], readyMs: 60_000 }),
+    );
+    teardown.push('stop the CNI server', () => cniServer.stop());
+  }
   const resources = poolResources(p.poolsText);
   await step(out, `device plugin registered ${resources.join(', ')} with the (fake) kubelet`, () =>
     waitFor('every pool registered and streaming', () => {
@@ -261,8 +285,9 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
   const allVfs = [...new Set(resources.flatMap((r) => kubelet.healthyIds(r)))].sort();
   const before = await vfStates(p, allVfs);
 
-  out('\n[3/6] scheduling three pods: Allocate (kubelet → device plugin, gRPC), then CNI ADD (as Multus)');
+  out('\n[3/6] scheduling three pods: Allocate (kubelet → device plugin, gRPC), then CNI ADD (as Multus, through the shim)');
   const pods: PodRun[] = [];
+  const summaryServed: string[] = [];
   const cniLog = path.join(logs, 'cni.log');
   for (const name of PODS) {
     teardown.check();
@@ -306,6 +331,8 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
       // The demo keeps the CNI's state, log and queue (and on the host its sysfs tree) in its work
       // dir: the runtime's environment is where a node allows such paths (docs/cni.md).
       SRIOV_UNDERLAY_PATH_PREFIXES: p.workDir,
+      // Where the shim finds the CNI server (a node's default is /run/sriov-underlay/cni/cni.sock).
+      SRIOV_UNDERLAY_CNI_SOCKET: cniSocket,
     };
     const run: PodRun = { name, uid, netns, containerId, resource, deviceID, podUidAtKubelet: podUid, registered: reg, netconf, env, result: {}, added: false };
     pods.push(run);
@@ -322,7 +349,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     const ms = Date.now() - t0;
     const [l] = JSON.parse(await p.ip('-n', netns, '-j', 'link', 'show', 'dev', 'net1')) as Array<{ ifname: string; address: string; mtu: number }>;
     run.inPod = { name: l!.ifname, mac: l!.address, mtu: l!.mtu };
-    out(`  ✓ ${name}: Allocate(${resource}) → ${deviceID}; ADD in netns ${netns} (${(ms / 1000).toFixed(1)} s)`);
+    out(`  ✓ ${name}: Allocate(${resource}) → ${deviceID}; ADD in netns ${netns} (${(ms / 1000).toFixed(1)} s, ${servedBy(cniLog, containerId, 'ADD', summaryServed)})`);
   }
 
   teardown.check();
@@ -371,7 +398,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     return a.address.split('/')[0]!;
   };
   const [a, b, c] = pods as [PodRun, PodRun, PodRun];
-  const summary: DemoSummary = { pods: pods.length, reachable: 0, isolated: 0, restored: 0, vfs: 0, vfLines: vfLinesSeen };
+  const summary: DemoSummary = { pods: pods.length, reachable: 0, isolated: 0, restored: 0, vfs: 0, vfLines: vfLinesSeen, servedBy: summaryServed };
   for (const [from, to] of [[a, b], [b, a]] as const) {
     const ok = await p.ping(from.netns, ipv4(to));
     if (ok) summary.reachable++;
@@ -398,7 +425,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
     pod.added = false;
     kubelet.release(pod.podUidAtKubelet);
     await core.deleteNamespacedPod({ namespace: POD_NAMESPACE, name: pod.name, gracePeriodSeconds: 0 });
-    out(`  ✓ DEL ${pod.name}: VF ${pod.deviceID} released`);
+    out(`  ✓ DEL ${pod.name}: VF ${pod.deviceID} released (${servedBy(cniLog, pod.containerId, 'DEL', summaryServed)})`);
   }
   // The agent releases the claims from the CNI's DEL queue, asynchronously.
   const claimsLeft = async () => (await listClaims(custom)).filter(ofDemoPod).length;

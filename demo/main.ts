@@ -47,7 +47,7 @@ async function main(): Promise<number> {
       left = await leftovers(tag);
     }
     for (const l of left) out(`  ! left behind: ${l}`);
-    if (failures.length === 0 && left.length === 0) out(`  ✓ node daemon, fake kubelet and fake API stopped; netns, veths and the sysfs tree of ${tag} deleted`);
+    if (failures.length === 0 && left.length === 0) out(`  ✓ node daemon, CNI server, fake kubelet and fake API stopped; netns, veths and the sysfs tree of ${tag} deleted`);
     return failures.length === 0 && left.length === 0;
   };
   const onSignal = (sig: NodeJS.Signals) => {

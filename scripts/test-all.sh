@@ -5,6 +5,9 @@
 #   - vitest tiers count their tests (from vitest's JSON report, not its text output);
 #   - the VM tier counts its scenarios (from its own `N passed, N failed` line);
 #   - typecheck, lint and build count as one check each.
+# The CNI matrix (docs/testing.md): the host tier runs with the CNI server up
+# (SRIOV_UNDERLAY_TEST_CNI=server), then its CNI files again with it down (fallback); the VM tier runs
+# its CNI scenarios in both modes in one boot.
 # Exits non-zero when anything failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,6 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 passed=0
 failed=0
 summary=()
+timings=()
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 
@@ -30,27 +34,31 @@ check() { # name command...
   if "$@"; then record "$name" 1 0; else record "$name" 0 1 "exit $?"; fi
 }
 
-# A vitest project; counts come from its JSON reporter.
-vitest_tier() { # project
-  local project=$1 json="$reports/$1.json" rc=0 counts
-  tier "vitest $project"
-  npx vitest run --project "$project" --reporter=default --reporter=json --outputFile.json="$json" || rc=$?
+# A vitest project; counts come from its JSON reporter. Further arguments go to vitest (file filters,
+# --exclude); the summary names the pass `name`.
+vitest_tier() { # name project [vitest args...]
+  local name=$1 project=$2 json="$reports/$1.json" rc=0 counts t0=$SECONDS
+  shift 2
+  tier "vitest $name"
+  npx vitest run --project "$project" --reporter=default --reporter=json --outputFile.json="$json" "$@" || rc=$?
+  timings+=("$(printf '%-14s %5d s' "$name" $((SECONDS - t0)))")
   if ! counts=$(node -e '
       const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
       // A file that fails to load has no failed tests but a failed suite: count it as a failure.
       const suites = (r.testResults ?? []).filter((f) => f.status === "failed" && (f.assertionResults ?? []).every((a) => a.status !== "failed")).length;
       console.log(r.numPassedTests ?? 0, (r.numFailedTests ?? 0) + suites, (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0));
     ' "$json" 2>/dev/null); then
-    record "$project" 0 1 "no JSON report, vitest exit $rc"
+    record "$name" 0 1 "no JSON report, vitest exit $rc"
     return
   fi
   read -r p f s <<<"$counts"
   # vitest failed without a failing test (e.g. no test files, a config error): still a failure.
   if ((rc != 0 && f == 0)); then f=1; fi
-  record "$project" "$p" "$f" "$( ((s > 0)) && echo "$s skipped")"
+  record "$name" "$p" "$f" "$( ((s > 0)) && echo "$s skipped")"
 }
 
 vm_tier() {
+  local t0=$SECONDS
   tier "vm"
   if [[ ! -f test/vm/run.sh ]]; then
     printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n'
@@ -60,7 +68,9 @@ vm_tier() {
     return
   fi
   local log="$reports/vm.log" rc=0 line
-  bash test/vm/run.sh 2>&1 | tee "$log" || rc=$?
+  # VM_CNI_MODES: every CNI scenario once per mode, in the same boot (run.sh).
+  VM_CNI_MODES=${VM_CNI_MODES:-server fallback} bash test/vm/run.sh 2>&1 | tee "$log" || rc=$?
+  timings+=("$(printf '%-14s %5d s' vm $((SECONDS - t0)))")
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
   if [[ -n $line ]]; then
     read -r p _ f _ <<<"$line"
@@ -96,10 +106,20 @@ fi
 check typecheck npx tsc -p tsconfig.json
 check lint npx eslint .
 check build npm run build --silent
-vitest_tier unit
-vitest_tier host
+vitest_tier unit unit
+# The CNI matrix. Host pass 1: everything, "the CNI" served by the real CNI server (the project's
+# global setup starts it). Pass 2: the files that exec the CNI, again with the server down, so the
+# shim execs the standalone. cni-faults.test.ts (3 x 200 SIGKILLs of the exec'd process) runs in
+# fallback only: with the server up a SIGKILL of the shim does not stop the server's work, and the
+# server's own kill matrix (test/host/cni-server/faults.test.ts, server kills at 200 moments of ADD,
+# DEL through the fallback) is its counterpart; it runs once, in pass 1 (it starts its own servers).
+mapfile -t cni_files < <(ls test/host/cni*.test.ts test/host/registrations-e2e.test.ts test/host/demo.test.ts)
+SRIOV_UNDERLAY_TEST_CNI=server vitest_tier host-server host --exclude test/host/cni-faults.test.ts
+SRIOV_UNDERLAY_TEST_CNI=fallback vitest_tier host-fallback host "${cni_files[@]}"
 vm_tier
 
+printf '\n==> time per tier\n'
+printf '%s\n' "${timings[@]}"
 printf '\n==> summary\n'
 printf '%s\n' "${summary[@]}"
 echo "$passed passed, $failed failed"

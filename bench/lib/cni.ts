@@ -15,6 +15,8 @@ export interface CniCall {
   ifname: string;
   netconf: object;
   cniPath?: string;
+  /** More of the runtime's environment (e.g. SRIOV_UNDERLAY_CNI_SOCKET). */
+  env?: Record<string, string>;
 }
 
 export function cniInvocation(call: CniCall): Invocation {
@@ -29,6 +31,7 @@ export function cniInvocation(call: CniCall): Invocation {
       CNI_PATH: call.cniPath ?? DEBIAN_CNI_PATH,
       // The benches keep state and emulated sysfs in temp dirs, which only the runtime's environment can allow.
       SRIOV_UNDERLAY_PATH_PREFIXES: os.tmpdir(),
+      ...call.env,
     },
     stdin: JSON.stringify(call.netconf),
   };

@@ -8,7 +8,7 @@
  * largest single process of the plugin's tree (e.g. the plugin or the IPAM plugin it delegates to).
  * The wrapper adds its own fork/exec, so peak RSS is measured in separate runs from the timings.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn as spawnAsync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -81,4 +81,52 @@ export function expectSuccess(what: string, out: Outcome): void {
     `${what} failed (${out.signal ? `signal ${out.signal}` : `exit ${out.status}`})\n` +
       `stdout: ${out.stdout.trim() || '(empty)'}\nstderr: ${out.stderr.trim() || '(empty)'}`,
   );
+}
+
+export interface ParallelOutcome {
+  /** From the first spawn to the last exit. */
+  wallMs: number;
+  outcomes: Outcome[];
+  /** Per process (with `rss`): its ru_maxrss from wait4 (GNU time), in MB. */
+  peakRssMb: number[];
+}
+
+/**
+ * Start every invocation at once (as kubelet does when a node boots with many pods) and wait for all.
+ * With `rss`, each runs under GNU time for its peak RSS (a separate run from the timed one: the
+ * wrapper's own fork/exec would be in the wall time).
+ */
+export function runParallel(invs: Invocation[], rss = false): Promise<ParallelOutcome> {
+  const dir = rss ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-prss-')) : '';
+  const start = process.hrtime.bigint();
+  const runs = invs.map(
+    (inv, i) =>
+      new Promise<Outcome>((resolve, reject) => {
+        const [file, args] = rss ? [GNU_TIME, ['-f', '%M', '-o', path.join(dir, `${i}`), inv.file, ...(inv.args ?? [])]] : [inv.file, inv.args ?? []];
+        const child = spawnAsync(file, args, { env: inv.env, stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        child.stdin.on('error', () => {});
+        child.stdin.end(inv.stdin ?? '');
+        child.on('error', reject);
+        child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+      }),
+  );
+  return Promise.all(runs)
+    .then((outcomes) => {
+      const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
+      const peakRssMb = rss
+        ? invs.map((_, i) => {
+            const kb = Number.parseInt(fs.readFileSync(path.join(dir, `${i}`), 'utf8').trim().split('\n').pop() ?? '', 10);
+            if (!Number.isFinite(kb)) throw new Error(`GNU time wrote no max RSS for ${invs[i]?.file}`);
+            return (kb * 1024) / 1e6;
+          })
+        : [];
+      return { wallMs, outcomes, peakRssMb };
+    })
+    .finally(() => {
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    });
 }

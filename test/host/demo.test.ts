@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cniMode } from '../fixtures/cni';
 import { ip, ipJson } from '../fixtures/host-net';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -93,6 +94,10 @@ describe('npm run demo (host mode)', () => {
     expect(pairs).toHaveLength(3);
     for (const [, before, after] of pairs) expect(after).toBe(before);
     expect(r.out).not.toContain('NOT RESTORED');
+    // Every call went through the shim, and the demo says which path served it: the one the CNI
+    // matrix chose for this run (the CNI server up, or down and the shim's fallback).
+    const served = [...r.out.matchAll(/^ {2}✓ (?:app-[abc]: Allocate.*; ADD|DEL app-[abc]: ).*\(.*served by ([^)]+)\)$/gm)].map((m) => m[1]);
+    expect(served).toEqual(Array(6).fill(cniMode() === 'server' ? 'server' : 'fallback:no-socket'));
     expect(r.out).toMatch(/demo complete\s*$/);
 
     expect(leftBehind(tag, workDir)).toEqual([]);
@@ -103,7 +108,7 @@ describe('npm run demo (host mode)', () => {
     expect(r.code, r.out).toBe(130);
     expect(r.out).toContain('SIGINT: stopping the demo');
     const { tag, workDir } = identity(r.out);
-    expect(r.out).toMatch(/✓ node daemon, fake kubelet and fake API stopped; netns, veths and the sysfs tree of dm[0-9a-f]{2} deleted/);
+    expect(r.out).toMatch(/✓ node daemon, CNI server, fake kubelet and fake API stopped; netns, veths and the sysfs tree of dm[0-9a-f]{2} deleted/);
     expect(leftBehind(tag, workDir)).toEqual([]);
   });
 });

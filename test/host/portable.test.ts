@@ -1,6 +1,6 @@
 /**
- * Every shipped executable must start on any x86-64 CPU Node 20 runs on, not only on one like the
- * build machine's. Each runs under Debian's qemu-user with CPU models unlike this machine's (an AMD
+ * Every shipped executable (the C shim included) must start on any x86-64 CPU Node 20 runs on, not
+ * only on one like the build machine's. Each runs under Debian's qemu-user with CPU models unlike this machine's (an AMD
  * EPYC with AVX-512 when this was written), through the kernel's ordinary exec path: no snapshot
  * whose V8 tag names the build CPU's features, and program headers where every loader looks.
  *
@@ -19,7 +19,9 @@ import { PATH_PREFIXES_ENV, TEST_PATH_PREFIXES } from '../fixtures/cni';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'dist', 'bin');
-const CNI = path.join(BIN, 'sriov-underlay');
+/** The standalone Node CNI; the shim kubelet runs is SHIM (a static C program, no Node). */
+const CNI = path.join(BIN, 'sriov-underlay-cni');
+const SHIM = path.join(BIN, 'sriov-underlay');
 const NODE_DAEMON = path.join(BIN, 'sriov-underlay-node');
 const CLI = path.join(BIN, 'kubectl-sriov');
 const BARE_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
@@ -64,7 +66,7 @@ describe('the executables start on CPUs unlike the build machine', () => {
         stdio: 'pipe',
       });
     }
-    for (const f of [CNI, NODE_DAEMON, CLI]) expect(fs.existsSync(f), `${f} missing: run npm run build`).toBe(true);
+    for (const f of [SHIM, CNI, NODE_DAEMON, CLI]) expect(fs.existsSync(f), `${f} missing: run npm run build`).toBe(true);
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'portable-'));
     // The control: proves each model really hides the features the build machine has.
     const src = path.join(scratch, 'cpu.c');
@@ -98,8 +100,15 @@ int main(void) {
     }
   });
 
+  it('the shim is static: no interpreter, no shared library, so no glibc floor', () => {
+    const out = execFileSync('readelf', ['-hldW', SHIM], { encoding: 'utf8' });
+    expect(out).toMatch(/Type:\s+DYN/); // static-pie: position independent, no loader
+    expect(out).toMatch(/^\s+LOAD\s/m);
+    expect(out).not.toMatch(/INTERP|\(NEEDED\)/);
+  });
+
   it('carries no path of the build tree, and the addon needs no glibc newer than node (2.28)', () => {
-    for (const f of [CNI, NODE_DAEMON, CLI]) expect(fs.readFileSync(f).indexOf(ROOT), f).toBe(-1);
+    for (const f of [SHIM, CNI, NODE_DAEMON, CLI]) expect(fs.readFileSync(f).indexOf(ROOT), f).toBe(-1);
     const addon = path.join(ROOT, 'native', 'build', 'Release', 'sriov_native.node');
     const versions = [...execFileSync('objdump', ['-T', addon], { encoding: 'utf8' }).matchAll(/GLIBC_(\d+)\.(\d+)/g)];
     expect(versions.length).toBeGreaterThan(0);
@@ -124,6 +133,23 @@ int main(void) {
         const status = underQemu(cpu, CNI, [], { env: { CNI_COMMAND: 'STATUS', CNI_PATH: '/opt/cni/bin', [PATH_PREFIXES_ENV]: TEST_PATH_PREFIXES }, input: JSON.stringify(netconf) });
         expect(status.stderr + status.stdout).toBe('');
         expect(status.status).toBe(0);
+      });
+
+      it('the shim runs: its own CNI error when nothing can serve, and VERSION through the fallback', () => {
+        // qemu-user runs the shim on this CPU model; the standalone CNI it execs runs natively.
+        const lone = path.join(scratch, `lone-${cpu}`);
+        fs.mkdirSync(lone, { recursive: true });
+        fs.copyFileSync(SHIM, path.join(lone, 'sriov-underlay'));
+        fs.chmodSync(path.join(lone, 'sriov-underlay'), 0o755);
+        const down = { SRIOV_UNDERLAY_CNI_SOCKET: path.join(scratch, 'absent.sock') };
+        const alone = underQemu(cpu, path.join(lone, 'sriov-underlay'), [], { env: { ...down, CNI_COMMAND: 'ADD' }, input: '{"cniVersion":"0.4.0"}' });
+        expect(alone.stderr).toBe('');
+        expect(alone.status).toBe(1);
+        expect(JSON.parse(alone.stdout)).toMatchObject({ cniVersion: '0.4.0', code: 11, details: expect.stringContaining('no-socket') });
+        const version = underQemu(cpu, SHIM, [], { env: { ...down, CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.1.0"}' });
+        expect(version.stderr).toBe('');
+        expect(version.status).toBe(0);
+        expect(JSON.parse(version.stdout)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.1.0']) });
       });
 
       it('the node daemon and kubectl-sriov answer --help', () => {

@@ -14,7 +14,8 @@ import type { Scenario } from '../lib/scenario';
 interface Job {
   project: string;
   out: string;
-  scenarios: { name: string; file: string }[];
+  /** cniMode: the CNI matrix's mode for this run of a CNI scenario (server | fallback). */
+  scenarios: { name: string; file: string; cniMode?: string }[];
 }
 
 const job = JSON.parse(readFileSync(process.env.VM_JOB ?? '/run/vmout/job.json', 'utf8')) as Job;
@@ -36,10 +37,10 @@ async function reset(): Promise<void> {
   for (const l of JSON.parse(r.stdout || '[]') as { ifname: string }[]) await run(IP, ['link', 'del', 'dev', l.ifname]);
 }
 
-function runOne(name: string, file: string, timeoutSec: number): Promise<string | null> {
+function runOne(name: string, file: string, timeoutSec: number, cniMode?: string): Promise<string | null> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [join(__dirname, 'run-one.js'), file], {
-      env: { ...process.env, VM_PROJECT: job.project, VM_OUT: job.out },
+      env: { ...process.env, VM_PROJECT: job.project, VM_OUT: job.out, ...(cniMode ? { SRIOV_UNDERLAY_TEST_CNI: cniMode } : {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stderr.pipe(createWriteStream(join(job.out, `${name}.stderr.log`)));
@@ -70,7 +71,8 @@ function runOne(name: string, file: string, timeoutSec: number): Promise<string 
 
 async function main(): Promise<void> {
   emit(`# guest: kernel ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, node ${process.version}, up ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}s`);
-  for (const { name, file } of job.scenarios) {
+  for (const { name: base, file, cniMode } of job.scenarios) {
+    const name = cniMode ? `${base}[${cniMode}]` : base;
     const t0 = Date.now();
     try {
       await reset();
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
       continue;
     }
     const { scenario } = require(file) as { scenario: Scenario };
-    const problem = await runOne(name, file, scenario.timeoutSec ?? 150);
+    const problem = await runOne(name, file, scenario.timeoutSec ?? 150, cniMode);
     if (problem) emit(`not ok - ${name}: ${problem}`);
     emit(`# ${name}: ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   }

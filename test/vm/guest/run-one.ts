@@ -5,7 +5,9 @@ import type { Scenario } from '../lib/scenario';
 import { ScenarioAborted, T } from '../lib/tap';
 
 async function main(file: string): Promise<number> {
-  const name = basename(file, '.js');
+  // A CNI scenario runs once per mode of the CNI matrix (run.sh); its lines and outputs say which.
+  const mode = process.env.SRIOV_UNDERLAY_TEST_CNI;
+  const name = `${basename(file, '.js')}${mode ? `[${mode}]` : ''}`;
   const t = new T(name);
   const outDir = `${process.env.VM_OUT ?? '/run/vmout'}/${name}`;
   mkdirSync(outDir, { recursive: true });

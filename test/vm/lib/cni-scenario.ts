@@ -1,6 +1,7 @@
 /** Shared set-up for the CNI scenarios: the VFs, the binary, a state dir and pod netns. */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { servedByInLog, startCniServer } from '../../fixtures/cni-server-process';
 import { Cni, describe, netconf, type Attachment, type CniOutcome, type Netconf, type NetconfOptions } from './cni';
 import { netnsAdd, netnsDel, netnsPath, uniq } from './netns';
 import type { Ctx } from './scenario';
@@ -27,8 +28,29 @@ export async function cniBed({ t, project, outDir, defer }: Ctx, numVfs: number)
   const stateDir = '/run/vmtest/cni-state';
   mkdirSync(stateDir, { recursive: true });
   const logFile = `${outDir}/cni.log`;
-  // The runtime's environment allows the test's state and log dirs (netconf alone cannot).
-  const cni = new Cni(`${project}/dist/bin/sriov-underlay`, [stateDir, outDir]);
+  // The CNI matrix (docs/testing.md): with the server up, the shim forwards every call to the real
+  // CNI server started here; with it down, the shim finds nothing at the socket and execs the
+  // standalone. The runtime's environment allows the test's state and log dirs (netconf alone cannot).
+  const mode = process.env.SRIOV_UNDERLAY_TEST_CNI ?? 'fallback';
+  const socket = mode === 'server' ? '/run/vmtest/cni-server/cni.sock' : '/run/vmtest/no-cni-server/cni.sock';
+  if (mode === 'server') {
+    const server = await t.step('CNI server up (matrix: server)', () =>
+      startCniServer({ socket, logFile: `${outDir}/cni-server.log`, bin: `${project}/dist/bin/sriov-underlay-node`, readyMs: 60_000 }),
+    );
+    defer(async () => {
+      const died = server.exited() ? `${server.child.exitCode ?? server.child.signalCode}` : null;
+      await server.stop();
+      t.ok(died === null, 'the CNI server ran through the whole scenario', `it exited (${died}); see cni-server.log`);
+    });
+  }
+  const cni = new Cni(`${project}/dist/bin/sriov-underlay`, [stateDir, outDir], { SRIOV_UNDERLAY_CNI_SOCKET: socket });
+  // Pin the mode: every call this scenario made was served by the path the matrix says.
+  defer(() => {
+    const marks = servedByInLog(logFile);
+    const want = mode === 'server' ? 'server' : 'fallback:no-socket';
+    const wrong = marks.filter((m) => m !== want);
+    t.ok(marks.length > 0 && wrong.length === 0, `every call was served by ${want}`, `${marks.length} markers in cni.log, others: ${[...new Set(wrong)].join(', ')}`);
+  });
   return {
     pf,
     vfs,

@@ -73,9 +73,11 @@ export function netconf({ deviceID, stateDir, logFile, address, ...overrides }: 
 
 export class Cni {
   /** pathPrefixes: where netconf paths may point besides the defaults (SRIOV_UNDERLAY_PATH_PREFIXES). */
+  /** extraEnv: e.g. the CNI server's socket (SRIOV_UNDERLAY_CNI_SOCKET), as the runtime's environment. */
   constructor(
     readonly bin: string,
     readonly pathPrefixes: string[] = [],
+    readonly extraEnv: Record<string, string> = {},
   ) {}
 
   private env(cmd: CniCommand, a: Attachment): NodeJS.ProcessEnv {
@@ -89,6 +91,7 @@ export class Cni {
       CNI_PATH,
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=vmtest;K8S_POD_NAME=${pod};K8S_POD_UID=${a.containerId}`,
       SRIOV_UNDERLAY_PATH_PREFIXES: this.pathPrefixes.join(':'),
+      ...this.extraEnv,
     };
   }
 

@@ -1,4 +1,5 @@
 // vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-node
 /**
  * ADD, CHECK and DEL on a real VF with every PF-side option igb accepts, verified with iproute2 on
  * the PF and inside the pod netns; CHECK must catch drift on both sides; DEL restores exactly.

@@ -1,4 +1,5 @@
 // vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-node
 /**
  * Options the igb driver refuses: ADD must fail with a clear CNI error naming the field and leave the
  * VF exactly as it was (sriov-cni #119 leaves it half-configured), and the VF must stay usable.

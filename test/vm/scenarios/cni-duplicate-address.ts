@@ -1,4 +1,5 @@
 // vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-node
 /**
  * Duplicate detection on real VFs: a rogue (another VF of the same PF, in its own netns, on the same
  * VLAN) already holds the address. ADD of a pod registered with it fails with code 105 naming the

@@ -1,4 +1,5 @@
 // vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-node
 /**
  * The pod netns is deleted before DEL (sriov-cni #126, #349): the kernel sends the VF home under its
  * pod name, or as dev<N> when that name is taken. DEL must still find it and restore everything.

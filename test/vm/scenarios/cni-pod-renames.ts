@@ -1,4 +1,5 @@
 // vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-node
 /**
  * A pod with NET_ADMIN renames its VF, changes its MAC, plants a decoy under the old name, or moves
  * the VF into another netns. On real igbvf the kernel names the VF's PCI parent (IFLA_PARENT_DEV_NAME),

@@ -1,4 +1,5 @@
 // vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-node
 /**
  * DEL gives back the VF's full original state, not only the fields the netconf set and not the
  * driver's defaults: the VF starts with its own non-default VLAN, QoS, MAC, spoofchk, rate and MTU.

@@ -1,4 +1,5 @@
 // vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-node
 /**
  * The runtime's answer to a plugin killed during ADD is DEL. Kill ADD at random moments (spread over
  * one measured ADD), then DEL: the VF must be exactly as before, and usable again.

@@ -1,4 +1,5 @@
 // vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-node
 /** Pods attached by the CNI: two on VLAN 100 reach each other, VLAN 200 pods are isolated from them. */
 import { assertOk, assertRestored, cniBed, nsName, snapshot, type VfSnapshot } from '../lib/cni-scenario';
 import type { Attachment, CniResult, Netconf } from '../lib/cni';

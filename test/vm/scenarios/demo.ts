@@ -1,4 +1,4 @@
-// vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-cni
 // vm-requires: dist/bin/sriov-underlay-node
 /**
  * `npm run demo -- --vm`: the same demo (demo/flow.ts) on real SR-IOV VFs, the 82576's igb PF and
@@ -63,6 +63,9 @@ export const scenario: Scenario = {
     };
     const summary = await t.step('the demo ran to the end', () => runDemo(platform, (line) => t.comment(line || ' '), teardown));
     t.equal(summary.pods, 3, 'three pods scheduled (Allocate + CNI ADD)');
+    // The CNI matrix: every ADD and DEL was served by the path this run chose.
+    const want = process.env.SRIOV_UNDERLAY_TEST_CNI === 'fallback' ? 'fallback:no-socket' : 'server';
+    t.equal(summary.servedBy, Array(6).fill(want), `the 3 ADDs and 3 DELs went through the shim, served by ${want}`);
     t.equal(summary.reachable, 2, 'app-a and app-b (VLAN 100) reach each other');
     t.equal(summary.isolated, 2, 'app-c (VLAN 200) reaches neither, even with an address in their subnet');
     for (const v of summary.vfLines) {
