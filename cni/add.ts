@@ -119,7 +119,7 @@ async function attach(
       const configured = configureNetdev(pod, inv.ifName, { mac: plan.mac, mtu: plan.mtu });
       rec.applied.netdev = { name: inv.ifName, mac: configured.mac.toLowerCase(), mtu: configured.mtu, ifindex: configured.index };
       ipCfg = await addressesFor(plan, ipam);
-      const podLink = configureIps(pod, configured, inv.netns, ipCfg, { duplicateDetection: plan.duplicateDetection });
+      const podLink = await configureIps(pod, configured, inv.netns, ipCfg, { duplicateDetection: plan.duplicateDetection });
       result.interfaces.push({ name: inv.ifName, mac: podLink.mac.toLowerCase(), mtu: podLink.mtu, sandbox: inv.netns, pciID: vf.pciAddr });
     } finally {
       pod.close();

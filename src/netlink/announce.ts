@@ -9,7 +9,8 @@
  */
 import { formatMac, parseIp, parseMac } from './addr';
 import { NetlinkError } from './errors';
-import { isNativeError, native } from '../native';
+import { isNativeError, native, type PacketFrame } from '../native';
+import { withNetns } from '../netns';
 import { CniCode, UnderlayError } from '../errors';
 
 export const ETH_P_ARP = 0x0806;
@@ -137,10 +138,13 @@ export interface ArpProbeOptions {
 }
 
 /**
- * RFC 5227 probe for `ip` on the link: returns the MAC of a host that uses (or is probing for) the
- * address, or null when nobody answered within timeoutMs. Blocks the caller for up to timeoutMs.
+ * RFC 5227 probe for `ip` on the link in `netns` (a path or an open netns fd): resolves with the
+ * MAC of a host that uses (or is probing for) the address, or null when nobody answered within
+ * timeoutMs. The packet socket is opened inside the netns (a synchronous section) and stays bound
+ * to it; the wait then yields to the event loop (a libuv watch on the socket), so a CNI server runs
+ * its other calls meanwhile instead of freezing for the probe's 300 ms.
  */
-export function arpProbe(ifindex: number, ip: string, srcMac: string, timeoutMs: number, opts: ArpProbeOptions = {}): string | null {
+export function arpProbe(netns: string | number, ifindex: number, ip: string, srcMac: string, timeoutMs: number, opts: ArpProbeOptions = {}): Promise<string | null> {
   const a = parseIp(ip);
   if (a.family !== 4) throw new UnderlayError(CniCode.Internal, `ARP probe needs an IPv4 address, got ${ip}`);
   const mine = parseMac(srcMac);
@@ -148,27 +152,73 @@ export function arpProbe(ifindex: number, ip: string, srcMac: string, timeoutMs:
   const probe = encodeArp(ARPOP_REQUEST, mine, Buffer.alloc(4), Buffer.alloc(6), a.bytes);
   const probes = Math.max(1, opts.probes ?? 2);
   const n = native();
-  return withPacketSocket(ifindex, ETH_P_ARP, `ARP probe for ${ip} on ifindex ${ifindex}`, (fd) => {
-    const start = Date.now();
-    let sent = 0;
-    for (;;) {
-      const elapsed = Date.now() - start;
-      if (sent < probes && elapsed >= (sent * timeoutMs) / probes) {
+  const op = `ARP probe for ${ip} on ifindex ${ifindex}`;
+  const wrap = (err: unknown) => (isNativeError(err) ? new NetlinkError(op, err.errno, undefined, { cause: err }) : err);
+  let fd: number;
+  try {
+    fd = withNetns(netns, () => n.packetOpen(ifindex, ETH_P_ARP));
+  } catch (err) {
+    return Promise.reject(wrap(err));
+  }
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const timers: NodeJS.Timeout[] = [];
+    const finish = (err: unknown, mac: string | null = null) => {
+      if (done) return;
+      done = true;
+      for (const t of timers) clearTimeout(t);
+      n.nlUnwatch(fd);
+      n.close(fd);
+      if (err) reject(wrap(err));
+      else resolve(mac);
+    };
+    const send = () => {
+      try {
         n.packetSend(fd, ifindex, BROADCAST, ETH_P_ARP, probe);
-        sent++;
+      } catch (err) {
+        finish(err);
       }
-      const nextProbeAt = sent < probes ? (sent * timeoutMs) / probes : timeoutMs;
-      const wait = Math.max(0, Math.ceil(nextProbeAt - (Date.now() - start)));
-      if (Date.now() - start >= timeoutMs) return null;
-      const frame = n.packetRecv(fd, Math.min(wait, timeoutMs));
-      if (!frame || frame.pktType === PACKET_OUTGOING) continue;
-      const arp = decodeArp(frame.payload);
-      if (!arp || arp.senderMac === myMac) continue;
-      // Someone answering for the address, announcing it, or probing for it too (§2.1.1).
-      const claims = arp.senderIp === ip && (arp.op === ARPOP_REPLY || arp.op === ARPOP_REQUEST);
-      const rivalProbe = arp.op === ARPOP_REQUEST && arp.senderIp === '0.0.0.0' && arp.targetIp === ip;
-      if (claims || rivalProbe) return arp.senderMac;
+    };
+    /** Read what is queued; true when a rival was found (and the probe finished). */
+    const drain = (): boolean => {
+      for (;;) {
+        let frame: PacketFrame | null;
+        try {
+          frame = n.packetRecv(fd, 0);
+        } catch (err) {
+          finish(err);
+          return true;
+        }
+        if (!frame) return false;
+        if (frame.pktType === PACKET_OUTGOING) continue;
+        const arp = decodeArp(frame.payload);
+        if (!arp || arp.senderMac === myMac) continue;
+        // Someone answering for the address, announcing it, or probing for it too (§2.1.1).
+        const claims = arp.senderIp === ip && (arp.op === ARPOP_REPLY || arp.op === ARPOP_REQUEST);
+        const rivalProbe = arp.op === ARPOP_REQUEST && arp.senderIp === '0.0.0.0' && arp.targetIp === ip;
+        if (claims || rivalProbe) {
+          finish(null, arp.senderMac);
+          return true;
+        }
+      }
+    };
+    try {
+      n.nlWatch(fd, (status) => {
+        if (status < 0) finish(new NetlinkError(op, -status));
+        else drain();
+      });
+    } catch (err) {
+      n.close(fd);
+      reject(wrap(err));
+      return;
     }
+    send(); // the first probe at once, the others spread over the timeout
+    for (let i = 1; i < probes; i++) timers.push(setTimeout(send, (i * timeoutMs) / probes));
+    timers.push(
+      setTimeout(() => {
+        if (!drain()) finish(null, null);
+      }, timeoutMs),
+    );
   });
 }
 

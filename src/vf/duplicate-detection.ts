@@ -45,17 +45,12 @@ export class DuplicateAddressError extends UnderlayError {
 
 const bare = (cidr: string) => cidr.split('/')[0] ?? cidr;
 
-/** ARP-probe every IPv4 address before it is configured. */
-export function probeIpv4(link: LinkInfo, netnsPath: string, cidrs: string[]): void {
-  const v4 = cidrs.filter((c) => !c.includes(':'));
-  if (!v4.length) return;
-  withNetns(netnsPath, () => {
-    for (const cidr of v4) {
-      const addr = bare(cidr);
-      const mac = arpProbe(link.index, addr, link.mac, ARP_PROBE_TIMEOUT_MS, { probes: ARP_PROBES });
-      if (mac) throw new DuplicateAddressError(addr, mac, 'RFC 5227 ARP probe');
-    }
-  });
+/** ARP-probe every IPv4 address before it is configured (all at once: each waits without blocking). */
+export async function probeIpv4(link: LinkInfo, netnsPath: string, cidrs: string[]): Promise<void> {
+  const v4 = cidrs.filter((c) => !c.includes(':')).map(bare);
+  const macs = await Promise.all(v4.map((addr) => arpProbe(netnsPath, link.index, addr, link.mac, ARP_PROBE_TIMEOUT_MS, { probes: ARP_PROBES })));
+  const i = macs.findIndex((m) => m !== null);
+  if (i !== -1) throw new DuplicateAddressError(v4[i]!, macs[i]!, 'RFC 5227 ARP probe');
 }
 
 /**

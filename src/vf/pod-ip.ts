@@ -33,7 +33,7 @@ export interface IpOptions {
  * the IPv4 addresses, add them, add IPv6 ones through the kernel's DAD (awaited), then announce each
  * address explicitly (the kernel announces only on the up, which came before the addresses).
  */
-export function configureIps(pod: Rtnl, link: LinkInfo, netnsPath: string, cfg: IpConfig, opts: IpOptions = {}): LinkInfo {
+export async function configureIps(pod: Rtnl, link: LinkInfo, netnsPath: string, cfg: IpConfig, opts: IpOptions = {}): Promise<LinkInfo> {
   withNetns(netnsPath, () => {
     writeSysctl(['net', 'ipv4', 'conf', link.name, 'arp_notify'], 1);
     // IPv6 may be disabled in the pod: then there is no conf dir and nothing to set.
@@ -41,7 +41,7 @@ export function configureIps(pod: Rtnl, link: LinkInfo, netnsPath: string, cfg: 
   });
   if (opts.duplicateDetection && cfg.ips.length) {
     pod.setLink(link.index, { up: true });
-    probeIpv4(link, netnsPath, cfg.ips);
+    await probeIpv4(link, netnsPath, cfg.ips);
     const restore = cfg.ips.some(isV6) ? enableDad(link, netnsPath) : null;
     try {
       for (const cidr of cfg.ips) {

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { announce, arpProbe, Rtnl } from '../../src/netlink';
 import { decodeArp, ETH_P_ARP, ETH_P_IPV6, icmpv6Checksum } from '../../src/netlink/announce';
@@ -117,23 +118,44 @@ describe('announcements', () => {
 });
 
 describe('ARP probe (RFC 5227)', () => {
-  it('detects a peer that owns the address and returns its MAC', () => {
+  it('waits without blocking the event loop: timers run throughout the probe, in the host netns', async () => {
+    // A blocking wait shows as one gap as long as the probe (1 s); yielding ones stay far below.
+    const home = fs.statSync('/proc/thread-self/ns/net').ino;
+    const ticks: Array<{ at: number; home: boolean }> = [];
+    const start = Date.now();
+    const timer = setInterval(() => ticks.push({ at: Date.now(), home: fs.statSync('/proc/thread-self/ns/net').ino === home }), 10);
+    try {
+      expect(await arpProbe(me.path, myIndex, '192.0.2.80', myMac, 1_000)).toBeNull();
+    } finally {
+      clearInterval(timer);
+    }
+    const end = Date.now();
+    const times = [start, ...ticks.map((t) => t.at), end];
+    const maxGap = Math.max(...times.slice(1).map((t, i) => t - times[i]!));
+    expect(maxGap).toBeLessThan(500);
+    expect(ticks.every((t) => t.home)).toBe(true);
+  });
+
+
+  it('detects a peer that owns the address and returns its MAC', async () => {
     ip('-n', peer.name, 'address', 'add', '192.0.2.77/24', 'dev', peerIf);
-    const conflict = withNetns(me.path, () => arpProbe(myIndex, '192.0.2.77', myMac, 3000));
+    const conflict = await arpProbe(me.path, myIndex, '192.0.2.77', myMac, 3000);
     expect(conflict).toBe(peerMac);
   });
 
-  it('returns null when nobody holds the address', () => {
-    const conflict = withNetns(me.path, () => arpProbe(myIndex, '192.0.2.78', myMac, 300));
+  it('returns null when nobody holds the address', async () => {
+    const conflict = await arpProbe(me.path, myIndex, '192.0.2.78', myMac, 300);
     expect(conflict).toBeNull();
   });
 
-  it('the probe itself has sender IP 0.0.0.0 and our MAC', () => {
+  it('the probe itself has sender IP 0.0.0.0 and our MAC', async () => {
+    let probing: Promise<unknown> = Promise.resolve();
     const f = capture(
       ETH_P_ARP,
-      () => withNetns(me.path, () => arpProbe(myIndex, '192.0.2.79', myMac, 200, { probes: 1 })),
+      () => void (probing = arpProbe(me.path, myIndex, '192.0.2.79', myMac, 200, { probes: 1 })), // the first probe goes out at once
       (fr) => decodeArp(fr.payload)?.targetIp === '192.0.2.79',
     );
+    await probing;
     expect(decodeArp(f!.payload)).toEqual({
       op: 1,
       senderMac: myMac,

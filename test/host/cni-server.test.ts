@@ -300,3 +300,28 @@ describe('STATUS readiness through the server', () => {
 it('envBlock frames entries with NUL', () => {
   expect(envBlock({ CNI_A: '1', CNI_B: '2' }).toString('latin1')).toBe('CNI_A=1\0CNI_B=2\0');
 });
+
+describe('metrics', () => {
+  it('per-command latency histograms by result, the in-flight gauge and refusals on the server\'s /metrics', async () => {
+    const port = await new Promise<number>((res) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as net.AddressInfo).port;
+        probe.close(() => res(p));
+      });
+    });
+    const s = await startServerProcess(path.join(tmp, 'metrics', 'cni.sock'), ['--cni-metrics-address', `127.0.0.1:${port}`]);
+    try {
+      for (let i = 0; i < 3; i++) expect(parseReply((await rawExchange(s.socketPath, [version()])).bytes).exitCode).toBe(0);
+      const bad = await serverCall(s.socketPath, 'ADD', netconf(1, { mtu: 'big' }), { containerId: 'c-m', netns: '/nonexistent', ifName: 'net1' });
+      expect(bad.json).toMatchObject({ code: 7 });
+      await rawExchange(s.socketPath, [Buffer.from('nonsense\n')]);
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(text).toMatch(/^sriov_underlay_cni_server_command_seconds_count\{command="VERSION",result="ok"\} 3$/m);
+      expect(text).toMatch(/^sriov_underlay_cni_server_command_seconds_count\{command="ADD",result="error-7"\} 1$/m);
+      expect(text).toMatch(/^sriov_underlay_cni_server_in_flight 0$/m);
+      expect(text).toMatch(/^sriov_underlay_cni_server_refused_total\{reason="bad-request"\} 1$/m);
+    } finally {
+      await s.stop();
+    }
+  });
+});
