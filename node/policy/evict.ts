@@ -47,6 +47,10 @@ export interface EvictorOptions {
   maxBackoffMs?: number;
 }
 
+/** What of an API server's text goes into a condition (it ends up in the SriovNodeState). */
+const MAX_QUOTE = 512;
+const quote = (t: string) => (t.length > MAX_QUOTE ? `${t.slice(0, MAX_QUOTE)}...` : t);
+
 /** Most pods a node lists for this (kubelet's default maximum is 110). */
 const POD_LIST_LIMIT = 1000;
 
@@ -62,8 +66,8 @@ const podName = (p: k8s.V1Pod) => `${p.metadata?.namespace ?? ''}/${p.metadata?.
 function pdbOf(f: ReturnType<typeof kubeFailure>, body: unknown): { name: string | null; cause: string } {
   const causes = (body as { details?: { causes?: Array<{ reason?: string; message?: string }> } } | null)?.details?.causes ?? [];
   const cause = causes.find((c) => c.reason === 'DisruptionBudget')?.message ?? f.message;
-  const m = /^The disruption budget (\S+) /.exec(cause);
-  return { name: m ? m[1]! : null, cause };
+  const m = /^The disruption budget ([a-z0-9.-]{1,253}) /.exec(cause);
+  return { name: m ? m[1]! : null, cause: quote(cause) };
 }
 
 function bodyOf(err: unknown): unknown {
@@ -111,7 +115,7 @@ export class Evictor {
     try {
       state = await lease.hold();
     } catch (e) {
-      const msg = `cannot take ${lease.label}: ${kubeFailure(e).message}`;
+      const msg = `cannot take ${lease.label}: ${quote(kubeFailure(e).message)}`;
       for (const n of needs) outcomes.set(n.pf, { reason: 'WaitingForLease', message: msg });
       return { outcomes, events };
     }
@@ -127,7 +131,7 @@ export class Evictor {
     try {
       onNode = (await this.o.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${this.o.nodeName}`, limit: POD_LIST_LIMIT })).items;
     } catch (e) {
-      const msg = `cannot list the pods of node ${this.o.nodeName}: ${kubeFailure(e).message}`;
+      const msg = `cannot list the pods of node ${this.o.nodeName}: ${quote(kubeFailure(e).message)}`;
       for (const n of needs) outcomes.set(n.pf, { reason: 'EvictionFailed', message: msg });
       return { outcomes, events };
     }
@@ -183,7 +187,7 @@ export class Evictor {
         const pdb = pdbOf(f, bodyOf(e));
         outcome = { reason: 'BlockedByPDB', message: `eviction of ${who} blocked by PDB ${pdb.name ? `${pod.metadata?.namespace}/${pdb.name}` : '(unnamed)'}: ${pdb.cause}; retrying with backoff` };
       } else {
-        outcome = { reason: 'EvictionFailed', message: `eviction of ${who} failed: ${f.code ? `HTTP ${f.code} ` : ''}${f.message}; retrying with backoff` };
+        outcome = { reason: 'EvictionFailed', message: `eviction of ${who} failed: ${f.code ? `HTTP ${f.code} ` : ''}${quote(f.message)}; retrying with backoff` };
       }
       if (prev?.outcome.message !== outcome.message) {
         this.o.log.warn({ pod: podName(pod), pf: n.pf, code: f.code, retryInMs: delay }, outcome.message);

@@ -26,6 +26,14 @@ export interface LeaseOptions {
   now?: () => number;
 }
 
+/**
+ * What another holder's leaseDurationSeconds may make this node wait, at most: a Lease written with
+ * a huge duration (by hand, or by a broken client) must not stop every node's evictions for good.
+ */
+export const MAX_FOREIGN_LEASE_SECONDS = 600;
+/** A holder identity is a node name (at most 253 characters); longer is cut in messages. */
+const MAX_HOLDER_TEXT = 253;
+
 export type LeaseState = { held: true } | { held: false; holder: string };
 
 export class NodeLease {
@@ -73,10 +81,11 @@ export class NodeLease {
     }
     const rv = cur.metadata?.resourceVersion ?? '';
     if (this.seen?.rv !== rv) this.seen = { rv, at: now };
-    const holder = cur.spec?.holderIdentity ?? '';
-    const duration = (cur.spec?.leaseDurationSeconds ?? durationS) * 1000;
+    const holder = typeof cur.spec?.holderIdentity === 'string' ? cur.spec.holderIdentity : '';
+    const theirs = cur.spec?.leaseDurationSeconds;
+    const duration = Math.min(Math.max(typeof theirs === 'number' && theirs > 0 ? theirs : durationS, 1), MAX_FOREIGN_LEASE_SECONDS) * 1000;
     const mine = holder === me;
-    if (!mine && holder !== '' && now - this.seen.at <= duration) return this.setHeld(false, holder);
+    if (!mine && holder !== '' && now - this.seen.at <= duration) return this.setHeld(false, holder.slice(0, MAX_HOLDER_TEXT));
     const spec: k8s.V1LeaseSpec = { ...cur.spec, holderIdentity: me, leaseDurationSeconds: durationS, renewTime: stamp };
     if (!mine) Object.assign(spec, { acquireTime: stamp, leaseTransitions: (cur.spec?.leaseTransitions ?? 0) + 1 });
     try {
@@ -93,7 +102,7 @@ export class NodeLease {
   private async winner(): Promise<string> {
     const now = await this.read().catch(() => null);
     const holder = now?.spec?.holderIdentity;
-    return holder && holder !== this.o.holder ? holder : 'another node';
+    return typeof holder === 'string' && holder && holder !== this.o.holder ? holder.slice(0, MAX_HOLDER_TEXT) : 'another node';
   }
 
   /** Give the Lease up (holder cleared), if this node holds it; a no-op otherwise. */
