@@ -45,7 +45,11 @@ fi
 #    lock file on every install). SRIOV_DEMO_NO_NPM_CI=1 refuses instead (the host test runs this
 #    script from inside vitest, whose node_modules npm ci would delete under it).
 stamp=node_modules/.package-lock.json
-if [[ ! -f $stamp || package-lock.json -nt $stamp ]]; then
+if [[ -L node_modules ]]; then
+  # A link to another checkout's node_modules (parallel worktrees): npm ci here would empty it under
+  # every checkout that shares it, and a rebase alone makes the lock file look newer. Leave it.
+  [[ -f $stamp && ! package-lock.json -nt $stamp ]] || echo "demo: node_modules is a link to $(readlink node_modules); not running npm ci through it" >&2
+elif [[ ! -f $stamp || package-lock.json -nt $stamp ]]; then
   if [[ -n ${SRIOV_DEMO_NO_NPM_CI:-} ]]; then
     echo "demo: node_modules is missing or older than package-lock.json: run npm ci" >&2
     exit 2

@@ -4,11 +4,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { EVICT_LEASE_NAME } from '../../node/policy/lease';
 import { netconfSchema } from '../../src/schemas/netconf';
 import { describeIssues } from '../../src/schemas/format';
+import { parseFlags } from '../../node/flags';
 
 const DEPLOY = path.resolve(__dirname, '../../deploy');
 
@@ -201,6 +202,21 @@ describe('deploy/ manifests', () => {
     const c = container('cni-server');
     expect(JSON.stringify(c.env ?? [])).not.toMatch(/secret|token/i);
     expect((c.args ?? []).some((a) => a.startsWith('--kubeconfig'))).toBe(false);
+  });
+
+  it('every daemon container\'s args are flags the daemon accepts, each running its own components', () => {
+    // The containers that need it get NODE_NAME from the downward API.
+    vi.stubEnv('NODE_NAME', 'node-a');
+    const want: Record<string, string[]> = { node: ['device-plugin', 'agent'], 'node-policy': ['node-policy'], 'cni-server': ['cni-server'] };
+    for (const [name, components] of Object.entries(want)) {
+      const flags = parseFlags(container(name).args ?? []);
+      expect([...flags.components].sort(), name).toEqual([...components].sort());
+    }
+    expect(parseFlags(container('node-policy').args ?? [])['cni-state-dir']).toBe('/var/lib/cni/sriov-underlay');
+    expect(parseFlags(container('cni-server').args ?? [])['cni-socket']).toBe('/run/sriov-underlay/cni/cni.sock');
+    // The check can fail: a flag the daemon does not know is refused.
+    expect(() => parseFlags(['--components=cni-server', '--no-such-flag'])).toThrow();
+    vi.unstubAllEnvs();
   });
 
   it('RBAC never lets the node daemon write ConfigMaps or Pods', () => {
