@@ -28,7 +28,7 @@ export const FLAG_DEFAULTS = {
   'cni-state-dir': '/var/lib/cni/sriov-underlay',
   'cni-socket': '/run/sriov-underlay/cni/cni.sock',
   'cni-metrics-address': ':9411',
-  'cni-command-deadline-ms': '100000',
+  'cni-command-deadline-ms': '90000',
 } as const;
 
 export const USAGE = `Usage: sriov-underlay-node [flags]

@@ -23,8 +23,8 @@ import { BadRequest, errorReply, GREETING, MAX_HEADER_BYTES, MAX_STDOUT_BYTES, p
 
 /** From accept to the last request byte: the shim sends everything at once (≤ 1 MiB + 64 KiB). */
 export const READ_TIMEOUT_MS = 5_000;
-/** Above the CNI's own bounds (VF lock 20 s, agent 10 s, IPAM 60 s), below kubelet's CRI timeout (2 min). */
-export const COMMAND_DEADLINE_MS = 100_000;
+/** Above the CNI's own bounds (VF lock 20 s, agent 10 s, IPAM 60 s), below the shim's reply bound (100 s, docs/cni-server-protocol.md) and kubelet's CRI timeout (2 min). */
+export const COMMAND_DEADLINE_MS = 90_000;
 /** How long a stop waits for calls in flight. */
 export const STOP_GRACE_MS = 30_000;
 /** More concurrent connections are closed at accept: the shim sees no greeting and falls back. */
