@@ -331,7 +331,7 @@ export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promis
       // The demo keeps the CNI's state, log and queue (and on the host its sysfs tree) in its work
       // dir: the runtime's environment is where a node allows such paths (docs/cni.md).
       SRIOV_UNDERLAY_PATH_PREFIXES: p.workDir,
-      // Where the shim finds the CNI server (a node's default is /run/sriov-underlay/cni/cni.sock).
+      // Where the shim finds the CNI server (a node's default is /run/sriov-underlay-cni/cni.sock).
       SRIOV_UNDERLAY_CNI_SOCKET: cniSocket,
     };
     const run: PodRun = { name, uid, netns, containerId, resource, deviceID, podUidAtKubelet: podUid, registered: reg, netconf, env, result: {}, added: false };

@@ -26,7 +26,7 @@ export const FLAG_DEFAULTS = {
   'node-policy-configmap': 'sriov-underlay/node-policy',
   'node-policy-interval-ms': '2000',
   'cni-state-dir': '/var/lib/cni/sriov-underlay',
-  'cni-socket': '/run/sriov-underlay/cni/cni.sock',
+  'cni-socket': '/run/sriov-underlay-cni/cni.sock',
   'cni-metrics-address': ':9411',
   'cni-command-deadline-ms': '90000',
 } as const;

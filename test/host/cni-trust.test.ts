@@ -162,9 +162,9 @@ describe('a capability-less uid 0 process with the node daemon\'s mounts', () =>
 });
 
 describe('the other containers of the DaemonSet against the CNI server\'s socket and the CNI\'s state', () => {
-  it('the node container (its /run/sriov-underlay holds the socket dir on the host) neither reaches nor replaces the socket', async () => {
+  it('the node container (it mounts /run/sriov-underlay writable) neither reaches nor replaces the server\'s socket in /run/sriov-underlay-cni', async () => {
     const mounts = daemonSetMounts();
-    const sockDir = path.join(hostRoot, 'run/sriov-underlay/cni');
+    const sockDir = path.join(hostRoot, 'run/sriov-underlay-cni');
     fs.mkdirSync(sockDir, { recursive: true, mode: 0o700 });
     const server = net.createServer((c) => c.end('SRIOV-UNDERLAY-CNI/1\n'));
     await new Promise<void>((resolve) => server.listen(path.join(sockDir, 'cni.sock'), resolve));
@@ -174,11 +174,12 @@ describe('the other containers of the DaemonSet against the CNI server\'s socket
         mounts,
         `
         echo "uid=$(id -u) $(grep CapEff /proc/self/status)"
-        ls -A /run/sriov-underlay/cni | sed 's/^/seen: /'
-        touch /run/sriov-underlay/cni/planted 2>/dev/null && echo "planted in the socket dir"
-        mv /run/sriov-underlay/cni /run/sriov-underlay/moved 2>/dev/null && echo "moved the socket dir"
-        rmdir /run/sriov-underlay/cni 2>/dev/null && echo "removed the socket dir"
-        umount /run/sriov-underlay/cni 2>/dev/null && echo "unmounted the mask"
+        ls -A /run/sriov-underlay-cni 2>/dev/null | sed 's/^/seen: /'
+        touch /run/sriov-underlay-cni/planted 2>/dev/null && echo "planted in the socket dir"
+        mv /run/sriov-underlay-cni /run/sriov-underlay/moved 2>/dev/null && echo "moved the socket dir"
+        rmdir /run/sriov-underlay-cni 2>/dev/null && echo "removed the socket dir"
+        # Where the socket lived before it moved out of the daemon's dir: nothing to take over.
+        ls -A /run/sriov-underlay/cni 2>/dev/null | sed 's/^/seen: /'
         # Next to it, what the daemon may do: its own files in /run/sriov-underlay.
         touch /run/sriov-underlay/agent-side && echo "wrote its own dir"
         true

@@ -9,9 +9,10 @@ import { parseAllDocuments } from 'yaml';
 import { EVICT_LEASE_NAME } from '../../node/policy/lease';
 import { netconfSchema } from '../../src/schemas/netconf';
 import { describeIssues } from '../../src/schemas/format';
-import { parseFlags } from '../../node/flags';
+import { FLAG_DEFAULTS, parseFlags } from '../../node/flags';
 
 const DEPLOY = path.resolve(__dirname, '../../deploy');
+const REPO = path.resolve(__dirname, '../..');
 
 interface Mount {
   name: string;
@@ -159,7 +160,7 @@ describe('deploy/ manifests', () => {
     const m = (path: string) => c.volumeMounts.find((v) => v.mountPath === path);
     expect(m('/var/run/netns')).toMatchObject({ mountPropagation: 'HostToContainer' });
     expect(m('/opt/cni/bin')).toMatchObject({ readOnly: true });
-    for (const p of ['/run/sriov-underlay/cni', '/var/lib/cni/sriov-underlay', '/var/lib/sriov-underlay/release-queue', '/var/log/sriov-underlay']) {
+    for (const p of ['/run/sriov-underlay-cni', '/var/lib/cni/sriov-underlay', '/var/lib/sriov-underlay/release-queue', '/var/log/sriov-underlay']) {
       expect(writableHostPath(pod(), c, hostPathOf(p)), p).toBe(true);
     }
     expect(visibleHostPath(pod(), c, '/run/sriov-underlay/agent.sock')).toBe('/run/sriov-underlay/agent.sock');
@@ -170,19 +171,29 @@ describe('deploy/ manifests', () => {
     for (const c of [...p.containers, ...(p.initContainers ?? [])]) {
       const server = c.name === 'cni-server';
       for (const h of ['/var/lib/cni/sriov-underlay', '/var/lib/cni/sriov-underlay/ipam-pending/x.json']) expect(writableHostPath(p, c, h), `${c.name} ${h}`).toBe(server);
-      for (const h of ['/run/sriov-underlay/cni', '/run/sriov-underlay/cni/cni.sock']) expect(visibleHostPath(p, c, h) !== null, `${c.name} ${h}`).toBe(server);
+      for (const h of ['/run/sriov-underlay-cni', '/run/sriov-underlay-cni/cni.sock']) expect(visibleHostPath(p, c, h) !== null, `${c.name} ${h}`).toBe(server);
     }
     // The node policy reads the state dir, read-only, where its flag says.
     expect(visibleHostPath(p, container('node-policy'), '/var/lib/cni/sriov-underlay')).toBe('/var/lib/cni/sriov-underlay');
     expect(container('node-policy').args).toContain('--cni-state-dir=/var/lib/cni/sriov-underlay');
   });
 
-  it('the model of mounts above can fail: without the mask, the node container reaches the socket dir', () => {
+  it('the model of mounts above can fail: a node container that mounts the host\'s /run reaches the socket dir', () => {
     const p = structuredClone(pod());
     const node = p.containers.find((c) => c.name === 'node')!;
-    node.volumeMounts = node.volumeMounts.filter((v) => v.mountPath !== '/run/sriov-underlay/cni');
-    expect(visibleHostPath(p, node, '/run/sriov-underlay/cni/cni.sock')).toBe('/run/sriov-underlay/cni/cni.sock');
-    expect(writableHostPath(p, node, '/run/sriov-underlay/cni/cni.sock')).toBe(true);
+    p.volumes.push({ name: 'host-run', hostPath: { path: '/run' } } as (typeof p.volumes)[number]);
+    node.volumeMounts.push({ name: 'host-run', mountPath: '/host/run' });
+    expect(visibleHostPath(p, node, '/run/sriov-underlay-cni/cni.sock')).toBe('/host/run/sriov-underlay-cni/cni.sock');
+    expect(writableHostPath(p, node, '/run/sriov-underlay-cni/cni.sock')).toBe(true);
+  });
+
+  it('the shim, the daemon\'s flag and the DaemonSet name one socket', () => {
+    const shim = /#define DEFAULT_SOCKET "([^"]+)"/.exec(fs.readFileSync(path.join(REPO, 'native/cni-shim.c'), 'utf8'))?.[1];
+    expect(shim).toBe('/run/sriov-underlay-cni/cni.sock');
+    expect(FLAG_DEFAULTS['cni-socket']).toBe(shim);
+    expect(parseFlags(container('cni-server').args ?? [])['cni-socket']).toBe(shim);
+    // Outside /run/sriov-underlay, which the node container mounts writable.
+    expect(visibleHostPath(pod(), container('node'), shim!)).toBeNull();
   });
 
   it('no service account token in cni-server or install-cni; node and node-policy get it from a projected volume', () => {
@@ -213,7 +224,7 @@ describe('deploy/ manifests', () => {
       expect([...flags.components].sort(), name).toEqual([...components].sort());
     }
     expect(parseFlags(container('node-policy').args ?? [])['cni-state-dir']).toBe('/var/lib/cni/sriov-underlay');
-    expect(parseFlags(container('cni-server').args ?? [])['cni-socket']).toBe('/run/sriov-underlay/cni/cni.sock');
+    expect(parseFlags(container('cni-server').args ?? [])['cni-socket']).toBe('/run/sriov-underlay-cni/cni.sock');
     // The check can fail: a flag the daemon does not know is refused.
     expect(() => parseFlags(['--components=cni-server', '--no-such-flag'])).toThrow();
     vi.unstubAllEnvs();
