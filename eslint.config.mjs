@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'native/build/**', 'node_modules/**', 'test/vm/cache/**', '.vm/**'] },
+  { ignores: ['dist/**', 'native/build/**', 'node_modules/**', 'test/vm/cache/**', '.vm/**', '.cache/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

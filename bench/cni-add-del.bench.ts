@@ -25,7 +25,7 @@ const ROUTE = { dst: '10.232.0.0/16', gw: '10.231.0.1' };
 const IPAM = { type: 'static', addresses: [{ address: ADDRESS }], routes: [ROUTE] };
 
 const REPO = path.resolve(__dirname, '..', '..');
-const OUR_BINARY = path.join(REPO, 'dist', 'bin', 'sriov-underlay');
+const OUR_BINARY = path.join(REPO, 'dist', 'bin', 'sriov-underlay-cni');
 const REFERENCE_BINARY = path.join(DEBIAN_CNI_PATH, 'host-device');
 
 interface Half {

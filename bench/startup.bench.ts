@@ -13,7 +13,7 @@ import { summarize } from './lib/stats';
 const ITERATIONS = 40;
 const RSS_RUNS = 3;
 const REPO = path.resolve(__dirname, '..', '..');
-const OUR_BINARY = path.join(REPO, 'dist', 'bin', 'sriov-underlay');
+const OUR_BINARY = path.join(REPO, 'dist', 'bin', 'sriov-underlay-cni');
 const BARE_NODE = path.join(REPO, 'dist', '.build', 'node-stripped');
 
 interface Subject {

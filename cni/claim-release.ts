@@ -17,6 +17,7 @@ import type { Logger } from '../src/log';
 import { CLAIM_RELEASE_MAX_BYTES, claimReleaseSchema, LEGACY_CLAIM_RELEASE_DIR, type ClaimRelease } from '../src/schemas/claim-release';
 import { fsyncDir } from '../src/state/atomic-file';
 import { readJsonFile } from '../src/state/bounded-file';
+import { isTooNew, THIS_RELEASE } from '../src/state/formats';
 import type { NetConf } from '../src/schemas/netconf';
 import type { Ctx } from './context';
 import type { Invocation } from './skel';
@@ -43,7 +44,7 @@ export function writeReleaseNote(queueDir: string, note: ClaimRelease): string {
   const tmp = path.join(queueDir, `.${name}.tmp`);
   const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   try {
-    fs.writeSync(fd, `${JSON.stringify(note)}\n`);
+    fs.writeSync(fd, `${JSON.stringify({ ...note, v: 1, writtenBy: THIS_RELEASE })}\n`);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -94,8 +95,12 @@ export function migrateLegacyClaimReleases(stateDir: string, queueDir: string, l
     const file = path.join(old, n);
     let note: ClaimRelease | undefined;
     try {
-      note = readJsonFile(file, claimReleaseSchema, CLAIM_RELEASE_MAX_BYTES, 'claim release note of the previous release');
+      note = readJsonFile(file, claimReleaseSchema, CLAIM_RELEASE_MAX_BYTES, 'claim release note of the previous release', 'claim-release');
     } catch (e) {
+      if (isTooNew(e)) {
+        log.error({ file, details: e.details }, e.message);
+        continue;
+      }
       log.error({ file, err: (e as Error).message }, 'claim release note of the previous release is invalid; set aside as .invalid');
       fs.renameSync(file, `${file}.invalid`);
       continue;

@@ -2,12 +2,14 @@
  * Releasing delegated IPAM must not make DEL fail when the IPAM backend is down, and must not leak
  * either: a failed release is queued durably in the CNI's private state dir and retried by later
  * DEL and GC calls. A queued entry is executed only after src/schemas/ipam-pending.ts accepts it;
- * one that does not is set aside (renamed *.bad-<ms>), reported, and never run.
+ * one that does not is set aside (moved to ipam-pending.set-aside/*.bad-<ms>), reported, and never
+ * run. One of a newer release's format is reported and left where it is, never run or replaced.
  */
 import * as path from 'node:path';
 import type { Logger } from '../src/log';
-import { IPAM_PENDING_DIR, IPAM_PENDING_MAX_BYTES, ipamPendingSchema, pendingEnv, type IpamPending } from '../src/schemas/ipam-pending';
-import { readJsonFile } from '../src/state/bounded-file';
+import { IPAM_PENDING_DIR, IPAM_PENDING_MAX_BYTES, IPAM_PENDING_SET_ASIDE_DIR, ipamPendingSchema, pendingEnv, type IpamPending } from '../src/schemas/ipam-pending';
+import { readJsonFile, refuseToReplaceNewer } from '../src/state/bounded-file';
+import { isTooNew, THIS_RELEASE } from '../src/state/formats';
 import { listEntries, removeFileDurable, setAside, writeFileDurable } from '../src/state/atomic-file';
 import { execIpam } from './ipam';
 import type { Invocation } from './skel';
@@ -57,23 +59,31 @@ export async function releaseIpam(
 export function queueIpamRelease(stateDir: string, inv: Invocation, ipamType: string, stdin: Buffer, env: Record<string, string> = envFor(inv)): string {
   const id = `${env.CNI_CONTAINERID ?? 'unknown'}_${env.CNI_IFNAME ?? ''}`;
   const file = path.join(pendingDir(stateDir), `${id}.json`);
-  const entry: IpamPending = { type: ipamType, stdin: stdin.toString('utf8'), env: {} };
+  const entry: IpamPending = { v: 1, writtenBy: THIS_RELEASE, type: ipamType, stdin: stdin.toString('utf8'), env: {} };
   for (const k of ATTACHMENT_ENV) if (env[k] !== undefined) entry.env[k] = env[k];
+  refuseToReplaceNewer(file, 'ipam-pending', IPAM_PENDING_MAX_BYTES);
   writeFileDurable(file, JSON.stringify(entry));
   return file;
 }
 
 /**
  * A queued entry through its schema, or undefined when it is gone. One that fails (damaged by a
- * crash, from an older release, or planted) is set aside (`*.bad-<ms>`), reported in `invalid`, and
- * never run: one bad file must not block DEL and GC on the whole node.
+ * crash, or planted) is set aside (`ipam-pending.set-aside/*.bad-<ms>`), reported in `invalid`, and
+ * never run: one bad file must not block DEL and GC on the whole node. One of a newer format is
+ * reported in `invalid` and left in place for the release that wrote it.
  */
 function loadPending(file: string, log: Logger, invalid: string[]): IpamPending | undefined {
   try {
-    return readJsonFile(file, ipamPendingSchema, IPAM_PENDING_MAX_BYTES, 'queued IPAM release');
+    return readJsonFile(file, ipamPendingSchema, IPAM_PENDING_MAX_BYTES, 'queued IPAM release', 'ipam-pending');
   } catch (e) {
-    const aside = setAside(file);
-    const msg = `${(e as Error).message} (set aside as ${aside ? path.basename(aside) : 'nothing: the rename failed'}, not run; that address may need a manual release)`;
+    if (isTooNew(e)) {
+      invalid.push(e.message);
+      log.error({ file, details: e.details }, e.message);
+      return undefined;
+    }
+    const aside = setAside(file, Date.now(), path.join(path.dirname(path.dirname(file)), IPAM_PENDING_SET_ASIDE_DIR));
+    const where = aside ? path.relative(path.dirname(path.dirname(file)), aside) : 'nothing: the rename failed';
+    const msg = `${(e as Error).message} (set aside as ${where}, not run; that address may need a manual release)`;
     invalid.push(msg);
     log.error({ file }, msg);
     return undefined;

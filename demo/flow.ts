@@ -181,7 +181,7 @@ function servedBy(logFile: string, containerId: string, cmd: string, seen: strin
 }
 
 export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promise<DemoSummary> {
-  const cniBin = path.join(p.repo, 'dist/bin/sriov-underlay');
+  const cniBin = path.join(p.repo, 'dist/bin/sriov-underlay-cni');
   const nodeBin = path.join(p.repo, 'dist/bin/sriov-underlay-node');
   for (const b of [cniBin, nodeBin]) if (!fs.existsSync(b)) throw new Error(`${b} is missing: run \`npm run build\``);
   for (const n of p.notes) out(`note: ${n}`);

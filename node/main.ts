@@ -1,7 +1,7 @@
 /**
- * Entry of the node daemon executable (dist/bin/sriov-underlay-node). Each component is started
- * on its own according to --components: the device plugin, the node agent, the node policy and the
- * CNI server. Together, the agent
+ * The node daemon (process entry node/entry.ts; in the one executable dist/bin/sriov-underlay-node,
+ * see exe/main.ts). Each component is started on its own according to --components: the device
+ * plugin, the node agent, the node policy and the CNI server. Together, the agent
  * publishes the device plugin's pool counts as this node's SriovNodeState.
  *
  * Each component's modules are loaded only when it starts (dynamic import, which esbuild turns into
@@ -159,14 +159,4 @@ export async function main(argv: string[]): Promise<number> {
   log.info('stopping');
   await Promise.all(components.map((c) => c.stop()));
   return 0;
-}
-
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      process.stderr.write(`sriov-underlay-node: ${(e as Error).stack ?? String(e)}\n`);
-      process.exit(1);
-    },
-  );
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * Builds each program into one self-contained executable (see docs/packaging.md):
+ * Builds the node daemon, the CLI and the standalone CNI into one self-contained executable, with
+ * the other names as links to it (see docs/packaging.md):
  *   esbuild bundle (cjs, node20) → Node single-executable blob (code cache + the native addon as an
  *   asset) → postject into a stripped copy of the running node binary → program headers placed
  *   where older kernels look for them (elf-phdr.mjs).
@@ -16,6 +17,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as vm from 'node:vm';
 import { placePhdrForEveryLoader } from './elf-phdr.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,19 +29,33 @@ const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 /** Any change to this script (steps, options, asset name) or its ELF step invalidates every stamp. */
 const SELF = Buffer.concat([fileURLToPath(import.meta.url), fileURLToPath(new URL('./elf-phdr.mjs', import.meta.url))].map((f) => fs.readFileSync(f)));
 
-/** testOnly targets are built only when --only names them. */
+/**
+ * testOnly targets are built only when --only names them. links: names in the same directory that
+ * are symbolic links to the target (exe/programs.ts dispatches on the name it was invoked as);
+ * `--only` accepts them as aliases of their target.
+ */
 const TARGETS = [
   // No V8 startup snapshot for any target: a snapshot carries V8's flag hash, which includes the
   // build CPU's features, and node exits 14 on any other CPU. The code cache is checked the same
   // way but rejected gracefully (the bundle is then compiled lazily), so it is what ships.
   // The CNI kubelet executes is the C shim (native/cni-shim.c, docs/cni-server-protocol.md); it
   // forwards to the node daemon's CNI server, and execs the standalone CNI beside it when the server
-  // cannot take the call, so building the shim builds that too.
-  { name: 'sriov-underlay', shim: 'native/cni-shim.c', out: 'dist/bin/sriov-underlay', with: ['sriov-underlay-cni'] },
-  { name: 'sriov-underlay-cni', entry: 'cni/entry.ts', out: 'dist/bin/sriov-underlay-cni' },
-  { name: 'sriov-underlay-node', entry: 'node/main.ts', out: 'dist/bin/sriov-underlay-node' },
-  { name: 'kubectl-sriov', entry: 'cli/main.ts', out: 'dist/bin/kubectl-sriov' },
+  // cannot take the call, so building the shim builds that too (the one executable's link).
+  { name: 'sriov-underlay', shim: 'native/cni-shim.c', out: 'dist/bin/sriov-underlay', with: ['sriov-underlay-node'] },
+  // One executable for the node daemon, the CLI and the standalone CNI (docs/packaging.md).
+  // Its main script is the dispatcher with the standalone CNI; the daemon and the CLI are bundles
+  // carried as assets with a code cache each (exe/program-asset.ts says why).
+  {
+    name: 'sriov-underlay-node',
+    entry: 'exe/main.ts',
+    out: 'dist/bin/sriov-underlay-node',
+    links: ['kubectl-sriov', 'sriov-underlay-cni'],
+    programs: { daemon: 'node/entry.ts', cli: 'cli/main.ts' },
+  },
   { name: 'sea-probe', entry: 'test/fixtures/sea-probe.ts', out: 'dist/test/sea-probe', testOnly: true },
+  // The standalone CNI built on its own, as releases before the one executable shipped it: the
+  // reference of bench/one-executable.bench.ts.
+  { name: 'cni-alone', entry: 'cni/entry.ts', out: 'dist/test/cni-alone', testOnly: true },
 ];
 
 class BuildError extends Error {}
@@ -65,13 +81,40 @@ function parseArgs(argv) {
 
 function selectTargets(only) {
   if (only.length === 0) return TARGETS.filter((t) => !t.testOnly);
-  const known = new Set(TARGETS.map((t) => t.name));
-  const unknown = only.filter((n) => !known.has(n));
+  const owner = (n) => TARGETS.find((t) => t.name === n || t.links?.includes(n));
+  const unknown = only.filter((n) => !owner(n));
   if (unknown.length) {
-    throw new BuildError(`unknown target ${unknown.join(', ')}; targets: ${[...known].join(', ')}`);
+    const known = TARGETS.flatMap((t) => [t.name, ...(t.links ?? [])]);
+    throw new BuildError(`unknown target ${unknown.join(', ')}; targets: ${known.join(', ')}`);
   }
-  const names = new Set(only.flatMap((n) => [n, ...(TARGETS.find((t) => t.name === n)?.with ?? [])]));
-  return TARGETS.filter((t) => names.has(t.name));
+  // Building the shim builds the executable it falls back to.
+  const wanted = new Set(only.map(owner));
+  for (const t of [...wanted]) for (const w of t.with ?? []) wanted.add(owner(w));
+  return TARGETS.filter((t) => wanted.has(t));
+}
+
+/**
+ * Each link is a relative symbolic link to the target in the same directory, made under a temp
+ * name and renamed over whatever is there (an executable an older build left under that name is
+ * replaced, never written through).
+ */
+function placeLinks(target) {
+  const out = path.join(ROOT, target.out);
+  for (const name of target.links ?? []) {
+    const link = path.join(path.dirname(out), name);
+    const want = path.basename(out);
+    let have = null;
+    try {
+      have = fs.readlinkSync(link);
+    } catch {
+      // absent, or not a link
+    }
+    if (have === want) continue;
+    const tmp = `${link}.${process.pid}.tmp`;
+    fs.rmSync(tmp, { force: true });
+    fs.symlinkSync(want, tmp);
+    fs.renameSync(tmp, link);
+  }
 }
 
 /**
@@ -265,12 +308,39 @@ async function bundle(esbuild, target) {
   return { path: file.path, contents: Buffer.from(file.contents) };
 }
 
+/** Kept identical to exe/program-asset.ts: a code cache is only valid for the exact source. */
+const PROGRAM_WRAPPER = ['(function (exports, require, module, __filename, __dirname) {', '\n})'];
+
+/**
+ * The programs a target carries as assets: each bundle and its V8 code cache, made by this very
+ * node (the blob only runs inside it), compiled the way exe/program-asset.ts compiles it.
+ */
+async function programAssets(esbuild, target) {
+  const assets = {};
+  for (const [name, entry] of Object.entries(target.programs ?? {})) {
+    const b = await bundle(esbuild, { name: `${target.name}.${name}`, entry });
+    const file = `${name}.cjs`;
+    const script = new vm.Script(PROGRAM_WRAPPER[0] + b.contents.toString('utf8') + PROGRAM_WRAPPER[1], { filename: file });
+    assets[file] = b.contents;
+    assets[`${file}.cache`] = script.createCachedData();
+  }
+  return assets;
+}
+
 async function buildTarget(esbuild, inject, target, addonBytes) {
   const bundled = await bundle(esbuild, target);
+  const programs = await programAssets(esbuild, target);
   const out = path.join(ROOT, target.out);
   const stampFile = path.join(WORK, `${target.name}.stamp`);
   const stamp = sha256(
-    JSON.stringify({ script: sha256(SELF), bundle: sha256(bundled.contents), addon: sha256(addonBytes), node: nodeIdentity() }),
+    JSON.stringify({
+      script: sha256(SELF),
+      bundle: sha256(bundled.contents),
+      // The bundles only: a code cache's bytes may differ from one run to the next.
+      programs: Object.entries(programs).filter(([k]) => k.endsWith('.cjs')).map(([k, v]) => [k, sha256(v)]),
+      addon: sha256(addonBytes),
+      node: nodeIdentity(),
+    }),
   );
   const outStat = fs.statSync(out, { throwIfNoEntry: false });
   let prev = null;
@@ -287,6 +357,11 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
   if (!fs.existsSync(bundled.path) || !fs.readFileSync(bundled.path).equals(bundled.contents)) {
     fs.writeFileSync(bundled.path, bundled.contents);
   }
+  const assetFiles = {};
+  for (const [k, v] of Object.entries(programs)) {
+    assetFiles[k] = path.join(WORK, `${target.name}.${k}`);
+    fs.writeFileSync(assetFiles[k], v);
+  }
   const blob = path.join(WORK, `${target.name}.blob`);
   const seaConfig = path.join(WORK, `${target.name}.sea-config.json`);
   fs.writeFileSync(
@@ -299,7 +374,7 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
         output: blob,
         useCodeCache: true,
         disableExperimentalSEAWarning: true,
-        assets: { [ADDON_ASSET]: ADDON },
+        assets: { [ADDON_ASSET]: ADDON, ...assetFiles },
       },
       null,
       2,
@@ -329,7 +404,7 @@ async function main() {
   if (args.help) {
     process.stdout.write(
       `usage: node scripts/build.mjs [--only name[,name...]]\ntargets:\n${TARGETS.map(
-        (t) => `  ${t.name.padEnd(20)} ${t.shim ?? t.entry} -> ${t.out}${t.testOnly ? ' (test only)' : ''}`,
+        (t) => `  ${t.name.padEnd(20)} ${t.shim ?? t.entry} -> ${t.out}${t.testOnly ? ' (test only)' : ''}${t.links ? `; links: ${t.links.join(', ')}` : ''}`,
       ).join('\n')}\n`,
     );
     return;
@@ -356,11 +431,13 @@ async function main() {
   for (const t of targets) {
     const started = process.hrtime.bigint();
     const r = t.shim ? buildShim(t) : await buildTarget(esbuild, inject, t, addonBytes);
+    placeLinks(t);
     const secs = (Number(process.hrtime.bigint() - started) / 1e9).toFixed(1);
     process.stdout.write(
       `${t.name.padEnd(20)} ${mb(r.size).padStart(9)}  ${path.relative(process.cwd(), r.out)}  ` +
         `${r.rebuilt ? `built in ${secs}s` : 'up to date'}\n`,
     );
+    for (const l of t.links ?? []) process.stdout.write(`${l.padEnd(20)} ${'link'.padStart(9)}  ${path.relative(process.cwd(), path.join(path.dirname(r.out), l))} -> ${path.basename(r.out)}\n`);
   }
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * Assemble a release tarball: the three executables, the manifests, the example ConfigMaps and the
- * docs, plus SHA256SUMS for every file and a .sha256 for the tarball itself.
+ * Assemble a release tarball: the executables (the CNI shim, and the standalone CNI it falls back
+ * to as a link to the one node executable), the manifests, the example ConfigMaps and the docs,
+ * plus SHA256SUMS for every file and a .sha256 for the tarball itself.
  *   npm run release   →   dist/release/sriov-underlay-<version>-linux-<arch>.tar.gz
  * Builds first if an executable is missing.
  */
@@ -15,7 +16,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
 const arch = { x64: 'amd64', arm64: 'arm64' }[process.arch] ?? process.arch;
 const name = `sriov-underlay-${pkg.version}-linux-${arch}`;
-const BINS = ['sriov-underlay', 'sriov-underlay-node', 'kubectl-sriov'];
+// sriov-underlay is the C shim; sriov-underlay-cni the standalone CNI it falls back to.
+const BINS = ['sriov-underlay', 'sriov-underlay-cni', 'sriov-underlay-node', 'kubectl-sriov'];
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: ROOT, ...opts });
@@ -28,8 +30,17 @@ const out = path.join(ROOT, 'dist/release');
 const stage = path.join(out, name);
 fs.rmSync(stage, { recursive: true, force: true });
 fs.mkdirSync(path.join(stage, 'bin'), { recursive: true });
-for (const b of BINS) fs.copyFileSync(path.join(ROOT, 'dist/bin', b), path.join(stage, 'bin', b));
-for (const b of BINS) fs.chmodSync(path.join(stage, 'bin', b), 0o755);
+// A name that is a link in dist/bin (the one executable under another name) stays a link: the
+// executable ships once.
+for (const b of BINS) {
+  const src = path.join(ROOT, 'dist/bin', b);
+  const dst = path.join(stage, 'bin', b);
+  if (fs.lstatSync(src).isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(src), dst);
+  else {
+    fs.copyFileSync(src, dst);
+    fs.chmodSync(dst, 0o755);
+  }
+}
 for (const dir of ['deploy', 'configmaps', 'docs']) fs.cpSync(path.join(ROOT, dir), path.join(stage, dir), { recursive: true });
 fs.copyFileSync(path.join(ROOT, 'README.md'), path.join(stage, 'README.md'));
 

@@ -25,6 +25,8 @@ export const CniCode = {
   IpConflict: 105,
   RegistrationInvalid: 106,
   CheckMismatch: 107,
+  /** A state file of a newer format than this release reads (src/state/formats.ts): left untouched. */
+  FormatTooNew: 108,
   Internal: 199,
 } as const;
 export type CniCodeValue = (typeof CniCode)[keyof typeof CniCode];

@@ -3,7 +3,8 @@
  * the release succeeds, then removed; the directory is re-scanned on change and on a timer, so a
  * note written while the agent was down or the API unreachable is handled later. Notes are read
  * through the schema, bounded in size, never through a symlink (src/state/bounded-file.ts). A note
- * that is not valid is set aside (`*.bad-<ms>`) and logged, so it cannot block the queue. The CNI's temp
+ * that is not valid is set aside (`*.bad-<ms>`) and logged, so it cannot block the queue; one of a
+ * newer format (a rollback) is logged once and left for the release that wrote it. The CNI's temp
  * files (`.<random>.tmp`) that a killed DEL left are removed once stale (listEntries).
  */
 import * as fs from 'node:fs';
@@ -12,6 +13,7 @@ import type { Logger } from '../../src/log';
 import { listEntries, removeFileDurable, setAside } from '../../src/state/atomic-file';
 import { CLAIM_RELEASE_MAX_BYTES, claimReleaseSchema, type ClaimRelease } from '../../src/schemas/claim-release';
 import { readJsonFile } from '../../src/state/bounded-file';
+import { isTooNew } from '../../src/state/formats';
 import { CoalescedPass } from './coalesce';
 
 export interface ReleaseQueueOptions {
@@ -29,6 +31,8 @@ export class ReleaseQueue {
   /** Notes handled by the last scans, for tests and metrics. */
   released = 0;
   failures = 0;
+  /** Notes of a newer format, already logged; they stay in the queue for the release that wrote them. */
+  readonly tooNew = new Set<string>();
 
   constructor(private readonly opts: ReleaseQueueOptions) {}
 
@@ -59,8 +63,14 @@ export class ReleaseQueue {
       const file = path.join(this.opts.dir, n);
       let rec: ClaimRelease | undefined;
       try {
-        rec = readJsonFile(file, claimReleaseSchema, CLAIM_RELEASE_MAX_BYTES, 'claim release note');
+        rec = readJsonFile(file, claimReleaseSchema, CLAIM_RELEASE_MAX_BYTES, 'claim release note', 'claim-release');
       } catch (e) {
+        if (isTooNew(e)) {
+          // A newer release's note: left for it (after a rollback), logged once per file.
+          if (!this.tooNew.has(n)) this.opts.log.error({ file, details: e.details }, e.message);
+          this.tooNew.add(n);
+          continue;
+        }
         // setAside renames a symlink itself, never its target.
         this.opts.log.error({ file, setAside: setAside(file), err: (e as Error).message }, 'invalid claim release note; set aside');
         continue;

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { DirWatch } from '../device-plugin/dir-watch';
 import type { Logger } from '../../src/log';
 import { listPfs } from '../../src/sysfs/pci';
-import { applyPf, type Links } from './engine';
+import { applyPf, type Links, type PfApplyResult } from './engine';
+import type { EvictNeed, Evictor } from './evict';
 import { readInUse, type InUseSources } from './in-use';
 import { fileWriter, type SysfsWriter } from './kernel';
 import { loadPolicy, PolicyFileError, sourceLabel, type PolicySource } from './load';
@@ -28,6 +29,8 @@ export interface NodePolicyOptions {
   log: Logger;
   writer?: SysfsWriter;
   intervalMs?: number;
+  /** `disruption: evict` (evict.ts); null when the API or the node name is not available. */
+  evictor?: Evictor | null;
 }
 
 export type PolicyEvent = { type: 'Normal' | 'Warning'; reason: string; message: string };
@@ -74,6 +77,7 @@ export class NodePolicy {
     this.watch?.stop();
     if (this.timer) clearInterval(this.timer);
     await this.chain;
+    await this.opts.evictor?.stop();
   }
 
   private request(): void {
@@ -112,7 +116,7 @@ export class NodePolicy {
     const needLabels = this.entries.some((e) => Object.keys(e.nodeSelector).length > 0);
     const labels = needLabels ? await this.opts.nodeLabels().catch(() => null) : {};
     const plan = buildPlan(this.entries, labels, listPfs(root));
-    const pfs = [];
+    const results: Array<{ p: (typeof plan.pfs)[number]; r: PfApplyResult }> = [];
     for (const p of plan.pfs) {
       const r = await applyPf(p, {
         root,
@@ -129,6 +133,11 @@ export class NodePolicy {
         this.writes += r.actions.length;
         this.opts.log.info({ pf: p.name, entries: p.entries, actions: r.actions }, 'node policy applied');
       }
+      results.push({ p, r });
+    }
+    await this.disrupt(results);
+    const pfs = [];
+    for (const { p, r } of results) {
       this.report(p.name, r.status.conditions);
       pfs.push(r.status);
     }
@@ -142,6 +151,33 @@ export class NodePolicy {
     this.last = status;
     this.statusSink?.(status);
     return status;
+  }
+
+  /**
+   * `disruption: evict`: the PFs whose sriov_numvfs change is held by pods, and whose entry opts in,
+   * go to the evictor (every pass, also with none: that is how it releases the Lease); what it did
+   * is added to the PF's Blocked condition (reason WaitingForLease, Evicting, BlockedByPDB, ...).
+   */
+  private async disrupt(results: Array<{ p: { name: string; evict: boolean }; r: PfApplyResult }>): Promise<void> {
+    const needs: EvictNeed[] = results.flatMap(({ p, r }) => (p.evict && r.numVfsHeld ? [{ pf: p.name, held: r.numVfsHeld }] : []));
+    const evictor = this.opts.evictor;
+    if (!evictor) {
+      for (const { p, r } of results) {
+        if (!p.evict || !r.numVfsHeld) continue;
+        const b = r.status.conditions.find((c) => c.type === 'Blocked');
+        if (b) b.message += '; disruption: evict needs API access and the node name (--node-name): nothing evicted';
+      }
+      return;
+    }
+    const { outcomes, events } = await evictor.step(needs);
+    for (const e of events) this.eventSink?.(e);
+    for (const { p, r } of results) {
+      const o = outcomes.get(p.name);
+      const b = r.status.conditions.find((c) => c.type === 'Blocked');
+      if (!o || !b) continue;
+      b.reason = o.reason;
+      b.message += `; ${o.message}`;
+    }
   }
 
   private reported = new Set<string>();

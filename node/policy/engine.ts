@@ -14,7 +14,7 @@
  */
 import type { LinkInfo, LinkPatch } from '../../src/netlink';
 import { listPfs, listVfs, netdevSpeedMbps, pciDriverLoaded, readVf, vfioNoIommuMode, type PfDevice, type VfDevice } from '../../src/sysfs/pci';
-import type { InUse } from './in-use';
+import type { InUse, PodRef } from './in-use';
 import { rebindVf, writeNumVfs, type SysfsWriter } from './kernel';
 import { formatRanges, wantedDriver, type PfPlan } from './plan';
 import type { PfPolicyStatus, PolicyCondition } from './status';
@@ -41,7 +41,14 @@ export interface PfApplyResult {
   status: PfPolicyStatus;
   /** What was written, in order ("sriov_numvfs 4 -> 6"); empty when the PF already matched. */
   actions: string[];
+  /**
+   * Set when a sriov_numvfs change is held only because VFs are in use (every source was read):
+   * the VFs and who holds them. What `disruption: evict` works from.
+   */
+  numVfsHeld?: { change: string; vfs: Array<{ pciAddr: string; holder: string; pod?: PodRef }> };
 }
+
+const heldVfs = (u: InUse, held: Array<[string, string]>) => held.map(([pciAddr, holder]) => ({ pciAddr, holder, ...(u.pods.has(pciAddr) ? { pod: u.pods.get(pciAddr)! } : {}) }));
 
 const fitsKind = (driver: string | null, userspace: boolean, kind: 'netdevice' | 'vfio-pci'): boolean =>
   kind === 'vfio-pci' ? driver === 'vfio-pci' : driver !== null && !userspace;
@@ -62,6 +69,7 @@ export async function applyPf(plan: PfPlan, deps: EngineDeps): Promise<PfApplyRe
   const failed: string[] = [];
   const mismatch: string[] = [];
   const blockedPods = new Set<string>();
+  let numVfsHeld: PfApplyResult['numVfsHeld'];
   const pci = plan.pf.pciAddr;
   const write = !plan.externallyManaged;
 
@@ -101,6 +109,7 @@ export async function applyPf(plan: PfPlan, deps: EngineDeps): Promise<PfApplyRe
         blocked.push(`sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs} held: cannot tell which VFs are free (${u.unknown})`);
       } else if (held.length) {
         blocked.push(`sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs} held: ${inUseText(held)}`);
+        numVfsHeld = { change: `sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs}`, vfs: heldVfs(u, held) };
         for (const [, who] of held) blockedPods.add(who);
       } else {
         // Fence, then look again: an Allocate answered just before the fence shows up now.
@@ -112,6 +121,7 @@ export async function applyPf(plan: PfPlan, deps: EngineDeps): Promise<PfApplyRe
           if (again.unknown || late.length) {
             blocked.push(`sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs} held: ${again.unknown ? `cannot tell which VFs are free (${again.unknown})` : inUseText(late)}`);
             for (const [, who] of late) blockedPods.add(who);
+            if (!again.unknown) numVfsHeld = { change: `sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs}`, vfs: heldVfs(again, late) };
           } else {
             step(`sriov_numvfs ${pfNow.numVfs} -> ${plan.numVfs} on ${plan.name}`, () => {
               writeNumVfs(deps.writer, deps.root, pci, pfNow.numVfs, plan.numVfs!);
@@ -192,7 +202,7 @@ export async function applyPf(plan: PfPlan, deps: EngineDeps): Promise<PfApplyRe
   });
   if (blocked.length) conditions.push({ type: 'Blocked', status: 'True', reason: 'VFsInUse', message: blocked.join('; '), pods: [...blockedPods].sort() });
   if (failed.length) conditions.push({ type: 'Failed', status: 'True', reason: 'WriteFailed', message: failed.join('; ') });
-  return { status: pfStatus(plan, deps, conditions), actions };
+  return { status: pfStatus(plan, deps, conditions), actions, ...(numVfsHeld ? { numVfsHeld } : {}) };
 }
 
 /** Desired vs actual, read after the apply. */

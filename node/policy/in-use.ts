@@ -13,9 +13,18 @@ import { VfRecords } from '../../src/state/vf-records';
 import type { VfDevice } from '../../src/sysfs/pci';
 import type { PodResources } from '../../src/proto/podresources';
 
+/** A pod as a source names it: kubelet's checkpoint knows only its UID, PodResources only its name. */
+export interface PodRef {
+  namespace?: string;
+  name?: string;
+  uid?: string;
+}
+
 export interface InUse {
   /** PCI address -> who holds it ("pod db/mysql-0", "pod uid 1234...", ...). */
   holders: Map<string, string>;
+  /** PCI address -> the pod holding it, when a source named one (what `disruption: evict` evicts). */
+  pods: Map<string, PodRef>;
   /** Set when some source could not be read: nothing may be treated as free. */
   unknown: string | null;
 }
@@ -29,37 +38,51 @@ export interface InUseSources {
   podResources: (() => Promise<PodResources[]>) | null;
 }
 
-function fromCheckpoint(file: string, holders: Map<string, string>): string | null {
+function fromCheckpoint(file: string, holders: Map<string, string>, pods: Map<string, PodRef>): string | null {
   let entries: CheckpointEntry[] | undefined;
   try {
     entries = readKubeletCheckpoint(file);
   } catch (e) {
     return (e as Error).message;
   }
-  for (const e of entries ?? []) for (const id of e.deviceIds) if (!holders.has(id)) holders.set(id, `pod uid ${e.podUid}`);
+  for (const e of entries ?? []) {
+    for (const id of e.deviceIds) {
+      if (!holders.has(id)) holders.set(id, `pod uid ${e.podUid}`);
+      pods.set(id, { ...pods.get(id), uid: e.podUid });
+    }
+  }
   return null;
 }
 
 export async function readInUse(src: InUseSources, vfs: readonly VfDevice[]): Promise<InUse> {
   const holders = new Map<string, string>();
+  const pods = new Map<string, PodRef>();
   const problems: string[] = [];
   if (src.podResources) {
     try {
       for (const p of await src.podResources()) {
-        for (const c of p.containers) for (const d of c.devices) for (const id of d.deviceIds) holders.set(id, `pod ${p.namespace}/${p.name}`);
+        for (const c of p.containers) {
+          for (const d of c.devices) {
+            for (const id of d.deviceIds) {
+              holders.set(id, `pod ${p.namespace}/${p.name}`);
+              pods.set(id, { namespace: p.namespace, name: p.name });
+            }
+          }
+        }
       }
     } catch (e) {
       problems.push(`kubelet PodResources: ${(e as Error).message}`);
     }
   }
   if (src.checkpointPath) {
-    const err = fromCheckpoint(src.checkpointPath, holders);
+    const err = fromCheckpoint(src.checkpointPath, holders, pods);
     if (err) problems.push(err);
   }
   if (src.stateDir) {
     const { records, errors } = new VfRecords(src.stateDir).all();
     problems.push(...errors);
     for (const r of records) {
+      if (r.pod && !pods.has(r.pciAddr)) pods.set(r.pciAddr, { ...r.pod });
       if (holders.has(r.pciAddr)) continue;
       holders.set(r.pciAddr, r.pod ? `pod ${r.pod.namespace}/${r.pod.name}` : `container ${r.containerId.slice(0, 12)}`);
     }
@@ -69,5 +92,5 @@ export async function readInUse(src: InUseSources, vfs: readonly VfDevice[]): Pr
       holders.set(vf.pciAddr, 'a netdev outside the host netns (in a pod?)');
     }
   }
-  return { holders, unknown: problems.length ? problems.join('; ') : null };
+  return { holders, pods, unknown: problems.length ? problems.join('; ') : null };
 }

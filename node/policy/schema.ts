@@ -13,7 +13,7 @@
  *       pfNames: ["ens1f0#4-7"]                      # a VF range: the driver applies to these VFs
  *       vfDriver: vfio-pci                           # or netdevice (the kernel's VF driver)
  *       externallyManaged: false                     # true: never write, only verify and report
- *       disruption: none                             # evict: reserved, refused for now (docs/node-policy.md)
+ *       disruption: none                             # evict: evict the pods holding its VFs (docs/node-policy.md)
  *
  * Entries are validated one by one (a bad entry is rejected whole, naming ConfigMap, key and field);
  * the envelope is validated first, and a file whose envelope is unusable changes nothing.
@@ -58,9 +58,8 @@ export const PolicyEntrySchema = z
     if (ranged && e.vfDriver === undefined) {
       ctx.addIssue({ code: 'custom', path: [e.pfNames ? 'pfNames' : 'rootDevices'], message: 'a VF range ("#N-M") only chooses the VFs that vfDriver applies to: set vfDriver, or drop the range' });
     }
-    if (e.disruption === 'evict') {
-      // Accepting it and then not evicting would be a surprise: refuse until it is implemented.
-      ctx.addIssue({ code: 'custom', path: ['disruption'], message: 'evict is not implemented yet: use none (changes are held until the VFs are free)' });
+    if (e.disruption === 'evict' && e.externallyManaged) {
+      ctx.addIssue({ code: 'custom', path: ['disruption'], message: 'evict with externallyManaged: true would evict pods for a change this node never writes' });
     }
     if (e.numVfs === undefined && e.mtu === undefined && e.linkUp === undefined && e.vfDriver === undefined) {
       ctx.addIssue({ code: 'custom', path: ['numVfs'], message: 'declares nothing: set numVfs, mtu, linkUp or vfDriver' });

@@ -50,6 +50,8 @@ export interface KubeClients {
   config: k8s.KubeConfig;
   core: k8s.CoreV1Api;
   apps: k8s.AppsV1Api;
+  /** Leases (the node policy's one-node-at-a-time lock). */
+  coordination: k8s.CoordinationV1Api;
   custom: k8s.CustomObjectsApi;
   watch: k8s.Watch;
 }
@@ -111,6 +113,7 @@ export function makeKubeClients(config: k8s.KubeConfig, opts: KubeClientOptions 
     config,
     core: new k8s.CoreV1Api(conf),
     apps: new k8s.AppsV1Api(conf),
+    coordination: new k8s.CoordinationV1Api(conf),
     custom: new k8s.CustomObjectsApi(conf),
     watch: new k8s.Watch(config),
   };

@@ -20,7 +20,10 @@ export const CLAIM_RELEASE_MAX_BYTES = 16 * 1024;
 const short = (max: number) => z.string().check(z.maxLength(max));
 
 export const claimReleaseSchema = z.object({
+  /** The format version (src/state/formats.ts): 1 since 0.1.0. */
   v: z.literal(1),
+  /** The release that wrote the note (absent in 0.1.0's). */
+  writtenBy: z.optional(short(64)),
   containerId: z.string().check(z.regex(CONTAINER_ID_RE), z.maxLength(256)),
   ifName: z.string().check(z.regex(IFNAME_RE)),
   namespace: z.optional(short(253)),

@@ -11,6 +11,11 @@ import * as z from 'zod/mini';
 import { CONTAINER_ID_RE, IFNAME_RE, pluginName } from './netconf';
 
 export const IPAM_PENDING_DIR = 'ipam-pending';
+/**
+ * Where entries that fail validation are set aside. Not inside IPAM_PENDING_DIR: release 0.1.0 reads
+ * every name there, unvalidated, and a rollback to it would run (or choke on) whatever was set aside.
+ */
+export const IPAM_PENDING_SET_ASIDE_DIR = 'ipam-pending.set-aside';
 /** A netconf is at most a NetworkAttachmentDefinition's size (1 MiB in etcd); an entry holds one. */
 export const IPAM_PENDING_MAX_BYTES = 1024 * 1024;
 
@@ -18,6 +23,10 @@ const envValue = z.string().check(z.maxLength(4096));
 
 export const ipamPendingSchema = z
   .object({
+    /** The format version (src/state/formats.ts): absent in 0.1.0's entries, which are version 1. */
+    v: z.optional(z.literal(1)),
+    /** The release that wrote the entry (absent in 0.1.0's). */
+    writtenBy: z.optional(z.string().check(z.maxLength(64))),
     type: pluginName,
     stdin: z.string().check(z.maxLength(IPAM_PENDING_MAX_BYTES)),
     env: z.strictObject({

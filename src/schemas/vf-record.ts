@@ -33,7 +33,10 @@ const netdevState = z.object({
 export type NetdevState = z.infer<typeof netdevState>;
 
 export const vfRecordSchema = z.object({
+  /** The format version (src/state/formats.ts); 0.1.0 wrote 1, and so does this release. */
   version: z.literal(1),
+  /** The release that wrote the file (absent in 0.1.0's), named when a reader refuses a newer format. */
+  writtenBy: z.optional(z.string().check(z.maxLength(64))),
   pciAddr,
   networkName: z.string(),
   // Both end up in file names (the attachment index) and in an IPAM plugin's environment.

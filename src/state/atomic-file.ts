@@ -101,12 +101,14 @@ export function listEntries(dir: string, suffix = '', now = Date.now()): string[
 }
 
 /**
- * Keep a damaged file for the operator, out of every reader's way: `<file>.bad-<epoch ms>`. Never
+ * Keep a damaged file for the operator, out of every reader's way: `<file>.bad-<epoch ms>`, in the
+ * file's dir or in `intoDir` (same filesystem) for dirs an older release reads whole. Never
  * deletes it. Returns the new name, or null when even the rename failed (read-only dir).
  */
-export function setAside(file: string, now = Date.now()): string | null {
-  const to = `${file}.bad-${now}`;
+export function setAside(file: string, now = Date.now(), intoDir = path.dirname(file)): string | null {
+  const to = path.join(intoDir, `${path.basename(file)}.bad-${now}`);
   try {
+    if (intoDir !== path.dirname(file)) fs.mkdirSync(intoDir, { recursive: true, mode: 0o700 });
     fs.renameSync(file, to);
     return to;
   } catch {

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import type * as z from 'zod/mini';
 import { CniCode, UnderlayError } from '../errors';
 import { describeIssues } from '../schemas/format';
+import { formatVersion, type FormatId } from './formats';
 
 const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
@@ -37,8 +38,12 @@ export function readBounded(file: string, maxBytes: number): Buffer | undefined 
   }
 }
 
-/** Parse and validate a JSON file; undefined when it does not exist. `label` says what it is. */
-export function readJsonFile<S extends z.ZodMiniType>(file: string, schema: S, maxBytes: number, label: string): z.infer<S> | undefined {
+/**
+ * Parse and validate a JSON file; undefined when it does not exist. `label` says what it is. With
+ * `format`, a file of a newer version than this release reads throws FormatTooNewError
+ * (src/state/formats.ts) before the schema runs, so callers can tell it from a damaged one.
+ */
+export function readJsonFile<S extends z.ZodMiniType>(file: string, schema: S, maxBytes: number, label: string, format?: FormatId): z.infer<S> | undefined {
   const bytes = readBounded(file, maxBytes);
   if (bytes === undefined) return undefined;
   let raw: unknown;
@@ -47,9 +52,25 @@ export function readJsonFile<S extends z.ZodMiniType>(file: string, schema: S, m
   } catch (e) {
     throw new UnderlayError(CniCode.DecodeFailure, `${label} ${file} is not valid JSON: ${(e as Error).message}`);
   }
+  if (format) formatVersion(format, file, raw);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new UnderlayError(CniCode.DecodeFailure, describeIssues(`${label} ${file}`, parsed.error.issues));
   return parsed.data as z.infer<S>;
+}
+
+/**
+ * Throws FormatTooNewError when `file` holds a newer format than this release reads: a writer calls
+ * it before replacing a file, so a newer release's file is never overwritten. Missing, damaged or
+ * unreadable files are the writer's to replace.
+ */
+export function refuseToReplaceNewer(file: string, format: FormatId, maxBytes: number): void {
+  let r: JsonFile;
+  try {
+    r = readJsonState(file, maxBytes);
+  } catch {
+    return;
+  }
+  if (r.state === 'ok') formatVersion(format, file, r.value);
 }
 
 /** What a state file holds, for readers that restore what they can from a damaged one. */

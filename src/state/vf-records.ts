@@ -8,9 +8,21 @@ import { CniCode, UnderlayError } from '../errors';
 import { describeIssues } from '../schemas/format';
 import { PCI_ADDR_RE } from '../sysfs/pci';
 import { VF_RECORD_MAX_BYTES, vfRecordSchema, type VfRecord } from '../schemas/vf-record';
+import { formatVersion, THIS_RELEASE } from './formats';
 import { listEntries, removeFileDurable, setAside, writeFileDurable } from './atomic-file';
 import { readBounded, readJsonState } from './bounded-file';
 import { salvageVfRecord, type DamagedRecord } from './vf-record-salvage';
+
+/** The bytes of a record as this release writes it (format version 1, which 0.1.0 reads too). */
+export function encodeVfRecord(rec: VfRecord): string {
+  return JSON.stringify({ ...rec, version: 1, writtenBy: THIS_RELEASE });
+}
+
+/** The version a torn record's text still names (JSON.stringify writes it first), as an object. */
+function versionInText(text: string): unknown {
+  const m = /^\s*\{\s*"version"\s*:\s*(\d{1,9})\b/.exec(text);
+  return m ? { version: Number(m[1]), writtenBy: /"writtenBy":"([^"]{1,64})"/.exec(text)?.[1] } : undefined;
+}
 
 export class VfRecords {
   constructor(readonly stateDir: string) {}
@@ -36,6 +48,9 @@ export class VfRecords {
     // text comes back as damaged.
     const r = readJsonState(file, VF_RECORD_MAX_BYTES);
     if (r.state === 'missing') return {};
+    // A newer release's record is refused before anything is salvaged from it (throws, naming the
+    // file, the format and the release): its fields may mean something this release cannot know.
+    formatVersion('vf-record', file, r.state === 'ok' ? r.value : versionInText(r.text));
     if (r.state === 'damaged') return { damaged: salvageVfRecord(file, pci, r, r.reason) };
     const parsed = vfRecordSchema.safeParse(r.value);
     if (!parsed.success) return { damaged: salvageVfRecord(file, pci, r, describeIssues(`VF record ${file}`, parsed.error.issues)) };
@@ -51,13 +66,13 @@ export class VfRecords {
 
   /** Durable before returning: callers change the device only after this. */
   write(rec: VfRecord): void {
-    writeFileDurable(this.vfFile(rec.pciAddr), JSON.stringify(rec));
+    writeFileDurable(this.vfFile(rec.pciAddr), encodeVfRecord(rec));
     writeFileDurable(this.attachmentFile(rec.containerId, rec.ifName), rec.pciAddr);
   }
 
   /** A later update of the same attachment: the attachment index already points here. */
   update(rec: VfRecord): void {
-    writeFileDurable(this.vfFile(rec.pciAddr), JSON.stringify(rec));
+    writeFileDurable(this.vfFile(rec.pciAddr), encodeVfRecord(rec));
   }
 
   /** Removed last, after the VF is restored: until then DEL can always be retried. */

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATH_PREFIXES_ENV, TEST_PATH_PREFIXES } from '../fixtures/cni';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const CNI = path.join(ROOT, 'dist', 'bin', 'sriov-underlay');
+const CNI = path.join(ROOT, 'dist', 'bin', 'sriov-underlay-cni');
 /** The host directories the DaemonSet mounts read-write into the node daemon. */
 const DAEMON_WRITABLE = [
   '/run/sriov-underlay',

@@ -16,6 +16,7 @@ import { PATH_PREFIXES_ENV, REPO, requireBinary, runCni } from '../fixtures/cni'
 import { linkNames, linkSnapshot, makeNetns, uniqueTag, type NetnsHandle } from '../fixtures/host-net';
 import { createEmulatedNic, type EmulatedNic } from '../fixtures/sysfs-tree';
 import { buildEvilSo, daemonSetMounts, runAsDaemon, type DaemonMount } from './helpers/daemon-attacker';
+import { THIS_RELEASE } from '../../src/state/formats';
 
 let nic: EmulatedNic;
 let tmp: string;
@@ -160,6 +161,63 @@ describe('a capability-less uid 0 process with the node daemon\'s mounts', () =>
   }, 120_000);
 });
 
+describe('the other containers of the DaemonSet against the CNI server\'s socket and the CNI\'s state', () => {
+  it('the node container (its /run/sriov-underlay holds the socket dir on the host) neither reaches nor replaces the socket', async () => {
+    const mounts = daemonSetMounts();
+    const sockDir = path.join(hostRoot, 'run/sriov-underlay/cni');
+    fs.mkdirSync(sockDir, { recursive: true, mode: 0o700 });
+    const server = net.createServer((c) => c.end('SRIOV-UNDERLAY-CNI/1\n'));
+    await new Promise<void>((resolve) => server.listen(path.join(sockDir, 'cni.sock'), resolve));
+    try {
+      const attack = runAsDaemon(
+        hostRoot,
+        mounts,
+        `
+        echo "uid=$(id -u) $(grep CapEff /proc/self/status)"
+        ls -A /run/sriov-underlay/cni | sed 's/^/seen: /'
+        touch /run/sriov-underlay/cni/planted 2>/dev/null && echo "planted in the socket dir"
+        mv /run/sriov-underlay/cni /run/sriov-underlay/moved 2>/dev/null && echo "moved the socket dir"
+        rmdir /run/sriov-underlay/cni 2>/dev/null && echo "removed the socket dir"
+        umount /run/sriov-underlay/cni 2>/dev/null && echo "unmounted the mask"
+        # Next to it, what the daemon may do: its own files in /run/sriov-underlay.
+        touch /run/sriov-underlay/agent-side && echo "wrote its own dir"
+        true
+        `,
+      );
+      expect(attack.code, attack.stderr).toBe(0);
+      expect(attack.stdout).toMatch(/uid=0 CapEff:\s+0{16}/);
+      expect(attack.stdout).toContain('wrote its own dir');
+      expect(attack.stdout).not.toMatch(/seen:|planted|moved|removed|unmounted/);
+      expect(fs.readdirSync(sockDir)).toEqual(['cni.sock']);
+      expect(fs.lstatSync(path.join(sockDir, 'cni.sock')).isSocket()).toBe(true);
+    } finally {
+      server.close();
+      fs.rmSync(path.join(hostRoot, 'run'), { recursive: true, force: true });
+    }
+  });
+
+  it('the node-policy container reads the CNI\'s state and cannot write it', () => {
+    // Its writable /sys is the real one here: the attack leaves it out and touches only the state dir.
+    const mounts = daemonSetMounts(undefined, 'node-policy').filter((m) => m.hostPath !== '/sys');
+    expect(mounts.find((m) => m.hostPath === '/var/lib/cni/sriov-underlay')).toMatchObject({ readOnly: true });
+    fs.mkdirSync(path.join(stateDir, 'vfs'), { recursive: true });
+    fs.writeFileSync(path.join(stateDir, 'vfs', 'record.json'), '{}');
+    const attack = runAsDaemon(
+      hostRoot,
+      mounts,
+      `
+      cat /var/lib/cni/sriov-underlay/vfs/record.json && echo " read"
+      for sub in . vfs ipam-pending; do mkdir -p /var/lib/cni/sriov-underlay/$sub 2>/dev/null; echo x > /var/lib/cni/sriov-underlay/$sub/evil.json 2>/dev/null && echo "planted $sub"; done
+      rm -f /var/lib/cni/sriov-underlay/vfs/record.json 2>/dev/null; true
+      `,
+    );
+    expect(attack.code, attack.stderr).toBe(0);
+    expect(attack.stdout).toContain('{} read');
+    expect(attack.stdout).not.toContain('planted');
+    expect(stateFiles()).toEqual(['vfs/record.json']);
+  });
+});
+
 describe('files planted in the shared state dir of release 0.1.0, before the upgrade', () => {
   it('are validated: none is run, loaded or followed; GC names each file and field; DEL still works', async () => {
     // 0.1.0's DaemonSet mounted the CNI's state dir into the daemon.
@@ -240,7 +298,9 @@ describe('files planted in the shared state dir of release 0.1.0, before the upg
     expect(log).toContain(`${pending}/fifo.json is not a regular file`);
     expect(msg).toContain(`VF record ${stateDir}/vfs/${nic.vfAddrs[1]}.json: field "containerId"`);
     expect(msg).toContain('field "ipam.type": must be a bare plugin name');
-    expect(fs.readdirSync(pending).map((n) => n.replace(/\.bad-\d+$/, '.bad')).sort()).toEqual(
+    // Set aside outside ipam-pending/, which release 0.1.0 reads whole (and would run) after a rollback.
+    expect(fs.readdirSync(pending)).toEqual([]);
+    expect(fs.readdirSync(path.join(stateDir, 'ipam-pending.set-aside')).map((n) => n.replace(/\.bad-\d+$/, '.bad')).sort()).toEqual(
       ['abs', 'dotdot', 'fifo', 'huge', 'link', 'mismatch', 'preload'].map((n) => `${n}.json.bad`),
     );
 
@@ -259,7 +319,7 @@ describe('files planted in the shared state dir of release 0.1.0, before the upg
     expect(fs.existsSync(path.join(stateDir, 'claim-releases'))).toBe(false);
     const notes = fs.readdirSync(queueDir).map((n) => JSON.parse(fs.readFileSync(path.join(queueDir, n), 'utf8')) as { containerId: string });
     expect(notes).toHaveLength(2);
-    expect(notes).toContainEqual(noteBefore);
+    expect(notes).toContainEqual({ ...(noteBefore as object), writtenBy: THIS_RELEASE });
     expect(notes.map((n) => n.containerId).sort()).toEqual(['ctr-new', 'ctr-old']);
     expect(logMessages()).toContain('queued IPAM release done');
   }, 60_000);

@@ -6,10 +6,65 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { EVICT_LEASE_NAME } from '../../node/policy/lease';
 import { netconfSchema } from '../../src/schemas/netconf';
 import { describeIssues } from '../../src/schemas/format';
 
 const DEPLOY = path.resolve(__dirname, '../../deploy');
+
+interface Mount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+  mountPropagation?: string;
+}
+interface Container {
+  name: string;
+  args?: string[];
+  env?: unknown[];
+  securityContext: { capabilities: { drop: string[]; add?: string[] }; readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean; privileged?: boolean };
+  volumeMounts: Mount[];
+}
+interface Volume {
+  name: string;
+  hostPath?: { path: string };
+  secret?: unknown;
+  projected?: { sources?: Array<{ serviceAccountToken?: unknown; secret?: unknown }> };
+}
+interface PodSpec {
+  hostNetwork: boolean;
+  hostPID?: boolean;
+  automountServiceAccountToken?: boolean;
+  serviceAccountName: string;
+  containers: Container[];
+  initContainers?: Container[];
+  volumes: Volume[];
+}
+
+const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+/** The DaemonSet's host path for a container path in cni-server (they are the same there). */
+const hostPathOf = (p: string) => p;
+
+/**
+ * Where a host path shows up inside a container: through a hostPath mount of it or of a parent,
+ * unless a deeper mount at that container path covers it (the mask over the socket dir). Returns the
+ * container path, or null; `mount` is the mount that finally serves it.
+ */
+function resolveHostPath(pod: PodSpec, c: Container, host: string): { path: string; mount: Mount } | null {
+  for (const m of c.volumeMounts) {
+    const hp = pod.volumes.find((v) => v.name === m.name)?.hostPath?.path;
+    if (!hp || !under(host, hp)) continue;
+    const inside = m.mountPath + host.slice(hp.length);
+    const deepest = c.volumeMounts.filter((o) => under(inside, o.mountPath)).sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+    if (deepest === m) return { path: inside, mount: m };
+  }
+  return null;
+}
+const visibleHostPath = (pod: PodSpec, c: Container, host: string) => resolveHostPath(pod, c, host)?.path ?? null;
+const writableHostPath = (pod: PodSpec, c: Container, host: string) => {
+  const r = resolveHostPath(pod, c, host);
+  return r !== null && r.mount.readOnly !== true;
+};
 
 interface Obj {
   apiVersion: string;
@@ -64,21 +119,88 @@ describe('deploy/ manifests', () => {
     expect(() => new DaemonSet(broken).validate()).toThrow();
   });
 
-  it('the DaemonSet drops every capability and mounts what the daemon needs', () => {
-    const ds = all.find((m) => m.obj.kind === 'DaemonSet')?.obj as unknown as {
-      spec: { template: { spec: { hostNetwork: boolean; serviceAccountName: string; containers: Array<{ securityContext: { capabilities: { drop: string[]; add?: string[] } }; volumeMounts: Array<{ mountPath: string }> }> } } };
-    };
-    const pod = ds.spec.template.spec;
-    expect(pod.hostNetwork).toBe(true);
-    expect(pod.serviceAccountName).toBe('sriov-underlay-node');
-    const c = pod.containers[0];
-    expect(c?.securityContext.capabilities).toEqual({ drop: ['ALL'] });
-    const mounts = c?.volumeMounts.map((m) => m.mountPath) ?? [];
-    for (const p of ['/host/sys', '/var/lib/kubelet/device-plugins', '/var/lib/kubelet/plugins_registry', '/var/lib/kubelet/pod-resources', '/run/sriov-underlay', '/var/lib/sriov-underlay/release-queue']) {
-      expect(mounts).toContain(p);
+  const pod = () =>
+    (all.find((m) => m.obj.kind === 'DaemonSet')?.obj as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+  const container = (name: string) => {
+    const c = [...pod().containers, ...(pod().initContainers ?? [])].find((x) => x.name === name);
+    if (!c) throw new Error(`DaemonSet has no container ${name}`);
+    return c;
+  };
+
+  it('each container has only the capabilities it needs, a read-only root and no privilege escalation', () => {
+    const p = pod();
+    expect(p.hostNetwork).toBe(true);
+    expect(p.serviceAccountName).toBe('sriov-underlay-node');
+    expect([...p.containers, ...(p.initContainers ?? [])].map((c) => c.name).sort()).toEqual(['cni-server', 'install-cni', 'node', 'node-policy']);
+    const caps = (name: string) => container(name).securityContext.capabilities;
+    expect(caps('node')).toEqual({ drop: ['ALL'] });
+    expect(caps('install-cni')).toEqual({ drop: ['ALL'] });
+    expect(caps('node-policy')).toEqual({ drop: ['ALL'], add: ['NET_ADMIN'] });
+    expect(caps('cni-server')).toEqual({ drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN'] });
+    for (const c of [...p.containers, ...(p.initContainers ?? [])]) {
+      expect(c.securityContext, c.name).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+      expect(c.securityContext.privileged, c.name).toBeFalsy();
     }
-    // The CNI's private state (it executes what its queued IPAM releases name) and unused netns paths: never.
-    for (const p of ['/var/lib/cni/sriov-underlay', '/var/lib/cni', '/var/lib', '/var/run/netns']) expect(mounts).not.toContain(p);
+  });
+
+  it('the node container (device plugin + agent) mounts what it needs and never the CNI\'s state or netns', () => {
+    const mounts = container('node').volumeMounts.map((m) => m.mountPath);
+    for (const m of ['/host/sys', '/var/lib/kubelet/device-plugins', '/var/lib/kubelet/plugins_registry', '/var/lib/kubelet/pod-resources', '/run/sriov-underlay', '/var/lib/sriov-underlay/release-queue']) {
+      expect(mounts).toContain(m);
+    }
+    for (const m of ['/var/lib/cni/sriov-underlay', '/var/lib/cni', '/var/lib', '/var/run/netns']) expect(mounts).not.toContain(m);
+  });
+
+  it('cni-server gets the CNI\'s dirs, pods\' netns as the host pins them, host PIDs, and IPAM plugins read-only', () => {
+    expect(pod().hostPID).toBe(true);
+    const c = container('cni-server');
+    expect(c.args).toContain('--components=cni-server');
+    const m = (path: string) => c.volumeMounts.find((v) => v.mountPath === path);
+    expect(m('/var/run/netns')).toMatchObject({ mountPropagation: 'HostToContainer' });
+    expect(m('/opt/cni/bin')).toMatchObject({ readOnly: true });
+    for (const p of ['/run/sriov-underlay/cni', '/var/lib/cni/sriov-underlay', '/var/lib/sriov-underlay/release-queue', '/var/log/sriov-underlay']) {
+      expect(writableHostPath(pod(), c, hostPathOf(p)), p).toBe(true);
+    }
+    expect(visibleHostPath(pod(), c, '/run/sriov-underlay/agent.sock')).toBe('/run/sriov-underlay/agent.sock');
+  });
+
+  it('no container but cni-server can write the CNI\'s state dir or reach the server\'s socket dir, at any depth of mount', () => {
+    const p = pod();
+    for (const c of [...p.containers, ...(p.initContainers ?? [])]) {
+      const server = c.name === 'cni-server';
+      for (const h of ['/var/lib/cni/sriov-underlay', '/var/lib/cni/sriov-underlay/ipam-pending/x.json']) expect(writableHostPath(p, c, h), `${c.name} ${h}`).toBe(server);
+      for (const h of ['/run/sriov-underlay/cni', '/run/sriov-underlay/cni/cni.sock']) expect(visibleHostPath(p, c, h) !== null, `${c.name} ${h}`).toBe(server);
+    }
+    // The node policy reads the state dir, read-only, where its flag says.
+    expect(visibleHostPath(p, container('node-policy'), '/var/lib/cni/sriov-underlay')).toBe('/var/lib/cni/sriov-underlay');
+    expect(container('node-policy').args).toContain('--cni-state-dir=/var/lib/cni/sriov-underlay');
+  });
+
+  it('the model of mounts above can fail: without the mask, the node container reaches the socket dir', () => {
+    const p = structuredClone(pod());
+    const node = p.containers.find((c) => c.name === 'node')!;
+    node.volumeMounts = node.volumeMounts.filter((v) => v.mountPath !== '/run/sriov-underlay/cni');
+    expect(visibleHostPath(p, node, '/run/sriov-underlay/cni/cni.sock')).toBe('/run/sriov-underlay/cni/cni.sock');
+    expect(writableHostPath(p, node, '/run/sriov-underlay/cni/cni.sock')).toBe(true);
+  });
+
+  it('no service account token in cni-server or install-cni; node and node-policy get it from a projected volume', () => {
+    const p = pod();
+    // Pod-wide off: kubelet mounts no token into any container by itself.
+    expect(p.automountServiceAccountToken).toBe(false);
+    const credentialVolumes = new Set(
+      p.volumes.filter((v) => v.secret || v.projected?.sources?.some((s) => s.serviceAccountToken || s.secret)).map((v) => v.name),
+    );
+    expect(credentialVolumes.size).toBeGreaterThan(0);
+    const hasToken = (c: Container) => c.volumeMounts.some((m) => credentialVolumes.has(m.name) || m.mountPath.startsWith('/var/run/secrets'));
+    expect(hasToken(container('cni-server'))).toBe(false);
+    expect(hasToken(container('install-cni'))).toBe(false);
+    expect(hasToken(container('node'))).toBe(true);
+    expect(hasToken(container('node-policy'))).toBe(true);
+    // Nor through the environment or a kubeconfig flag.
+    const c = container('cni-server');
+    expect(JSON.stringify(c.env ?? [])).not.toMatch(/secret|token/i);
+    expect((c.args ?? []).some((a) => a.startsWith('--kubeconfig'))).toBe(false);
   });
 
   it('RBAC never lets the node daemon write ConfigMaps or Pods', () => {
@@ -88,6 +210,24 @@ describe('deploy/ manifests', () => {
     for (const r of role.rules) {
       if (r.resources.includes('configmaps') || r.resources.includes('pods')) expect(r.verbs.sort()).toEqual(['get', 'list', 'watch']);
     }
+     // The node policy's evictions: pods/eviction create only (the Eviction API, PDBs honoured), no delete.
+    const evict = role.rules.filter((r) => r.resources.some((x) => x.startsWith('pods/')));
+    expect(evict).toEqual([{ apiGroups: [''], resources: ['pods/eviction'], verbs: ['create'] }]);
+    expect(role.rules.some((r) => r.verbs.includes('delete') && r.resources.some((x) => x.startsWith('pods')))).toBe(false);
+  });
+
+  it("the node policy's Lease: create, and get/update of that one name, in the daemon's namespace only", () => {
+    const role = all.find((m) => m.obj.kind === 'Role' && m.obj.metadata.name === 'sriov-underlay-node')?.obj as unknown as {
+      metadata: { namespace: string };
+      rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }>;
+    };
+    expect(role.metadata.namespace).toBe('sriov-underlay');
+    expect(role.rules).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [EVICT_LEASE_NAME], verbs: ['get', 'update'] },
+    ]);
+    const binding = all.find((m) => m.obj.kind === 'RoleBinding' && m.obj.metadata.name === 'sriov-underlay-node')?.obj as unknown as { subjects: Array<{ name: string }> };
+    expect(binding.subjects.map((x) => x.name)).toEqual(['sriov-underlay-node']);
   });
 
   it('the CNI configs in the NetworkAttachmentDefinition and the primary conflist pass the netconf schema', () => {

@@ -44,7 +44,7 @@ describe('fake API server over https', () => {
 
   it('publishes OpenAPI v3: an index, and per group/version the paths with fieldValidation and the kinds with their GVK', async () => {
     const index = (await call('GET', '/openapi/v3')).json.paths as Record<string, { serverRelativeURL: string }>;
-    expect(Object.keys(index).sort()).toEqual(['api/v1', 'apis/admissionregistration.k8s.io/v1', 'apis/apps/v1', 'apis/events.k8s.io/v1', 'apis/sriov-underlay.io/v1alpha1']);
+    expect(Object.keys(index).sort()).toEqual(['api/v1', 'apis/admissionregistration.k8s.io/v1', 'apis/apps/v1', 'apis/coordination.k8s.io/v1', 'apis/events.k8s.io/v1', 'apis/policy/v1', 'apis/sriov-underlay.io/v1alpha1']);
     const doc = (await call('GET', index['apis/sriov-underlay.io/v1alpha1']!.serverRelativeURL)).json as {
       paths: Record<string, { patch?: { parameters: { name: string }[] } }>;
       components: { schemas: Record<string, { 'x-kubernetes-group-version-kind': unknown[]; properties: Record<string, { properties?: Record<string, unknown>; required?: string[] }> }> };

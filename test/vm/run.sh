@@ -52,6 +52,18 @@ done
 [[ $(id -u) == 0 ]] || die "must run as root (apt, mknod, QEMU's 9p export of /)"
 # A scenario that needs more kernel modules says so on a line of its own: `// vm-modules: vfio-pci`.
 # A long scenario adds to the default boot timeout the same way: `// vm-extra-seconds: 540`.
+# A scenario that needs an IOMMU (vfio-pci) says `// vm-iommu: virtio`: the boot then gets QEMU's
+# virtio-iommu and the kernel of `<codename>-backports` (Debian 12's own kernel has neither
+# CONFIG_VIRTIO_IOMMU nor vfio's no-IOMMU mode). Every scenario of that boot runs on that kernel.
+# VM_IOMMU set in the environment (even empty: none) wins over the headers.
+if [[ -z ${VM_IOMMU+set} ]]; then
+  VM_IOMMU=
+  for s in "${wanted[@]}"; do
+    if grep '^// vm-iommu: *virtio' "$HERE/scenarios/$s.ts" >/dev/null; then VM_IOMMU=virtio; fi
+  done
+fi
+if [[ $VM_IOMMU == virtio ]]; then VM_MODULES+=" virtio_iommu"; fi
+VM_KERNEL_SUITE=${VM_KERNEL_SUITE:-$([[ $VM_IOMMU == virtio ]] && echo backports || echo stock)}
 for s in "${wanted[@]}"; do
   VM_MODULES+=" $(sed -n 's|^// vm-modules: *||p' "$HERE/scenarios/$s.ts" | tr '\n' ' ')"
   extra=$(sed -n 's|^// vm-extra-seconds: *\([0-9]*\).*|\1|p' "$HERE/scenarios/$s.ts" | head -1)
@@ -101,6 +113,7 @@ ensure_host_deps() {
   [[ -x /usr/lib/cni/static ]] || pkgs+=(containernetworking-plugins)
   [[ -x /usr/sbin/ip || -x /sbin/ip || -x /bin/ip ]] || pkgs+=(iproute2)
   command -v gzip >/dev/null || pkgs+=(gzip)
+  command -v xz >/dev/null || pkgs+=(xz-utils) # newer kernels' modules are .ko.xz
   if ((${#pkgs[@]})); then
     apt_update
     say "apt-get install ${pkgs[*]}"
@@ -121,16 +134,22 @@ ensure_host_deps() {
 
 # ---------------------------------------------------------------- kernel (cached per version)
 ensure_kernel() {
-  local kpkg kver
-  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !f {print $2; f = 1}')
+  local kpkg kver apt_opts=()
+  if [[ $VM_KERNEL_SUITE == backports ]]; then
+    # The backports kernel: the same source add_backports gives QEMU; -t makes it the candidate.
+    add_backports
+    apt_opts=(-t "${codename}-backports")
+    apt-cache policy linux-image-amd64 2>/dev/null | grep -- "${codename}-backports" >/dev/null || apt_update
+  fi
+  kpkg=$(apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !f {print $2; f = 1}')
   if [[ -z $kpkg ]]; then
     apt_update
-    kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !f {print $2; f = 1}')
+    kpkg=$(apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !f {print $2; f = 1}')
   fi
-  [[ -n $kpkg ]] && kver=$(apt-cache policy "$kpkg" | awk '/Candidate:/ {print $2}')
+  [[ -n $kpkg ]] && kver=$(apt-cache "${apt_opts[@]}" policy "$kpkg" | awk '/Candidate:/ {print $2}')
   if [[ -z ${kver:-} || $kver == "(none)" ]]; then
-    # Offline: fall back to the newest kernel already cached.
-    KDIR=$(ls -d "$CACHE"/linux-image-*/ 2>/dev/null | sort -V | tail -1)
+    # Offline: fall back to the newest kernel already cached (of the suite asked for).
+    KDIR=$(ls -d "$CACHE"/linux-image-*/ 2>/dev/null | if [[ $VM_KERNEL_SUITE == backports ]]; then grep bpo; else grep -v bpo; fi | sort -V | tail -1 || true)
     [[ -n $KDIR && -f $KDIR/.complete ]] || die "cannot resolve linux-image-amd64 and no cached kernel"
     KDIR=${KDIR%/}
     return
@@ -139,7 +158,7 @@ ensure_kernel() {
   [[ -f $KDIR/.complete ]] && return
   say "downloading $kpkg $kver (once; cached in ${KDIR#"$ROOT"/})"
   rm -rf "$KDIR"; mkdir -p "$KDIR/dl"
-  (cd "$KDIR/dl" && apt-get download -qq "$kpkg=$kver" 2>&1 | grep -v 'unsandboxed' || true)
+  (cd "$KDIR/dl" && apt-get "${apt_opts[@]}" download -qq "$kpkg=$kver" 2>&1 | grep -v 'unsandboxed' || true)
   local deb; deb=$(ls "$KDIR"/dl/*.deb 2>/dev/null | head -1)
   [[ -n $deb ]] || die "apt-get download $kpkg=$kver produced no .deb"
   dpkg -x "$deb" "$KDIR/root"
@@ -148,6 +167,7 @@ ensure_kernel() {
 }
 
 # ---------------------------------------------------------------- initramfs
+modcat() { if [[ $1 == *.xz ]]; then xz -dc "$1"; else cat "$1"; fi; }
 build_initramfs() {
   local stage=$RUN/initramfs modroot vmlinuz
   modroot=$(ls -d "$KDIR"/root/lib/modules/*/ | head -1)
@@ -155,7 +175,8 @@ build_initramfs() {
   VMLINUZ=$vmlinuz
   declare -gA MODPATH=() SEEN=()
   local p n
-  while read -r p; do n=${p##*/}; n=${n%.ko}; MODPATH[${n//-/_}]=$p; done < <(find "$modroot" -name '*.ko')
+  # Newer kernels ship modules xz-compressed (.ko.xz); busybox insmod wants them plain.
+  while read -r p; do n=${p##*/}; n=${n%.xz}; n=${n%.ko}; MODPATH[${n//-/_}]=$p; done < <(find "$modroot" -name '*.ko' -o -name '*.ko.xz')
   ORDER=()
   visit() {
     local n=${1//-/_} p deps d
@@ -166,7 +187,7 @@ build_initramfs() {
       grep -q "/${n}.ko$" "$modroot/modules.builtin" 2>/dev/null && return 0
       die "kernel module $1 not found in $(basename "$KDIR")"
     fi
-    deps=$(tr '\0' '\n' < "$p" | sed -n 's/^depends=//p' | head -1)
+    deps=$(modcat "$p" | tr '\0' '\n' | sed -n 's/^depends=//p' | head -1)
     for d in ${deps//,/ }; do visit "$d"; done
     ORDER+=("$n")
   }
@@ -176,7 +197,7 @@ build_initramfs() {
   cp "$BUSYBOX" "$stage/bin/busybox"
   install -m 0755 "$HERE/guest/init.sh" "$stage/init"
   mknod -m 0600 "$stage/dev/console" c 5 1
-  for n in "${ORDER[@]}"; do cp "${MODPATH[$n]}" "$stage/lib/modules/$n.ko"; echo "$n"; done > "$stage/modules.order"
+  for n in "${ORDER[@]}"; do modcat "${MODPATH[$n]}" > "$stage/lib/modules/$n.ko"; echo "$n"; done > "$stage/modules.order"
   (cd "$stage" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null) | gzip -1 > "$RUN/initrd.gz"
 }
 
@@ -233,8 +254,8 @@ for s in "${wanted[@]}"; do
   missing=""
   for r in $(scenario_requires "$s"); do [[ -e $ROOT/$r ]] || missing+=" $r"; done
   if [[ -n $missing ]]; then
-    if [[ $missing == " dist/bin/sriov-underlay" ]]; then
-      echo "# SKIP $s: cni not built (dist/bin/sriov-underlay is absent)"
+    if [[ $missing == " dist/bin/sriov-underlay-cni" ]]; then
+      echo "# SKIP $s: cni not built (dist/bin/sriov-underlay-cni is absent)"
     else
       echo "# SKIP $s: not built:$missing"
     fi
@@ -275,6 +296,9 @@ qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM
   -device virtio-9p-pci,fsdev=fshost,mount_tag=host
   -fsdev local,id=fsout,path="$RUN/out",security_model=none
   -device virtio-9p-pci,fsdev=fsout,mount_tag=out)
+# An IOMMU for vfio-pci: QEMU's virtio-iommu (found through the ACPI VIOT table; the kernel needs
+# CONFIG_VIRTIO_IOMMU). QEMU's intel-iommu is no good here: enabling igb VFs behind it hung under TCG.
+if [[ $VM_IOMMU == virtio ]]; then qemu+=(-device virtio-iommu-pci); fi
 
 if [[ $mode == shell ]]; then
   say "shell mode: scenarios are bundled in ${RUN}/build; run one with"

@@ -23,7 +23,8 @@ export function serveDiscovery(resources: ResourceDef[], address: string, path: 
         ...(r.shortNames.length ? { shortNames: r.shortNames } : {}),
       };
       const status = { name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] };
-      return r.statusSubresource ? [main, status] : [main];
+      const posts = (r.createSubresources ?? []).map((sub) => ({ name: `${r.plural}/${sub}`, singularName: '', namespaced: r.namespaced, kind: sub === 'eviction' ? 'Eviction' : r.kind, ...(sub === 'eviction' ? { group: 'policy', version: 'v1' } : {}), verbs: ['create'] }));
+      return [main, ...(r.statusSubresource ? [status] : []), ...posts];
     }),
   });
   if (p === '/version') {

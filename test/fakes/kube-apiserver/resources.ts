@@ -1,5 +1,6 @@
 // The resource table: what the fake serves, with each kind's decoding (type errors → 400, as the
 // real server's typed decoder), validation (→ 422 Invalid), defaults and selectable fields.
+import { decodeLease, decodePdb, leaseErrors, pdbErrors } from './disruption';
 import { badRequest } from './status';
 import { type FieldError, type KubeObject, isRecord } from './types';
 
@@ -17,6 +18,10 @@ export interface ResourceDef {
   returnDeletedObject: boolean;
   /** Has a /status subresource: the main endpoint ignores status, /status changes only status. */
   statusSubresource: boolean;
+  /** Subresources that only take a POST (pods/eviction). */
+  createSubresources?: string[];
+  /** metadata.generation is kept and bumped on spec changes (custom resources, PDBs). */
+  generation?: boolean;
   nameRule: 'subdomain' | 'label';
   /** Selectable fields beyond metadata.name / metadata.namespace. */
   fields: Record<string, (o: KubeObject) => string | undefined>;
@@ -290,6 +295,7 @@ export function defaultResources(): ResourceDef[] {
     }),
     core({
       plural: 'pods', singular: 'pod', kind: 'Pod', namespaced: true, shortNames: ['po'], returnDeletedObject: true, statusSubresource: true,
+      createSubresources: ['eviction'],
       fields: {
         'spec.nodeName': (o) => str(at(o, 'spec', 'nodeName')) ?? '',
         'spec.restartPolicy': (o) => str(at(o, 'spec', 'restartPolicy')) ?? '',
@@ -350,6 +356,19 @@ export function defaultResources(): ResourceDef[] {
       group: SRIOV_GROUP, version: 'v1alpha1', plural: 'sriovnodestates', singular: 'sriovnodestate', kind: 'SriovNodeState',
       namespaced: false, shortNames: ['sns'], custom: true, returnDeletedObject: true, statusSubresource: false,
       nameRule: 'subdomain', fields: {},
+    },
+    {
+      // Leader election and the node policy's one-node-at-a-time lock: plain CRUD, and the
+      // resourceVersion precondition of update is what makes two racing holders see a 409.
+      group: 'coordination.k8s.io', version: 'v1', plural: 'leases', singular: 'lease', kind: 'Lease',
+      namespaced: true, shortNames: [], custom: false, returnDeletedObject: false, statusSubresource: false,
+      nameRule: 'subdomain', fields: {}, decode: decodeLease, validate: leaseErrors,
+    },
+    {
+      // Status is the disruption controller's (disruption.ts), kept current by the server.
+      group: 'policy', version: 'v1', plural: 'poddisruptionbudgets', singular: 'poddisruptionbudget', kind: 'PodDisruptionBudget',
+      namespaced: true, shortNames: ['pdb'], custom: false, returnDeletedObject: false, statusSubresource: true, generation: true,
+      nameRule: 'subdomain', fields: {}, decode: decodePdb, validate: pdbErrors,
     },
     admission('validatingadmissionpolicies', 'validatingadmissionpolicy', 'ValidatingAdmissionPolicy'),
     admission('validatingadmissionpolicybindings', 'validatingadmissionpolicybinding', 'ValidatingAdmissionPolicyBinding'),

@@ -127,6 +127,10 @@ export const BUILTIN: Record<string, Schema> = {
   'apps/v1/StatefulSet': top('apps', 'v1', 'StatefulSet', 'StatefulSet represents a set of pods with consistent identities.', {
     spec: open('StatefulSetSpec (not declared by the fake)'), status: open('StatefulSetStatus (not declared by the fake)'),
   }),
+  'coordination.k8s.io/v1/Lease': top('coordination.k8s.io', 'v1', 'Lease', 'Lease defines a lease concept.', { spec: open('LeaseSpec (checked by disruption.ts)') }),
+  'policy/v1/PodDisruptionBudget': top('policy', 'v1', 'PodDisruptionBudget', 'PodDisruptionBudget is an object to define the max disruption that can be caused to a collection of pods', {
+    spec: open('PodDisruptionBudgetSpec (checked by disruption.ts)'), status: open('PodDisruptionBudgetStatus (the disruption controller\'s)'),
+  }),
   'v1/Event': {
     ...top('', 'v1', 'Event', 'Event is a report of an event somewhere in the cluster.', {}),
     'x-kubernetes-preserve-unknown-fields': true,

@@ -8,6 +8,7 @@ import { serveAdmin } from './admin';
 import { type AdmissionStore, type Operation, admit, bindingErrors, policyErrors } from './admission';
 import { ADMIN, type UserInfo, authenticate } from './auth';
 import { serveDiscovery } from './discovery';
+import { decideEviction, evictionBody, pdbStatus } from './disruption';
 import { addWarnings, notFoundPath, parseJson, readJson, readRaw, send, sleep } from './http';
 import { type Route, listObjects, serveWatch } from './listwatch';
 import { PatchError, jsonPatch, mergePatch } from './patch';
@@ -40,6 +41,8 @@ export interface FakeKubeOptions {
   historyLimit?: number;
   /** Interval of BOOKMARK events for watches that allow them. Default 1000 ms. */
   bookmarkIntervalMs?: number;
+  /** The disruption controller's lag after a pod or PDB change (PDB status). Default 0 (next tick). */
+  disruptionControllerDelayMs?: number;
   /** Simulated kubelet: terminating pods are removed this long after deletion. Default: never. */
   podFinalizeAfterMs?: number;
   /** Namespaces that exist at start. Default: default, kube-system, kube-public, kube-node-lease. */
@@ -121,6 +124,7 @@ export class FakeKubeApiServer {
   private readonly watches = new Set<http.ServerResponse>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private latencyMs = 0;
+  private disruptionDelayMs: number;
   private closed = false;
   private failures: (InjectedFailure & { left: number })[] = [];
   private log: RequestLogEntry[] = [];
@@ -128,6 +132,7 @@ export class FakeKubeApiServer {
 
   constructor(private readonly opts: FakeKubeOptions = {}) {
     this.host = opts.host ?? '127.0.0.1';
+    this.disruptionDelayMs = opts.disruptionControllerDelayMs ?? 0;
     this.port = opts.port ?? 0;
     this.token = opts.token === undefined ? randomBytes(16).toString('hex') : opts.token;
     this.users = this.token === null ? null : new Map([[this.token, ADMIN], ...Object.entries(opts.users ?? {})]);
@@ -136,6 +141,9 @@ export class FakeKubeApiServer {
     this.resources = defaultResources();
     this.crds = loadCrds();
     this.store.subscribe(() => this.counts.commits++);
+    this.store.subscribe((c) => {
+      if (c.res.plural === 'pods' || c.res.plural === 'poddisruptionbudgets' || c.res.plural === 'statefulsets') this.disruptionController(c.obj.metadata.namespace);
+    });
     for (const ns of opts.namespaces ?? ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       this.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     }
@@ -218,6 +226,11 @@ export class FakeKubeApiServer {
     return this.closed;
   }
 
+  /** How long the disruption controller lags behind pod and PDB changes. */
+  setDisruptionControllerDelay(ms: number): void {
+    this.disruptionDelayMs = ms;
+  }
+
   setLatency(ms: number): void {
     this.latencyMs = ms;
   }
@@ -280,6 +293,7 @@ export class FakeKubeApiServer {
     }
     obj.metadata.uid ??= randomUUID();
     obj.metadata.creationTimestamp ??= nowIso();
+    if (res.generation) obj.metadata.generation ??= 1;
     if (res.defaults && (res.plural === 'namespaces' || res.plural === 'statefulsets')) res.defaults(obj);
     return this.store.commit(res, 'ADDED', obj);
   }
@@ -390,7 +404,7 @@ export class FakeKubeApiServer {
     }
     const res = this.resources.find((r) => r.group === group && r.version === version && r.plural === plural);
     if (!res || (ns !== undefined && !res.namespaced)) throw notFoundPath();
-    if (sub !== undefined && !(sub === 'status' && res.statusSubresource)) throw notFoundPath();
+    if (sub !== undefined && !(sub === 'status' && res.statusSubresource) && !res.createSubresources?.includes(sub)) throw notFoundPath();
     return { res, ns, name, sub };
   }
 
@@ -400,6 +414,8 @@ export class FakeKubeApiServer {
       if (method === 'GET') return watch ? 'watch' : 'list';
       if (method === 'POST' && (r.ns !== undefined || !r.res.namespaced)) return 'create';
       if (method === 'DELETE') return 'deletecollection';
+    } else if (r.sub !== undefined && r.res.createSubresources?.includes(r.sub)) {
+      if (method === 'POST') return 'create';
     } else {
       if (method === 'GET') return 'get';
       if (method === 'PUT') return 'update';
@@ -427,7 +443,9 @@ export class FakeKubeApiServer {
         return send(res, 200, table ? table(list.items as KubeObject[], list.metadata as Record<string, unknown>) : list);
       }
       case 'watch': return serveWatch({ store: this.store, open: this.watches, bookmarkIntervalMs: this.opts.bookmarkIntervalMs ?? 1000 }, r, url, res, table && ((o) => table([o], {})));
-      case 'create': return send(res, 201, this.create(r, this.fieldValidation(r.res, await readJson(req), url, res), dryRun, who));
+      case 'create':
+        if (r.sub === 'eviction') return send(res, 201, this.evict(r, await readJson(req), dryRun, who));
+        return send(res, 201, this.create(r, this.fieldValidation(r.res, await readJson(req), url, res), dryRun, who));
       case 'update': {
         const body = this.decodeBody(r.res, this.fieldValidation(r.res, await readJson(req), url, res), r.ns);
         if (body.metadata.name === undefined) body.metadata.name = r.name;
@@ -555,7 +573,7 @@ export class FakeKubeApiServer {
     if (this.store.get(r.res, r.ns, m.name!)) throw alreadyExists(r.res.plural, r.res.group, m.name!);
     m.uid = randomUUID();
     m.creationTimestamp = nowIso();
-    if (r.res.custom) m.generation = 1;
+    if (r.res.custom || r.res.generation) m.generation = 1;
     this.admission(who, 'CREATE', r.res, obj, null, dryRun);
     storageSizeCheck(obj);
     if (dryRun) return obj;
@@ -585,7 +603,7 @@ export class FakeKubeApiServer {
       }
       if (r.res.statusSubresource) next.status = existing.status;
       if ((r.res.plural === 'pods' && isRecord(next.spec)) || r.res.plural === 'statefulsets') r.res.defaults?.(next);
-      if (r.res.custom) {
+      if (r.res.custom || r.res.generation) {
         const strip = (o: KubeObject) => ({ ...o, metadata: undefined, status: undefined });
         if (!deepEqual(strip(existing), strip(next))) next.metadata.generation = (existing.metadata.generation ?? 0) + 1;
       }
@@ -701,6 +719,45 @@ export class FakeKubeApiServer {
     for (const res of this.resources.filter((r) => r.namespaced && !r.storage)) {
       for (const o of this.store.list(res)) if (o.metadata.namespace === ns) this.store.commit(res, 'DELETED', o);
     }
+  }
+
+  /**
+   * POST pods/<name>/eviction: the PDB check on the PDB's stored status, then a delete with the
+   * eviction's DeleteOptions (disruption.ts). Answers 201 with a Success Status, as kube does.
+   */
+  private evict(r: Route, body: unknown, dryRun: boolean, who: Requester): unknown {
+    const opts = evictionBody(body, r.name!);
+    const pods = this.resource('pods');
+    const pod = this.store.get(pods, r.ns, r.name!);
+    if (!pod) throw notFound('pods', '', r.name!);
+    const pdbRes = this.resource('poddisruptionbudgets');
+    const decision = decideEviction(pod, this.store.list(pdbRes).filter((p) => p.metadata.namespace === r.ns));
+    if (decision.kind === 'refuse') throw decision.error;
+    if (decision.pdbStatus && !dryRun) this.store.commit(pdbRes, 'MODIFIED', { ...decision.pdbStatus.pdb, status: decision.pdbStatus.status });
+    this.deleteOne(pods, r.ns, r.name!, { ...opts, dryRun }, who);
+    return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 };
+  }
+
+  private pendingDisruption = new Set<string>();
+
+  /** kube-controller-manager's disruption controller: PDB status from the pods, a tick after a change. */
+  private disruptionController(ns: string | undefined): void {
+    if (ns === undefined || this.pendingDisruption.has(ns)) return;
+    this.pendingDisruption.add(ns);
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      this.pendingDisruption.delete(ns);
+      if (this.closed) return;
+      const inNs = (o: KubeObject) => o.metadata.namespace === ns;
+      const world = { pods: this.store.list(this.resource('pods')).filter(inNs), statefulSets: this.store.list(this.resource('statefulsets')).filter(inNs) };
+      const pdbRes = this.resource('poddisruptionbudgets');
+      for (const pdb of this.store.list(pdbRes).filter(inNs)) {
+        const status = pdbStatus(pdb, world);
+        const same = (a: unknown, b: unknown) => deepEqual(JSON.parse(JSON.stringify(a ?? {})), JSON.parse(JSON.stringify(b ?? {})));
+        if (!same(pdb.status, status)) this.store.commit(pdbRes, 'MODIFIED', { ...pdb, status });
+      }
+    }, this.disruptionDelayMs);
+    this.timers.add(t);
   }
 
   private scheduleFinalize(ns: string, name: string, uid: string): void {

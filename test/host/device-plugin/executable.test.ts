@@ -1,6 +1,6 @@
 /**
  * The node daemon as shipped: the built single executable (dist/bin/sriov-underlay-node) when it
- * exists, else node/main.ts bundled the same way. Flags, start-up, registration, metrics,
+ * exists, else node/entry.ts bundled the same way. Flags, start-up, registration, metrics,
  * SIGTERM.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -23,7 +23,7 @@ beforeAll(() => {
     return;
   }
   const out = path.join(REPO, 'dist/test/sriov-underlay-node.js');
-  buildSync({ entryPoints: [path.join(REPO, 'node/main.ts')], bundle: true, platform: 'node', target: 'node20', format: 'cjs', outfile: out, logLevel: 'error' });
+  buildSync({ entryPoints: [path.join(REPO, 'node/entry.ts')], bundle: true, platform: 'node', target: 'node20', format: 'cjs', outfile: out, logLevel: 'error' });
   cmd = [process.execPath, out];
 });
 

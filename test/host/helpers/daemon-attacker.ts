@@ -1,9 +1,11 @@
 /**
  * A compromised node daemon, as the trust map says it is: uid 0, no capabilities (bounding,
  * inheritable and ambient sets empty, no_new_privs), a root filesystem of its own, and exactly the
- * host directories that deploy/40-daemonset.yaml mounts into the `node` container. Each hostPath P
- * maps to `<hostRoot>/P` (a fake host tree in the test's temp dir) except /sys, which is the real,
- * read-only one; /usr comes read-only so the attacker has a shell and coreutils.
+ * host directories that deploy/40-daemonset.yaml mounts into one of its containers (`node` unless
+ * told). Each hostPath P maps to `<hostRoot>/P` (a fake host tree in the test's temp dir) except
+ * /sys, which is the real one; an emptyDir becomes an empty tmpfs (read-only when the mount is: the
+ * mask over the CNI server's socket dir); /usr comes read-only so the attacker has a shell and
+ * coreutils.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -12,28 +14,30 @@ import { parseAllDocuments } from 'yaml';
 import { REPO } from '../../fixtures/cni';
 
 export interface DaemonMount {
-  hostPath: string;
+  /** null: an emptyDir */
+  hostPath: string | null;
   mountPath: string;
   readOnly: boolean;
 }
 
 interface Manifest {
   kind?: string;
-  spec?: { template?: { spec?: { containers?: Array<{ name: string; volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }> }>; volumes?: Array<{ name: string; hostPath?: { path: string } }> } } };
+  spec?: { template?: { spec?: { containers?: Array<{ name: string; volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }> }>; volumes?: Array<{ name: string; hostPath?: { path: string }; emptyDir?: object }> } } };
 }
 
-/** The node container's hostPath mounts, read from the manifest the cluster gets. */
-export function daemonSetMounts(file = path.join(REPO, 'deploy/40-daemonset.yaml')): DaemonMount[] {
+/** A container's hostPath and emptyDir mounts, read from the manifest the cluster gets. */
+export function daemonSetMounts(file = path.join(REPO, 'deploy/40-daemonset.yaml'), container = 'node'): DaemonMount[] {
   const ds = parseAllDocuments(fs.readFileSync(file, 'utf8'))
     .map((d) => d.toJS() as Manifest)
     .find((d) => d.kind === 'DaemonSet');
   const pod = ds?.spec?.template?.spec;
-  const node = pod?.containers?.find((c) => c.name === 'node');
-  if (!pod || !node) throw new Error(`${file}: no DaemonSet with a "node" container`);
+  const node = pod?.containers?.find((c) => c.name === container);
+  if (!pod || !node) throw new Error(`${file}: no DaemonSet with a "${container}" container`);
   const out: DaemonMount[] = [];
   for (const m of node.volumeMounts ?? []) {
-    const hostPath = pod.volumes?.find((v) => v.name === m.name)?.hostPath?.path;
-    if (hostPath) out.push({ hostPath, mountPath: m.mountPath, readOnly: m.readOnly === true });
+    const v = pod.volumes?.find((x) => x.name === m.name);
+    if (v?.hostPath) out.push({ hostPath: v.hostPath.path, mountPath: m.mountPath, readOnly: m.readOnly === true });
+    else if (v?.emptyDir) out.push({ hostPath: null, mountPath: m.mountPath, readOnly: m.readOnly === true });
   }
   return out;
 }
@@ -54,7 +58,12 @@ export function runAsDaemon(hostRoot: string, mounts: DaemonMount[], script: str
   setup.push('mount --rbind /usr "$R/usr"', 'mount -o remount,bind,ro "$R/usr"');
   for (const l of ['bin', 'sbin', 'lib', 'lib64']) setup.push(`ln -s usr/${l} "$R/${l}"`);
   setup.push('mount -t proc proc "$R/proc"', 'touch "$R/dev/null"', 'mount --bind /dev/null "$R/dev/null"');
-  for (const m of mounts) {
+  // Parents before children, as the runtime mounts them.
+  for (const m of [...mounts].sort((a, b) => a.mountPath.split('/').length - b.mountPath.split('/').length)) {
+    if (m.hostPath === null) {
+      setup.push(`mkdir -p "$R"${q(m.mountPath)}`, `mount -t tmpfs ${m.readOnly ? '-o ro ' : ''}emptydir "$R"${q(m.mountPath)}`);
+      continue;
+    }
     const src = m.hostPath === '/sys' ? '/sys' : path.join(hostRoot, m.hostPath);
     if (src !== '/sys') fs.mkdirSync(src, { recursive: true });
     setup.push(`mkdir -p "$R"${q(m.mountPath)}`, `mount --bind ${q(src)} "$R"${q(m.mountPath)}`);

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { NodePolicy } from '../../../node/policy/component';
+import { NodePolicy, type NodePolicyOptions } from '../../../node/policy/component';
 import { silentLogger } from '../../../src/log';
 import { Rtnl } from '../../../src/netlink';
 import { FakeKernel } from '../../fixtures/sysfs-kernel';
@@ -65,7 +65,7 @@ export class PolicyNode {
   }
 
   /** A fresh daemon (nothing carried over from an earlier one, as after a restart). */
-  daemon(labels: Record<string, string> | null = {}): NodePolicy {
+  daemon(labels: Record<string, string> | null = {}, extra: Partial<NodePolicyOptions> = {}): NodePolicy {
     const p = new NodePolicy({
       sysfsRoot: this.root,
       source: { configMap: 'sriov-underlay/node-policy', file: this.policyFile },
@@ -74,6 +74,7 @@ export class PolicyNode {
       nodeLabels: async () => labels,
       log: silentLogger(),
       writer: { write: this.kernel.write },
+      ...extra,
     });
     this.policies.push(p);
     return p;
@@ -101,8 +102,13 @@ export class PolicyNode {
   }
 
   /** kubelet's checkpoint listing these VFs as assigned to a pod (or none). */
-  allocate(pcis: string[], resource = 'sriov-underlay.io/net'): void {
-    const entries = pcis.length ? [{ PodUID: 'uid-1234', ContainerName: 'c', ResourceName: resource, DeviceIDs: { '0': pcis } }] : [];
+  allocate(pcis: string[], resource = 'sriov-underlay.io/net', podUid = 'uid-1234'): void {
+    this.allocateTo(pcis.length ? [{ podUid, pcis }] : [], resource);
+  }
+
+  /** kubelet's checkpoint with these pods holding these VFs. */
+  allocateTo(pods: Array<{ podUid: string; pcis: string[] }>, resource = 'sriov-underlay.io/net'): void {
+    const entries = pods.map((p) => ({ PodUID: p.podUid, ContainerName: 'c', ResourceName: resource, DeviceIDs: { '0': p.pcis } }));
     fs.writeFileSync(this.checkpoint, JSON.stringify({ Data: { PodDeviceEntries: entries, RegisteredDevices: {} }, Checksum: 1 }));
   }
 

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { queueClaimRelease } from '../../../cni/claim-release';
 import { ReleaseQueue } from '../../../node/agent/release-queue';
 import { STALE_TEMP_MS } from '../../../src/state/atomic-file';
+import { THIS_RELEASE } from '../../../src/state/formats';
 import { silentLogger } from '../../../src/log';
 import type { ClaimRelease } from '../../../src/schemas/claim-release';
 import type { Invocation } from '../../../cni/skel';
@@ -28,6 +29,7 @@ describe('claim release queue (CNI DEL → agent)', () => {
     expect(path.basename(file)).toMatch(/^[0-9a-f]{32}\.json$/);
     expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({
       v: 1,
+      writtenBy: THIS_RELEASE,
       containerId: 'c1',
       ifName: 'net1',
       namespace: 'db',

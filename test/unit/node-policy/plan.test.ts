@@ -32,9 +32,10 @@ describe('node policy file', () => {
       { name: 'badrange', pfNames: ['ens1f0#3-1'], vfDriver: 'vfio-pci' },
       { name: 'ok', pfNames: ['ens1f1'], mtu: 9000 },
       'not an object',
-      { name: 'ev', pfNames: ['ens1f0'], numVfs: 2, disruption: 'evict' },
+      { name: 'ev', pfNames: ['ens1f0'], numVfs: 2, disruption: 'evict', externallyManaged: true },
+      { name: 'ev-ok', pfNames: ['ens1f2'], numVfs: 2, disruption: 'evict' },
     ] }), src);
-    expect(r.entries.map((e) => e.name)).toEqual(['ok']);
+    expect(r.entries.map((e) => e.name)).toEqual(['ok', 'ev-ok']);
     const pre = 'ConfigMap sriov-underlay/node-policy key "policy.yaml": ';
     expect(r.errors).toEqual([
       expect.stringMatching(new RegExp(`^${pre}policies\\[1\\] "Bad_Name": field "name": `)),
@@ -46,7 +47,7 @@ describe('node policy file', () => {
       `${pre}policies[7] "badrange": field "pfNames.0": "ens1f0#3-1": range "3-1" ends before it starts`,
       `${pre}policies[8] "ok": field "name": "ok" is already used by policies[0]; entry rejected`,
       expect.stringMatching(new RegExp(`^${pre}policies\\[9\\]: field "\\(root\\)": `)),
-      `${pre}policies[10] "ev": field "disruption": evict is not implemented yet: use none (changes are held until the VFs are free)`,
+      `${pre}policies[10] "ev": field "disruption": evict with externallyManaged: true would evict pods for a change this node never writes`,
     ]);
   });
 });

@@ -18,7 +18,13 @@ done < /modules.order
 
 mkdir -p /host
 # cache=loose: the host tree does not change during a run, and node's binary is read many times.
-if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 host /host; then
+# Retried for a few seconds: behind a (virtio-)IOMMU the virtio devices' probe is deferred until the
+# IOMMU driver is up, and finishes asynchronously after the modules above are loaded.
+tries=0
+until mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 host /host 2>/dev/null; do
+  tries=$((tries + 1)); [ $tries -ge 10 ] && break; sleep 1
+done
+if ! grep -q " /host 9p " /proc/mounts; then
   log "FATAL: cannot mount the host root over 9p"
   poweroff -f
 fi

@@ -1,4 +1,4 @@
-// vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-cni
 // vm-requires: dist/bin/sriov-underlay-node
 /**
  * `npm run demo -- --vm`: the same demo (demo/flow.ts) on real SR-IOV VFs, the 82576's igb PF and

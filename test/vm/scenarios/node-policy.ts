@@ -1,12 +1,14 @@
 // vm-requires: dist/bin/sriov-underlay-node
 // vm-modules: vfio-pci
+// vm-iommu: virtio
 // vm-extra-seconds: 540
 /**
  * The node policy on the real igb PF and igbvf VFs: the daemon (`--components
  * node-policy,device-plugin`) creates the VFs before the device plugin first registers, grows them
  * 4 -> 6, holds 6 -> 2 while the fake kubelet has a VF allocated and applies it once freed, sets the
- * PF MTU, asks for vfio-pci (without an IOMMU, as here: refused, said so, the VF left alone; with
- * one: bound and back with the pools following), applies nothing twice after a restart, never writes for externallyManaged, leaves the
+ * PF MTU, binds VF 1 to vfio-pci and back with the device plugin's pools following (the boot has
+ * QEMU's virtio-iommu, `vm-iommu` above; without an IOMMU: refused, said so, the VF left alone),
+ * applies nothing twice after a restart, never writes for externallyManaged, leaves the
  * node exactly as it was on bad input, and converges after a SIGKILL in the middle of an apply.
  * Checked with sysfs and iproute2 (not our readers) and with what kubelet is told.
  */
@@ -121,8 +123,8 @@ export const scenario: Scenario = {
     await t.step(`PF MTU ${mtuBefore} -> 9000`, () => waitFor('mtu 9000', () => mtu() === 9000, 60_000));
     t.equal(numVfs(), 2, 'the MTU change left the VFs alone');
 
-    // 5. vfio-pci for VF 1. The VM has no IOMMU and Debian's kernel has no vfio no-IOMMU mode, so
-    //    here the refusal is checked; with an IOMMU the binding and the pools following are.
+    // 5. vfio-pci for VF 1: with the virtio-iommu of this boot, the binding and the pools following;
+    //    on a boot without an IOMMU (VM_IOMMU= VM_KERNEL_SUITE=stock) the refusal.
     if (!existsSync('/sys/bus/pci/drivers/vfio-pci')) {
       t.ok(false, 'vfio-pci loaded in the guest', 'no /sys/bus/pci/drivers/vfio-pci (vm-modules header not honoured?)');
     } else {
