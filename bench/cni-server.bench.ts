@@ -167,6 +167,8 @@ function netnsMoveMs(vf: Vf, n: number): number[] {
 interface ParallelFigures {
   wall: Figure;
   rssSum: Figure;
+  /** Which path served the 32 ADDs of each round (a starved server makes shims fall back). */
+  served: string;
 }
 
 /** 32 ADDs at once, each its own VF and netns; then 32 DELs at once. Twice: timed, then under GNU time. */
@@ -181,7 +183,14 @@ async function parallel(h: Half, vfs: Vf[]): Promise<ParallelFigures> {
       const dels = await runParallel(vfs.map((vf, i) => invocation(h, 'DEL', vf, nss[i] as string, `par-${tag}-${h.short}${round}-${i}`)));
       dels.outcomes.forEach((o, i) => expectSuccess(`${h.name} parallel DEL ${i}`, o));
       for (const vf of vfs) if (!hostHas(vf.netdev)) throw new Error(`${h.name} parallel DEL did not bring ${vf.netdev} home`);
-      return adds;
+      const paths = new Map<string, number>();
+      if (h.logFile) {
+        for (let i = 0; i < vfs.length; i++) {
+          const m = [...new Set(servedByInLog(h.logFile, { container: `par-${tag}-${h.short}${round}-${i}`, cmd: 'ADD' }))].join('+') || 'unmarked';
+          paths.set(m, (paths.get(m) ?? 0) + 1);
+        }
+      }
+      return { ...adds, served: [...paths].map(([k, n]) => `${k} ${n}`).join(', ') };
     } finally {
       nss.forEach(dropNetns);
     }
@@ -191,6 +200,7 @@ async function parallel(h: Half, vfs: Vf[]): Promise<ParallelFigures> {
   return {
     wall: measured(`${h.name} ${vfs.length} parallel ADDs, wall`, timed.wallMs, 'ms'),
     rssSum: measured(`${h.name} ${vfs.length} parallel ADDs, summed peak RSS`, mem.peakRssMb.reduce((a, b) => a + b, 0), 'MB'),
+    served: `timed round: ${timed.served || 'not ours'}; memory round: ${mem.served || 'not ours'}`,
   };
 }
 
@@ -299,6 +309,7 @@ async function main(): Promise<void> {
     console.log(`\n${PARALLEL} parallel ADDs on ${PARALLEL} VFs, server vs Go:`);
     console.log(compareLine('wall', parSrv.wall, parRef.wall, { maxRatio: 0.8 }));
     console.log(compareLine('sum peak RSS', parSrv.rssSum, parRef.rssSum, { maxRatio: 1 }));
+    console.log(`served by (ours): ${parSrv.served}`);
     console.log('\nserver down: the shim\'s fallback vs the standalone executed directly (today\'s path):');
     console.log(compareLine('ADD p50', fb.add, sa.add, { maxRatio: 1.05 }));
     console.log(compareLine('DEL p50', fb.del, sa.del));
