@@ -197,9 +197,9 @@ describe('the other containers of the DaemonSet against the CNI server\'s socket
     }
   });
 
-  it('the node-policy container reads the CNI\'s state and cannot write it', () => {
+  it('the node container (its node policy counts the CNI\'s VFs) reads the CNI\'s state and cannot write it', () => {
     // Its writable /sys is the real one here: the attack leaves it out and touches only the state dir.
-    const mounts = daemonSetMounts(undefined, 'node-policy').filter((m) => m.hostPath !== '/sys');
+    const mounts = daemonSetMounts(undefined, 'node').filter((m) => m.hostPath !== '/sys');
     expect(mounts.find((m) => m.hostPath === '/var/lib/cni/sriov-underlay')).toMatchObject({ readOnly: true });
     fs.mkdirSync(path.join(stateDir, 'vfs'), { recursive: true });
     fs.writeFileSync(path.join(stateDir, 'vfs', 'record.json'), '{}');

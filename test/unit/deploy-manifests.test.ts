@@ -133,11 +133,10 @@ describe('deploy/ manifests', () => {
     const p = pod();
     expect(p.hostNetwork).toBe(true);
     expect(p.serviceAccountName).toBe('sriov-underlay-node');
-    expect([...p.containers, ...(p.initContainers ?? [])].map((c) => c.name).sort()).toEqual(['cni-server', 'install-cni', 'node', 'node-policy']);
+    expect([...p.containers, ...(p.initContainers ?? [])].map((c) => c.name).sort()).toEqual(['cni-server', 'install-cni', 'node']);
     const caps = (name: string) => container(name).securityContext.capabilities;
-    expect(caps('node')).toEqual({ drop: ['ALL'] });
     expect(caps('install-cni')).toEqual({ drop: ['ALL'] });
-    expect(caps('node-policy')).toEqual({ drop: ['ALL'], add: ['NET_ADMIN'] });
+    expect(caps('node')).toEqual({ drop: ['ALL'], add: ['NET_ADMIN'] });
     expect(caps('cni-server')).toEqual({ drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN'] });
     for (const c of [...p.containers, ...(p.initContainers ?? [])]) {
       expect(c.securityContext, c.name).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
@@ -145,12 +144,13 @@ describe('deploy/ manifests', () => {
     }
   });
 
-  it('the node container (device plugin + agent) mounts what it needs and never the CNI\'s state or netns', () => {
+  it('the node container (device plugin + agent + node policy) mounts what it needs, the CNI\'s state only read-only, never netns', () => {
     const mounts = container('node').volumeMounts.map((m) => m.mountPath);
     for (const m of ['/host/sys', '/var/lib/kubelet/device-plugins', '/var/lib/kubelet/plugins_registry', '/var/lib/kubelet/pod-resources', '/run/sriov-underlay', '/var/lib/sriov-underlay/release-queue']) {
       expect(mounts).toContain(m);
     }
-    for (const m of ['/var/lib/cni/sriov-underlay', '/var/lib/cni', '/var/lib', '/var/run/netns']) expect(mounts).not.toContain(m);
+    for (const m of ['/var/lib/cni', '/var/lib', '/var/run/netns']) expect(mounts).not.toContain(m);
+    expect(container('node').volumeMounts.find((m) => m.mountPath === '/var/lib/cni/sriov-underlay')).toMatchObject({ readOnly: true });
   });
 
   it('cni-server gets the CNI\'s dirs, pods\' netns as the host pins them, host PIDs, and IPAM plugins read-only', () => {
@@ -174,8 +174,8 @@ describe('deploy/ manifests', () => {
       for (const h of ['/run/sriov-underlay-cni', '/run/sriov-underlay-cni/cni.sock']) expect(visibleHostPath(p, c, h) !== null, `${c.name} ${h}`).toBe(server);
     }
     // The node policy reads the state dir, read-only, where its flag says.
-    expect(visibleHostPath(p, container('node-policy'), '/var/lib/cni/sriov-underlay')).toBe('/var/lib/cni/sriov-underlay');
-    expect(container('node-policy').args).toContain('--cni-state-dir=/var/lib/cni/sriov-underlay');
+    expect(visibleHostPath(p, container('node'), '/var/lib/cni/sriov-underlay')).toBe('/var/lib/cni/sriov-underlay');
+    expect(container('node').args).toContain('--cni-state-dir=/var/lib/cni/sriov-underlay');
   });
 
   it('the model of mounts above can fail: a node container that mounts the host\'s /run reaches the socket dir', () => {
@@ -196,7 +196,7 @@ describe('deploy/ manifests', () => {
     expect(visibleHostPath(pod(), container('node'), shim!)).toBeNull();
   });
 
-  it('no service account token in cni-server or install-cni; node and node-policy get it from a projected volume', () => {
+  it('no service account token in cni-server or install-cni; node gets it from a projected volume', () => {
     const p = pod();
     // Pod-wide off: kubelet mounts no token into any container by itself.
     expect(p.automountServiceAccountToken).toBe(false);
@@ -208,7 +208,6 @@ describe('deploy/ manifests', () => {
     expect(hasToken(container('cni-server'))).toBe(false);
     expect(hasToken(container('install-cni'))).toBe(false);
     expect(hasToken(container('node'))).toBe(true);
-    expect(hasToken(container('node-policy'))).toBe(true);
     // Nor through the environment or a kubeconfig flag.
     const c = container('cni-server');
     expect(JSON.stringify(c.env ?? [])).not.toMatch(/secret|token/i);
@@ -218,12 +217,12 @@ describe('deploy/ manifests', () => {
   it('every daemon container\'s args are flags the daemon accepts, each running its own components', () => {
     // The containers that need it get NODE_NAME from the downward API.
     vi.stubEnv('NODE_NAME', 'node-a');
-    const want: Record<string, string[]> = { node: ['device-plugin', 'agent'], 'node-policy': ['node-policy'], 'cni-server': ['cni-server'] };
+    const want: Record<string, string[]> = { node: ['device-plugin', 'agent', 'node-policy'], 'cni-server': ['cni-server'] };
     for (const [name, components] of Object.entries(want)) {
       const flags = parseFlags(container(name).args ?? []);
       expect([...flags.components].sort(), name).toEqual([...components].sort());
     }
-    expect(parseFlags(container('node-policy').args ?? [])['cni-state-dir']).toBe('/var/lib/cni/sriov-underlay');
+    expect(parseFlags(container('node').args ?? [])['cni-state-dir']).toBe('/var/lib/cni/sriov-underlay');
     expect(parseFlags(container('cni-server').args ?? [])['cni-socket']).toBe('/run/sriov-underlay-cni/cni.sock');
     // The check can fail: a flag the daemon does not know is refused.
     expect(() => parseFlags(['--components=cni-server', '--no-such-flag'])).toThrow();
