@@ -1,0 +1,198 @@
+// vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-node
+// vm-modules: overlay veth
+// vm-apt: containerd runc
+// vm-mountpoints: /etc/cni/net.d /opt/cni/bin
+// vm-extra-seconds: 600
+/**
+ * The runtime tier: Debian's containerd (its CRI plugin) and runc run pods on the real igbvf VFs,
+ * with our CNI installed in /opt/cni/bin and the shipped primary conflist (deploy/60-primary.conflist)
+ * in /etc/cni/net.d. test/cri/client.ts does what kubelet does (RunPodSandbox with the pod's name,
+ * namespace and UID; PodSandboxStatus; StopPodSandbox; RemovePodSandbox), and the node daemon
+ * (device plugin + agent, fake kubelet and API server) serves each pod's registration: the VF lands
+ * in the sandbox's netns with the registered IP, VLAN and rate, and comes home exactly as it was.
+ * Then containerd restarts under running pods, a sandbox's netns is unmounted behind containerd's
+ * back, and the conflist is delegated to as Multus does it: a cluster network first (ptp), ours second.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { IPCLAIMS, loadKubeConfig, makeKubeClients } from '../../../src/kube/client';
+import { sandboxNetnsPath, type CriClient } from '../../cri/client';
+import { ociArchive } from '../../cri/oci-archive';
+import { assertRestored, snapshot, type VfBed, type VfSnapshot } from '../lib/cni-scenario';
+import { CNI_BIN_DIR, CNI_CONF_DIR, Containerd, SANDBOX_IMAGE, mountRuntimeDirs } from '../lib/containerd';
+import { addrsIn } from '../lib/netns';
+import { AGENT_SOCKET, startRuntimeNode, type RuntimeNode } from '../lib/runtime-node';
+import type { Scenario } from '../lib/scenario';
+import { IP, ip, must, run, sleep } from '../lib/sh';
+import { findPf, pfUp, setNumVfs, vfView } from '../lib/sriov';
+
+const NS = 'crit';
+const DIR = '/run/vmtest/cri';
+const CNI_LOG = '/var/log/sriov-underlay/cni.log';
+
+interface Pod { name: string; vf: number; ip: string; rate: number }
+const PODS: Pod[] = [
+  { name: 'pod-a', vf: 0, ip: '10.100.0.11', rate: 200 },
+  { name: 'pod-b', vf: 1, ip: '10.100.0.12', rate: 300 },
+  { name: 'pod-c', vf: 2, ip: '10.100.0.13', rate: 400 },
+  { name: 'pod-d', vf: 3, ip: '10.100.0.14', rate: 500 },
+];
+
+/** The PCI device behind `dev` in a netns, read from the netns's own sysfs (ip netns exec remounts it). */
+async function pciIn(nsName: string, dev: string): Promise<string | null> {
+  const r = await run(IP, ['netns', 'exec', nsName, 'readlink', `/sys/class/net/${dev}/device`]);
+  return r.code === 0 ? basename(r.stdout.trim()) : null;
+}
+
+interface Running { pod: Pod; id: string; uid: string; netns: string; before: VfSnapshot; release(): Promise<void> }
+
+export const scenario: Scenario = {
+  timeoutSec: 900,
+  async run({ t, project, outDir, defer }) {
+    const pf = await t.step('an igb PF netdev exists', () => findPf());
+    await t.step('PF up with carrier (max_tx_rate needs the link)', () => pfUp(pf));
+    const vfs = await t.step('4 VFs', () => setNumVfs(pf, 4));
+    const bed: VfBed = { pf, vfs };
+    await ip('link', 'set', 'lo', 'up');
+    rmSync(DIR, { recursive: true, force: true });
+    mkdirSync(DIR, { recursive: true });
+
+    // ---- the node: runtime dirs, the CNI installed as the DaemonSet's init container does it
+    const unmount = await t.step('cgroup2 and tmpfs /etc/cni/net.d, /opt/cni/bin', () => mountRuntimeDirs());
+    defer(unmount);
+    defer(() => {
+      if (existsSync(CNI_LOG)) copyFileSync(CNI_LOG, join(outDir, 'cni.log'));
+    });
+    await t.step('CNI installed in /opt/cni/bin with Debian\'s loopback, tuning, ptp and host-local', () => {
+      copyFileSync(join(project, 'dist/bin/sriov-underlay'), join(CNI_BIN_DIR, '.sriov-underlay.new'));
+      renameSync(join(CNI_BIN_DIR, '.sriov-underlay.new'), join(CNI_BIN_DIR, 'sriov-underlay'));
+      for (const p of ['loopback', 'tuning', 'ptp', 'host-local']) symlinkSync(`/usr/lib/cni/${p}`, join(CNI_BIN_DIR, p));
+    });
+    const primary = readFileSync(join(project, 'deploy/60-primary.conflist'), 'utf8');
+    const netName = (JSON.parse(primary) as { name: string }).name;
+    writeFileSync(join(CNI_CONF_DIR, '10-sriov-underlay.conflist'), primary);
+
+    // ---- the control plane side and the node daemon
+    const node: RuntimeNode = await t.step('fake API server, fake kubelet (+ PodResources) and the node daemon (device plugin + agent)', () =>
+      startRuntimeNode({
+        project, dir: join(DIR, 'node'), logDir: outDir, pf, namespace: NS, defer,
+        network: { name: netName, vlan: 100, subnet: '10.100.0.0/24', mtu: 1400, maxTxRateMbps: 900 },
+        registrations: PODS.map((p) => ({ pod: p.name, ip: p.ip, maxTxRateMbps: p.rate })),
+      }),
+    );
+
+    // ---- the sandbox image, built here: a static pause in a deterministic OCI archive
+    const archive = join(DIR, 'pause.oci.tar');
+    await t.step('pause built (static C) and packed as an OCI archive', async () => {
+      await must('cc', ['-static', '-Os', '-s', '-o', join(DIR, 'pause'), join(project, 'test/cri/pause.c')], { timeoutMs: 300_000 });
+      const img = ociArchive({ ref: SANDBOX_IMAGE, entrypoint: ['/pause'], files: [{ name: 'pause', data: readFileSync(join(DIR, 'pause')), mode: 0o755 }] });
+      writeFileSync(archive, img.archive);
+      t.comment(`pause image ${img.manifestDigest}, ${img.archive.length} bytes`);
+    });
+
+    // ---- containerd
+    const containerd = new Containerd(join(DIR, 'containerd'), outDir);
+    const cri: CriClient = containerd.cri;
+    defer(() => containerd.stop());
+    containerd.configure({ maxConfNum: 1 });
+    const started = await t.step('containerd (CRI plugin) answers Version', () => containerd.start());
+    t.comment(`${started.version}, CRI up ${(started.ms / 1000).toFixed(1)} s after exec`);
+    await t.step('ctr -n k8s.io images import of the pause archive', () => containerd.importImage(archive));
+    const running = new Map<string, Running>();
+    // Whatever a failed step left: stop and remove every sandbox (as kubelet would), before containerd goes.
+    defer(async () => {
+      for (const s of await cri.listPodSandbox().catch(() => [])) {
+        await cri.stopPodSandbox(s.id).catch((e: Error) => t.comment(`teardown stop ${s.id}: ${e.message}`));
+        await cri.removePodSandbox(s.id).catch((e: Error) => t.comment(`teardown remove ${s.id}: ${e.message}`));
+      }
+      for (const r of running.values()) await r.release().catch(() => undefined);
+    });
+
+    const runPod = async (pod: Pod): Promise<Running> => {
+      const before = await snapshot(bed, pod.vf);
+      const admitted = await node.admit(NS, pod.name, vfs[pod.vf]!);
+      const t0 = Date.now();
+      const id = await cri.runPodSandbox({ metadata: { name: pod.name, namespace: NS, uid: admitted.uid, attempt: 0 } });
+      t.comment(`${pod.name}: RunPodSandbox ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      const st = await cri.podSandboxStatus(id, true);
+      const netns = sandboxNetnsPath(st);
+      if (!netns) throw new Error(`PodSandboxStatus(verbose) of ${id} names no network namespace`);
+      const r: Running = { pod, id, uid: admitted.uid, netns, before, release: admitted.release };
+      running.set(pod.name, r);
+      return r;
+    };
+
+    /** Everything the pod should have: the VF in its netns with the registered IP, VLAN and rate. */
+    const checkAttached = async (r: Running, ifname: string, what: string) => {
+      const nsName = basename(r.netns);
+      t.equal(await pciIn(nsName, ifname), vfs[r.pod.vf], `${what}: ${ifname} in the sandbox's netns is VF ${r.pod.vf} (${vfs[r.pod.vf]})`);
+      t.equal(await addrsIn(nsName, ifname).catch((e: Error) => [e.message]), [`${r.pod.ip}/24`], `${what}: ${ifname} has the registered address ${r.pod.ip}/24`);
+      const v = await vfView(pf, r.pod.vf);
+      t.equal({ vlan: v.vlan, maxTxRate: v.maxTxRate }, { vlan: 100, maxTxRate: r.pod.rate }, `${what}: the PF's VF ${r.pod.vf} line has VLAN 100 and the registered max_tx_rate ${r.pod.rate}`);
+    };
+    const stopRemove = async (r: Running, what: string) => {
+      const t0 = Date.now();
+      await t.step(`${what}: StopPodSandbox`, () => cri.stopPodSandbox(r.id));
+      t.comment(`${r.pod.name}: StopPodSandbox ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      await assertRestored(t, bed, r.pod.vf, r.before, `${what}: after StopPodSandbox`);
+      await t.step(`${what}: RemovePodSandbox`, () => cri.removePodSandbox(r.id));
+      t.ok(!(await cri.listPodSandbox()).some((s) => s.id === r.id), `${what}: the sandbox is gone from ListPodSandbox`);
+      await r.release();
+      running.delete(r.pod.name);
+    };
+
+    // ---- 1. primary network: run, status, stop, remove
+    const a = await t.step('pod-a: RunPodSandbox (our conflist is the primary network)', () => runPod(PODS[0]!));
+    await checkAttached(a, 'eth0', 'pod-a');
+    const sa = (await cri.podSandboxStatus(a.id)).status;
+    t.equal(sa?.network?.ip, a.pod.ip, 'pod-a: PodSandboxStatus reports the IP our CNI returned');
+    t.equal(sa?.state, 'SANDBOX_READY', 'pod-a: sandbox READY');
+    t.equal(sa?.metadata, { name: 'pod-a', namespace: NS, uid: a.uid, attempt: 0 }, 'pod-a: status metadata is what kubelet sent');
+    const { custom } = makeKubeClients(loadKubeConfig({ kubeconfig: join(DIR, 'node', 'kubeconfig') }));
+    const claims = (await custom.listClusterCustomObject({ group: IPCLAIMS.group, version: IPCLAIMS.version, plural: IPCLAIMS.plural })) as { items: { spec: { ip: string; pod?: { namespace?: string; name?: string; uid?: string } } }[] };
+    t.equal(claims.items.find((c) => c.spec.ip === a.pod.ip)?.spec.pod, { namespace: NS, name: 'pod-a', uid: a.uid },
+      'pod-a: the IP claim holds the pod name, namespace and UID containerd passed in CNI_ARGS');
+    t.ok((await cri.listPodSandbox()).some((s) => s.id === a.id && s.state === 'SANDBOX_READY'), 'pod-a: ListPodSandbox lists it READY');
+    await stopRemove(a, 'pod-a');
+
+    // ---- 2. containerd restarted with two sandboxes running
+    const b = await t.step('pod-b: RunPodSandbox', () => runPod(PODS[1]!));
+    const c = await t.step('pod-c: RunPodSandbox', () => runPod(PODS[2]!));
+    await containerd.stop('SIGTERM');
+    await sleep(1_000);
+    await checkAttached(b, 'eth0', 'containerd stopped: pod-b still');
+    const restarted = await t.step('containerd restarted', () => containerd.start());
+    t.comment(`containerd restart: CRI up in ${(restarted.ms / 1000).toFixed(1)} s`);
+    const listed = await cri.listPodSandbox();
+    t.equal([b, c].map((r) => listed.find((s) => s.id === r.id)?.state), ['SANDBOX_READY', 'SANDBOX_READY'], 'after the restart both sandboxes are listed READY');
+    t.equal((await cri.podSandboxStatus(b.id)).status?.network?.ip, b.pod.ip, 'after the restart PodSandboxStatus still reports pod-b\'s IP');
+    await checkAttached(c, 'eth0', 'after the restart pod-c');
+    await stopRemove(b, 'pod-b after the containerd restart');
+
+    // ---- 3. a sandbox whose netns vanished behind containerd's back
+    await t.step(`pod-c: its netns ${c.netns} unmounted and deleted`, async () => {
+      await must('/bin/umount', [c.netns]);
+      rmSync(c.netns);
+    });
+    await stopRemove(c, 'pod-c with its netns gone');
+
+    // ---- 4. delegated as Multus does: a cluster network on eth0, ours on eth1
+    await containerd.stop('SIGTERM');
+    rmSync(join(CNI_CONF_DIR, '10-sriov-underlay.conflist'));
+    writeFileSync(join(CNI_CONF_DIR, '10-cluster.conflist'), JSON.stringify({
+      cniVersion: '1.0.0', name: 'cluster',
+      plugins: [{ type: 'ptp', ipam: { type: 'host-local', ranges: [[{ subnet: '10.99.0.0/24' }]] } }],
+    }));
+    writeFileSync(join(CNI_CONF_DIR, '20-sriov-underlay.conflist'), primary);
+    containerd.configure({ maxConfNum: 2 });
+    await t.step('containerd restarted with two networks (max_conf_num 2)', () => containerd.start());
+    const d = await t.step('pod-d: RunPodSandbox (cluster network + ours)', () => runPod(PODS[3]!));
+    await checkAttached(d, 'eth1', 'pod-d (second network)');
+    const sd = (await cri.podSandboxStatus(d.id)).status;
+    t.match(sd?.network?.ip ?? '', /^10\.99\.0\.\d+$/, 'pod-d: PodSandboxStatus reports the cluster network\'s IP (eth0), as with Multus');
+    await stopRemove(d, 'pod-d');
+    t.ok(existsSync(AGENT_SOCKET), 'the agent still serves after every pod came and went');
+  },
+};
+
