@@ -1,4 +1,5 @@
 // vm-requires: dist/bin/sriov-underlay
+// vm-requires: dist/bin/sriov-underlay-cni
 // vm-requires: dist/bin/sriov-underlay-node
 // vm-modules: overlay veth
 // vm-apt: containerd runc
@@ -67,9 +68,13 @@ export const scenario: Scenario = {
       await must('/bin/mount', ['--bind', join(outDir, 'cni-log'), CNI_LOG_DIR]);
       defer(async () => void (await run('/bin/umount', ['-l', CNI_LOG_DIR])));
     });
-    await t.step('CNI installed in /opt/cni/bin with Debian\'s loopback, tuning, ptp and host-local', () => {
-      copyFileSync(join(project, 'dist/bin/sriov-underlay'), join(CNI_BIN_DIR, '.sriov-underlay.new'));
-      renameSync(join(CNI_BIN_DIR, '.sriov-underlay.new'), join(CNI_BIN_DIR, 'sriov-underlay'));
+    // The shim (sriov-underlay) and the Node CNI it falls back to (sriov-underlay-cni, beside it):
+    // no CNI server runs here, so every call goes through the fallback, as on a node whose daemon is down.
+    await t.step('CNI (shim + sriov-underlay-cni) installed in /opt/cni/bin with Debian\'s loopback, tuning, ptp and host-local', () => {
+      for (const exe of ['sriov-underlay-cni', 'sriov-underlay']) {
+        copyFileSync(join(project, 'dist/bin', exe), join(CNI_BIN_DIR, `.${exe}.new`));
+        renameSync(join(CNI_BIN_DIR, `.${exe}.new`), join(CNI_BIN_DIR, exe));
+      }
       for (const p of ['loopback', 'tuning', 'ptp', 'host-local']) symlinkSync(`/usr/lib/cni/${p}`, join(CNI_BIN_DIR, p));
     });
     const primary = readFileSync(join(project, 'deploy/60-primary.conflist'), 'utf8');
