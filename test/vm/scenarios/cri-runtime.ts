@@ -120,9 +120,20 @@ export const scenario: Scenario = {
     const runPod = async (pod: Pod): Promise<Running> => {
       const before = await snapshot(bed, pod.vf);
       const admitted = await node.admit(NS, pod.name, vfs[pod.vf]!);
-      const t0 = Date.now();
-      const id = await cri.runPodSandbox({ metadata: { name: pod.name, namespace: NS, uid: admitted.uid, attempt: 0 } });
-      t.comment(`${pod.name}: RunPodSandbox ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      // kubelet retries a failed RunPodSandbox at its next pod sync (the CNI's code 11 means exactly
+      // that); so do we, at most 3 times, and every failure is printed.
+      let id = '';
+      for (let attempt = 1; !id; attempt++) {
+        const t0 = Date.now();
+        try {
+          id = await cri.runPodSandbox({ metadata: { name: pod.name, namespace: NS, uid: admitted.uid, attempt: 0 } });
+          t.comment(`${pod.name}: RunPodSandbox ${((Date.now() - t0) / 1000).toFixed(1)} s (try ${attempt})`);
+        } catch (e) {
+          t.comment(`${pod.name}: RunPodSandbox try ${attempt} failed after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${(e as Error).message}`);
+          if (attempt === 3) throw e;
+          await sleep(2_000);
+        }
+      }
       const st = await cri.podSandboxStatus(id, true);
       const netns = sandboxNetnsPath(st);
       if (!netns) throw new Error(`PodSandboxStatus(verbose) of ${id} names no network namespace`);
