@@ -1,5 +1,4 @@
 // vm-requires: dist/bin/sriov-underlay
-// vm-requires: dist/bin/sriov-underlay-cni
 // vm-requires: dist/bin/sriov-underlay-node
 // vm-modules: overlay veth
 // vm-apt: containerd runc
@@ -15,7 +14,7 @@
  * Then containerd restarts under running pods, a sandbox's netns is unmounted behind containerd's
  * back, and the conflist is delegated to as Multus does it: a cluster network first (ptp), ours second.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { IPCLAIMS, loadKubeConfig, makeKubeClients } from '../../../src/kube/client';
 import { sandboxNetnsPath, type CriClient } from '../../cri/client';
@@ -68,13 +67,14 @@ export const scenario: Scenario = {
       await must('/bin/mount', ['--bind', join(outDir, 'cni-log'), CNI_LOG_DIR]);
       defer(async () => void (await run('/bin/umount', ['-l', CNI_LOG_DIR])));
     });
-    // The shim (sriov-underlay) and the Node CNI it falls back to (sriov-underlay-cni, beside it):
-    // no CNI server runs here, so every call goes through the fallback, as on a node whose daemon is down.
-    await t.step('CNI (shim + sriov-underlay-cni) installed in /opt/cni/bin with Debian\'s loopback, tuning, ptp and host-local', () => {
-      for (const exe of ['sriov-underlay-cni', 'sriov-underlay']) {
-        copyFileSync(join(project, 'dist/bin', exe), join(CNI_BIN_DIR, `.${exe}.new`));
-        renameSync(join(CNI_BIN_DIR, `.${exe}.new`), join(CNI_BIN_DIR, exe));
-      }
+    // The DaemonSet's init container script, as shipped: the one executable as sriov-underlay-cni,
+    // then the shim (sriov-underlay). No CNI server runs here, so every call takes the shim's
+    // fallback, as on a node whose daemon is down.
+    await t.step('CNI installed by scripts/install-cni.sh, with Debian\'s loopback, tuning, ptp and host-local', async () => {
+      await must('/bin/sh', [join(project, 'scripts/install-cni.sh')], {
+        env: { PATH: process.env.PATH, SRIOV_UNDERLAY_SRC: join(project, 'dist'), CNI_BIN_DIR, CNI_CONF_DIR, INSTALL_CONFLIST: 'false' },
+        timeoutMs: 300_000,
+      });
       for (const p of ['loopback', 'tuning', 'ptp', 'host-local']) symlinkSync(`/usr/lib/cni/${p}`, join(CNI_BIN_DIR, p));
     });
     const primary = readFileSync(join(project, 'deploy/60-primary.conflist'), 'utf8');
