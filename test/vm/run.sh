@@ -287,7 +287,10 @@ bundle_guest_code
   sep=""
   for s in "${RUNNABLE[@]}"; do
     if scenario_requires "$s" | grep -qx 'dist/bin/sriov-underlay'; then
+      # A scenario may run in fewer modes (`// vm-cni-modes: fallback`: cri-runtime starts no server).
+      only=$(sed -n 's|^// vm-cni-modes: *||p' "$HERE/scenarios/$s.ts" | head -1)
       for m in $VM_CNI_MODES; do
+        [[ -z $only || " $only " == *" $m "* ]] || { echo "# SKIP $s[$m]: the scenario runs only in: $only" >&2; continue; }
         echo "$sep{\"name\": \"$s\", \"file\": \"$RUN/build/scenarios/$s.js\", \"cniMode\": \"$m\"}"; sep=","
       done
     else

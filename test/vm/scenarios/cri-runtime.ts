@@ -1,6 +1,7 @@
 // vm-requires: dist/bin/sriov-underlay
 // vm-requires: dist/bin/sriov-underlay-node
 // vm-modules: overlay veth
+// vm-cni-modes: fallback
 // vm-apt: containerd runc
 // vm-mountpoints: /etc/cni/net.d /opt/cni/bin
 // vm-extra-seconds: 1500
