@@ -64,7 +64,13 @@ if [[ -z ${VM_IOMMU+set} ]]; then
 fi
 if [[ $VM_IOMMU == virtio ]]; then VM_MODULES+=" virtio_iommu"; fi
 VM_KERNEL_SUITE=${VM_KERNEL_SUITE:-$([[ $VM_IOMMU == virtio ]] && echo backports || echo stock)}
+# The guest runs the host's userland (read-only): a scenario that needs more Debian programs names
+# their packages, installed on the host before the boot (`// vm-apt: containerd runc`), and the
+# empty dirs it mounts tmpfs on, which the guest cannot create (`// vm-mountpoints: /opt/cni/bin`).
+VM_APT=() VM_MOUNTPOINTS=()
 for s in "${wanted[@]}"; do
+  VM_APT+=($(sed -n 's|^// vm-apt: *||p' "$HERE/scenarios/$s.ts"))
+  VM_MOUNTPOINTS+=($(sed -n 's|^// vm-mountpoints: *||p' "$HERE/scenarios/$s.ts"))
   VM_MODULES+=" $(sed -n 's|^// vm-modules: *||p' "$HERE/scenarios/$s.ts" | tr '\n' ' ')"
   extra=$(sed -n 's|^// vm-extra-seconds: *\([0-9]*\).*|\1|p' "$HERE/scenarios/$s.ts" | head -1)
   if [[ -z ${VM_TIMEOUT_SET:-} && -n $extra ]]; then VM_TIMEOUT=$((VM_TIMEOUT + extra)); fi
@@ -114,10 +120,19 @@ ensure_host_deps() {
   [[ -x /usr/sbin/ip || -x /sbin/ip || -x /bin/ip ]] || pkgs+=(iproute2)
   command -v gzip >/dev/null || pkgs+=(gzip)
   command -v xz >/dev/null || pkgs+=(xz-utils) # newer kernels' modules are .ko.xz
+  local p
+  for p in "${VM_APT[@]}"; do
+    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || pkgs+=("$p")
+  done
   if ((${#pkgs[@]})); then
     apt_update
     say "apt-get install ${pkgs[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+    # Packages for the guest only (containerd): their services must not start on this host. Debian's
+    # policy-rc.d says so to invoke-rc.d and deb-systemd-invoke, for the install only.
+    local policy=/usr/sbin/policy-rc.d own_policy=0
+    if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 0755 "$policy"; own_policy=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null || { ((own_policy)) && rm -f "$policy"; die "apt-get install ${pkgs[*]} failed"; }
+    ((own_policy)) && rm -f "$policy"
   fi
   if ! qemu_has_igb; then
     add_backports
@@ -126,6 +141,7 @@ ensure_host_deps() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t "${codename}-backports" qemu-system-x86 >/dev/null
     qemu_has_igb || die "qemu-system-x86_64 has no igb device even after installing from ${codename}-backports"
   fi
+  for p in "${VM_MOUNTPOINTS[@]}"; do [[ $p == /* && -d $p ]] || mkdir -p "$p" || die "cannot create mount point $p"; done
   # busybox must be static: it is PID 1 in an initramfs with no libc.
   BUSYBOX=/bin/busybox
   [[ -x $BUSYBOX ]] || BUSYBOX=$(command -v busybox)
@@ -271,7 +287,10 @@ bundle_guest_code
   sep=""
   for s in "${RUNNABLE[@]}"; do
     if scenario_requires "$s" | grep -qx 'dist/bin/sriov-underlay'; then
+      # A scenario may run in fewer modes (`// vm-cni-modes: fallback`: cri-runtime starts no server).
+      only=$(sed -n 's|^// vm-cni-modes: *||p' "$HERE/scenarios/$s.ts" | head -1)
       for m in $VM_CNI_MODES; do
+        [[ -z $only || " $only " == *" $m "* ]] || { echo "# SKIP $s[$m]: the scenario runs only in: $only" >&2; continue; }
         echo "$sep{\"name\": \"$s\", \"file\": \"$RUN/build/scenarios/$s.js\", \"cniMode\": \"$m\"}"; sep=","
       done
     else

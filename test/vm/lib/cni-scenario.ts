@@ -73,12 +73,15 @@ export interface VfSnapshot {
   netdev: NetdevState | null;
 }
 
-export async function snapshot(bed: CniBed, i: number): Promise<VfSnapshot> {
+/** The PF and its VFs, as a CNI bed or the runtime tier has them. */
+export type VfBed = Pick<CniBed, 'pf' | 'vfs'>;
+
+export async function snapshot(bed: VfBed, i: number): Promise<VfSnapshot> {
   return { line: (await vfLines(bed.pf))[i] ?? '(no VF line)', netdev: vfNetdevState(bed.vfs[i]!) };
 }
 
 /** Assert the VF is exactly as `before` (whole VF line, netdev name, MAC, MTU). */
-export async function assertRestored(t: T, bed: CniBed, i: number, before: VfSnapshot, what: string): Promise<void> {
+export async function assertRestored(t: T, bed: VfBed, i: number, before: VfSnapshot, what: string): Promise<void> {
   const now = await snapshot(bed, i);
   t.equal(now.line, before.line, `${what}: VF ${i}'s line on the PF is identical`);
   t.equal(now.netdev, before.netdev, `${what}: VF ${i}'s netdev is back with its name, MAC and MTU`);
