@@ -39,14 +39,15 @@ export const FILES = [
 
 /**
  * Programs from the build machine's Debian that the install script runs (the init container's
- * `command` is `/bin/sh .../install-cni.sh`): dash as /bin/sh, and the coreutils it calls.
+ * `command` is `/bin/sh .../install-cni.sh`): dash as /bin/sh, and the coreutils it calls. `package`
+ * is checked against dpkg at build time; the Dockerfile's build stage installs these packages.
  */
 export const HOST_PROGRAMS = [
-  { src: '/bin/dash', dest: '/bin/sh' },
-  { src: '/bin/cp', dest: '/bin/cp' },
-  { src: '/bin/mv', dest: '/bin/mv' },
-  { src: '/bin/chmod', dest: '/bin/chmod' },
-  { src: '/bin/mkdir', dest: '/bin/mkdir' },
+  { src: '/bin/dash', dest: '/bin/sh', package: 'dash' },
+  { src: '/bin/cp', dest: '/bin/cp', package: 'coreutils' },
+  { src: '/bin/mv', dest: '/bin/mv', package: 'coreutils' },
+  { src: '/bin/chmod', dest: '/bin/chmod', package: 'coreutils' },
+  { src: '/bin/mkdir', dest: '/bin/mkdir', package: 'coreutils' },
 ];
 
 /**

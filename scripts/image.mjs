@@ -9,6 +9,7 @@
  *                                             dist/image/sriov-underlay-<version>.digest (manifest digest)
  *   node scripts/image.mjs --out DIR        → the same under DIR
  *   node scripts/image.mjs --rootfs DIR     → only the file tree, for the Dockerfile's last stage
+ *   node scripts/image.mjs --list           → every entry (layer, path, type, mode, size, sha256) as JSON
  *
  * Reproducible: every tar entry has uid/gid 0, the declared mode and one mtime (the commit's time,
  * or SOURCE_DATE_EPOCH), entries are sorted, gzip is node's zlib at a fixed level (its header has no
@@ -41,7 +42,7 @@ function run(cmd, args, opts = {}) {
 }
 
 function parseArgs(argv) {
-  const a = { out: path.join(ROOT, 'dist/image'), rootfs: null };
+  const a = { out: path.join(ROOT, 'dist/image'), rootfs: null, list: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -51,7 +52,8 @@ function parseArgs(argv) {
     };
     if (k === '--out') a.out = path.resolve(v());
     else if (k === '--rootfs') a.rootfs = path.resolve(v());
-    else throw new ImageError(`unknown argument ${k} (usage: node scripts/image.mjs [--out DIR | --rootfs DIR])`);
+    else if (k === '--list') a.list = true;
+    else throw new ImageError(`unknown argument ${k} (usage: node scripts/image.mjs [--out DIR | --rootfs DIR | --list])`);
   }
   return a;
 }
@@ -149,6 +151,8 @@ export function collect(root = ROOT) {
   // The build machine's: programs the install script runs, the CA bundle, and every library.
   const hostFiles = [];
   for (const p of C.HOST_PROGRAMS) {
+    const pkg = debianPackage(p.src);
+    if (pkg !== p.package) throw new ImageError(`${p.src} comes from Debian package ${pkg}, not ${p.package} as scripts/image-contents.mjs says`);
     add(base, { dest: p.dest, type: 'file', mode: 0o755, data: readInput(p.src, 'host program') });
     elves.push(p.src);
     hostFiles.push(p.src);
@@ -226,7 +230,7 @@ function writeBlob(dir, data) {
   return { digest: `sha256:${hex}`, size: data.length };
 }
 
-function labels(p) {
+export function labels(p) {
   return {
     ...C.LABELS,
     'org.opencontainers.image.version': p.version,
@@ -320,6 +324,16 @@ function writeRootfs(dir, layers) {
 function main() {
   const args = parseArgs(process.argv.slice(2));
   const { base, app } = collect();
+  if (args.list) {
+    const rows = [];
+    for (const [layer, entries] of [['base', base], ['app', app]]) {
+      for (const e of entries.values()) {
+        rows.push({ layer, path: `/${e.path}`, type: e.type, mode: e.mode, ...(e.data ? { size: e.data.length, sha256: sha256(e.data) } : {}), ...(e.target ? { target: e.target } : {}) });
+      }
+    }
+    process.stdout.write(`${JSON.stringify(rows.sort((a, b) => (a.path < b.path ? -1 : 1)), null, 1)}\n`);
+    return;
+  }
   if (args.rootfs) {
     writeRootfs(args.rootfs, [base, app]);
     process.stdout.write(`${args.rootfs}: ${base.size + app.size} entries\n`);
@@ -329,6 +343,7 @@ function main() {
   fs.mkdirSync(args.out, { recursive: true });
   // Built beside, then renamed: an old layout's blobs never linger, a reader never sees half of one.
   const tmp = fs.mkdtempSync(path.join(args.out, '.oci-'));
+  fs.chmodSync(tmp, 0o755);
   try {
     const { digest, ref } = buildLayout(tmp, [base, app], p);
     const name = `${C.IMAGE_NAME}-${p.version}`;
