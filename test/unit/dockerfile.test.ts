@@ -16,6 +16,7 @@ interface Contents {
   RUNTIME: { user: string; env: string[]; entrypoint: string[]; workingDir: string };
 }
 interface ImageScript {
+  imageRef(version: string): string;
   labels(p: { version: string; revision: string; created: string; license: string; source?: string }): Record<string, string>;
 }
 
@@ -106,5 +107,14 @@ describe('Dockerfile', () => {
     const values = { version: 'V', revision: 'R', created: 'C', license: pkg.license };
     // source is known only where the repository says where it lives (package.json or git's origin).
     expect(labelsOf(last, { VERSION: 'V', REVISION: 'R', CREATED: 'C' })).toEqual(image.labels(values));
+  });
+});
+
+describe('deploy/40-daemonset.yaml', () => {
+  it('runs the image under the name the OCI archive gives it, in every container', () => {
+    const ds = fs.readFileSync(path.join(REPO, 'deploy/40-daemonset.yaml'), 'utf8');
+    const images = [...ds.matchAll(/^\s*image:\s*(\S+)\s*$/gm)].map((m) => m[1]);
+    expect(images.length).toBeGreaterThanOrEqual(2);
+    for (const i of images) expect(i).toBe(image.imageRef(pkg.version));
   });
 });
