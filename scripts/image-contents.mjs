@@ -18,12 +18,11 @@ export const PREFIX = '/opt/sriov-underlay';
  */
 export const PROGRAMS = [
   { src: 'dist/bin/sriov-underlay-node', dest: `${PREFIX}/bin/sriov-underlay-node`, links: [] },
+  // The CNI: the static C shim (CNI type `sriov-underlay`) and the standalone CNI it execs beside itself.
   { src: 'dist/bin/sriov-underlay', dest: `${PREFIX}/bin/sriov-underlay`, links: [] },
+  { src: 'dist/bin/sriov-underlay-cni', dest: `${PREFIX}/bin/sriov-underlay-cni`, links: [] },
   { src: 'dist/bin/kubectl-sriov', dest: `${PREFIX}/bin/kubectl-sriov`, links: [] },
 ];
-
-/** The CNI executable in the image, asked for VERSION by the tests. */
-export const CNI_IN_IMAGE = `${PREFIX}/bin/sriov-underlay`;
 
 /**
  * ELFs that ship inside an executable and are loaded at run time: their libraries must be in the
