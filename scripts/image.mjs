@@ -202,7 +202,9 @@ function provenance() {
   const revision = head.stdout.trim();
   let epoch = Number(run('git', ['log', '-1', '--format=%ct', revision]).stdout.trim());
   if (process.env.SOURCE_DATE_EPOCH) epoch = Number(process.env.SOURCE_DATE_EPOCH);
-  if (!Number.isSafeInteger(epoch) || epoch < 0) throw new ImageError(`bad commit time or SOURCE_DATE_EPOCH: ${epoch}`);
+  if (!Number.isSafeInteger(epoch) || epoch < 0 || epoch > 253402300799) {
+    throw new ImageError(`SOURCE_DATE_EPOCH (or the commit's time) must be whole seconds since 1970, got ${JSON.stringify(process.env.SOURCE_DATE_EPOCH ?? epoch)}`);
+  }
   return { version: pkg.version, license: pkg.license, revision, epoch, created: new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'), source: sourceUrl(pkg) };
 }
 
@@ -323,6 +325,8 @@ function writeRootfs(dir, layers) {
 
 function main() {
   const args = parseArgs(process.argv.slice(2));
+  // The cheap checks first: an image without a commit to name is refused before any work.
+  const p = args.list || args.rootfs ? null : provenance();
   const { base, app } = collect();
   if (args.list) {
     const rows = [];
@@ -339,7 +343,6 @@ function main() {
     process.stdout.write(`${args.rootfs}: ${base.size + app.size} entries\n`);
     return;
   }
-  const p = provenance();
   fs.mkdirSync(args.out, { recursive: true });
   // Built beside, then renamed: an old layout's blobs never linger, a reader never sees half of one.
   const tmp = fs.mkdtempSync(path.join(args.out, '.oci-'));

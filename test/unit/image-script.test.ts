@@ -106,16 +106,40 @@ describe('lddClosure', () => {
 });
 
 describe('scripts/image.mjs', () => {
-  it('says what to run when the build outputs are missing', () => {
-    const root = path.join(tmp, 'repo');
+  /** A repository holding the image script and its non-built inputs, nothing built. */
+  function bareRepo(name: string): string {
+    const root = path.join(tmp, name);
     fs.mkdirSync(path.join(root, 'scripts'), { recursive: true });
     for (const f of ['image.mjs', 'image-contents.mjs', 'oci-tar.mjs']) fs.copyFileSync(path.join(REPO, 'scripts', f), path.join(root, 'scripts', f));
     for (const f of ['package.json', 'scripts/install-cni.sh', 'deploy/60-primary.conflist']) {
       fs.mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
       fs.copyFileSync(path.join(REPO, f), path.join(root, f));
     }
-    const r = spawnSync(process.execPath, [path.join(root, 'scripts/image.mjs'), '--list'], { encoding: 'utf8' });
+    return root;
+  }
+  const image = (root: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
+    spawnSync(process.execPath, [path.join(root, 'scripts/image.mjs'), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
+
+  it('says what to run when the build outputs are missing', () => {
+    const r = image(bareRepo('repo'), ['--list']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^image: executable dist\/bin\/\S+ missing: run `npm run build` first\n$/);
+  });
+
+  it('refuses to name an image without a commit, or with a SOURCE_DATE_EPOCH that is not a time', () => {
+    const root = bareRepo('nogit');
+    const r = image(root, ['--out', path.join(root, 'out')], { GIT_CEILING_DIRECTORIES: tmp });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^image: git rev-parse HEAD failed in .*: the image's revision label is the commit\n$/);
+    const git = (...a: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...a], { cwd: root, stdio: 'pipe' });
+    git('init', '-q');
+    git('add', '.');
+    git('commit', '-qm', 'x');
+    for (const bad of ['yesterday', '-1', '1e300', '1.5']) {
+      const b = image(root, ['--out', path.join(root, 'out')], { SOURCE_DATE_EPOCH: bad });
+      expect(b.status, bad).toBe(1);
+      expect(b.stderr).toBe(`image: SOURCE_DATE_EPOCH (or the commit's time) must be whole seconds since 1970, got ${JSON.stringify(bad)}\n`);
+    }
+    expect(fs.existsSync(path.join(root, 'out'))).toBe(false);
   });
 });
