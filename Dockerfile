@@ -6,7 +6,7 @@
 #     --build-arg CREATED=$(git log -1 --format=%cI) -t REGISTRY/sriov-underlay:0.1.0 .
 FROM node:20-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ binutils dash coreutils ca-certificates \
+ && apt-get install -y --no-install-recommends python3 make g++ binutils dash coreutils diffutils ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./

@@ -17,11 +17,15 @@ export const PREFIX = '/opt/sriov-underlay';
  * their own name.
  */
 export const PROGRAMS = [
-  { src: 'dist/bin/sriov-underlay-node', dest: `${PREFIX}/bin/sriov-underlay-node`, links: [] },
-  // The CNI: the static C shim (CNI type `sriov-underlay`) and the standalone CNI it execs beside itself.
+  // The one executable: the node daemon, and by name the CLI and the standalone CNI.
+  {
+    src: 'dist/bin/sriov-underlay-node',
+    dest: `${PREFIX}/bin/sriov-underlay-node`,
+    links: [`${PREFIX}/bin/kubectl-sriov`, `${PREFIX}/bin/sriov-underlay-cni`],
+  },
+  // The CNI kubelet runs: the static C shim (CNI type `sriov-underlay`), which execs
+  // sriov-underlay-cni beside itself when the CNI server cannot take a call.
   { src: 'dist/bin/sriov-underlay', dest: `${PREFIX}/bin/sriov-underlay`, links: [] },
-  { src: 'dist/bin/sriov-underlay-cni', dest: `${PREFIX}/bin/sriov-underlay-cni`, links: [] },
-  { src: 'dist/bin/kubectl-sriov', dest: `${PREFIX}/bin/kubectl-sriov`, links: [] },
 ];
 
 /**
@@ -45,8 +49,11 @@ export const HOST_PROGRAMS = [
   { src: '/bin/dash', dest: '/bin/sh', package: 'dash' },
   { src: '/bin/cp', dest: '/bin/cp', package: 'coreutils' },
   { src: '/bin/mv', dest: '/bin/mv', package: 'coreutils' },
+  { src: '/bin/rm', dest: '/bin/rm', package: 'coreutils' },
   { src: '/bin/chmod', dest: '/bin/chmod', package: 'coreutils' },
   { src: '/bin/mkdir', dest: '/bin/mkdir', package: 'coreutils' },
+  { src: '/bin/sync', dest: '/bin/sync', package: 'coreutils' },
+  { src: '/usr/bin/cmp', dest: '/usr/bin/cmp', package: 'diffutils' },
 ];
 
 /**
