@@ -85,12 +85,13 @@ vm_tier() {
 
 # Set-up, so `npm test` alone works on a fresh Debian 12 machine (Node 20, npm, python3, gcc, make):
 # the Debian packages the tiers use (qemu-user: test/host/portable.test.ts runs the executables on
-# other CPU models), then npm packages when node_modules is missing or older than
+# other CPU models; containerd, runc and podman: test/host/image.test.ts loads and runs the image),
+# then npm packages when node_modules is missing or older than
 # the lock file. Both are skipped quickly when already done. (The VM tier installs QEMU and its
 # guest kernel itself.)
 tier setup
 apt_needed=()
-for p in iproute2 iputils-ping strace containernetworking-plugins time binutils qemu-user; do
+for p in iproute2 iputils-ping strace containernetworking-plugins time binutils qemu-user containerd runc podman; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || apt_needed+=("$p")
 done
 if ((${#apt_needed[@]})); then

@@ -1,6 +1,6 @@
 /**
- * `npm run release`: the tarball holds the one executable once, its other names as links, the
- * manifests and examples, and checksums that verify; the standalone CNI, the shim (through the
+ * `npm run release`: the tarball holds the one executable once, its other names as links, the OCI
+ * archive with its manifest digest, the manifests and examples, and checksums that verify; the standalone CNI, the shim (through the
  * standalone beside it: no CNI server here) and the CLI inside answer when run from the unpacked tree.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -31,6 +31,12 @@ it('assembles a verifiable release tarball', () => {
     expect(fs.lstatSync(path.join(dir, 'bin', 'sriov-underlay')).isFile()).toBe(true);
     // Links are summed by their target, once.
     expect(fs.readFileSync(path.join(dir, 'SHA256SUMS'), 'utf8').match(/ {2}bin\//g)?.length).toBe(2);
+    // The image, and its digest: the one the archive's own index names.
+    const version = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+    const archive = path.join(dir, 'image', `sriov-underlay-${version}.oci.tar`);
+    const index = JSON.parse(execFileSync('tar', ['-xOf', archive, 'index.json'], { encoding: 'utf8' })) as { manifests: Array<{ digest: string }> };
+    expect(fs.readFileSync(path.join(dir, 'image', `sriov-underlay-${version}.digest`), 'utf8')).toBe(`${index.manifests[0]?.digest}\n`);
+    expect(fs.readFileSync(path.join(dir, 'SHA256SUMS'), 'utf8')).toContain(`  image/sriov-underlay-${version}.oci.tar\n`);
     for (const f of ['deploy/40-daemonset.yaml', 'deploy/10-crds.yaml', 'configmaps/networks.yaml', 'docs/cni.md', 'README.md']) expect(fs.existsSync(path.join(dir, f)), f).toBe(true);
     expect(spawnSync('sha256sum', ['--quiet', '-c', 'SHA256SUMS'], { cwd: dir }).status).toBe(0);
     const v = spawnSync(path.join(dir, 'bin/sriov-underlay-cni'), [], { input: '{"cniVersion":"1.1.0"}', env: { CNI_COMMAND: 'VERSION' }, encoding: 'utf8' });
@@ -43,4 +49,5 @@ it('assembles a verifiable release tarball', () => {
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-}, 180_000);
+// The image build and the tarball took 733 s at load 24 on 2 cores.
+}, 1_200_000);
