@@ -181,9 +181,10 @@ function servedBy(logFile: string, containerId: string, cmd: string, seen: strin
 }
 
 export async function runDemo(p: Platform, out: Out, teardown: Teardown): Promise<DemoSummary> {
-  const cniBin = path.join(p.repo, 'dist/bin/sriov-underlay-cni');
+  // What kubelet execs: the shim, which forwards to the CNI server or execs the standalone beside it.
+  const cniBin = path.join(p.repo, 'dist/bin/sriov-underlay');
   const nodeBin = path.join(p.repo, 'dist/bin/sriov-underlay-node');
-  for (const b of [cniBin, nodeBin]) if (!fs.existsSync(b)) throw new Error(`${b} is missing: run \`npm run build\``);
+  for (const b of [cniBin, path.join(p.repo, 'dist/bin/sriov-underlay-cni'), nodeBin]) if (!fs.existsSync(b)) throw new Error(`${b} is missing: run \`npm run build\``);
   for (const n of p.notes) out(`note: ${n}`);
   const registered = registeredSettings(p);
   const logs = path.join(p.workDir, 'logs');

@@ -172,7 +172,7 @@ beforeAll(() => {
   requireBinary();
   // 0.1.0 shipped one executable; this release the shim and, beside it, the standalone CNI.
   previous = { 'sriov-underlay': releaseExecutable(PREVIOUS) };
-  thisRelease = { 'sriov-underlay': path.join(REPO, 'dist/bin/sriov-underlay'), 'sriov-underlay-cni': CNI_BIN };
+  thisRelease = { 'sriov-underlay': path.join(REPO, 'dist/bin/sriov-underlay'), 'sriov-underlay-cni': path.join(REPO, 'dist/bin/sriov-underlay-cni') };
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-upgrade-'));
   nic = createEmulatedNic({ tag, root: path.join(tmp, 'sys'), pfs: 1, vfsPerPf: 24 });
 }, 900_000);
