@@ -10,7 +10,10 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { requireBinary, runCniSync } from '../fixtures/cni';
+import { REPO, requireBinary, runCniSync } from '../fixtures/cni';
+
+/** The standalone CNI itself, not the shim in front of it (which would ask the run's server). */
+const STANDALONE = { bin: path.join(REPO, 'dist/bin/sriov-underlay-cni') };
 import { callEnv, envBlock, parseReply, PROTO, rawExchange, request, serverCall, startServerProcess, type ServerProcess } from '../fixtures/cni-server';
 import { linkNames, linkSnapshot, makeNetns, uniqueTag, type NetnsHandle } from '../fixtures/host-net';
 import { createEmulatedNic, type EmulatedNic } from '../fixtures/sysfs-tree';
@@ -102,7 +105,7 @@ describe('serving calls', () => {
   it('answers a CNI error exactly as the standalone CNI does (same bytes)', async () => {
     const conf = netconf(1, { mtu: 'big' });
     const viaServer = await serverCall(server.socketPath, 'ADD', conf, { containerId: 'c-e', netns: '/nonexistent', ifName: 'net1' });
-    const direct = runCniSync('ADD', conf, { containerId: 'c-e', netns: '/nonexistent', ifName: 'net1' });
+    const direct = runCniSync('ADD', conf, { ...STANDALONE, containerId: 'c-e', netns: '/nonexistent', ifName: 'net1' });
     expect(viaServer.exitCode).toBe(1);
     expect(direct.code).toBe(1);
     expect(viaServer.stdout).toBe(direct.stdout);
@@ -276,7 +279,7 @@ describe('STATUS readiness through the server', () => {
     expect(r.exitCode).toBe(1);
     expect(r.json).toMatchObject({ code: 50 });
     expect(String(r.json?.msg)).toMatch(/node agent unreachable at .*no-agent\.sock \(ENOENT\)/);
-    expect(runCniSync('STATUS', conf).code).toBe(0);
+    expect(runCniSync('STATUS', conf, STANDALONE).code).toBe(0);
     // An agent that accepts: ready.
     const agent = net.createServer((c) => c.destroy());
     await new Promise<void>((res) => agent.listen(path.join(tmp, 'no-agent.sock'), res));
