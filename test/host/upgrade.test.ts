@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CNI_BIN, CNI_PATH, REPO, requireBinary, runCni, runCniSync, type CniEnv } from '../fixtures/cni';
+import { CNI_PATH, REPO, requireBinary, runCni, runCniSync, type CniEnv } from '../fixtures/cni';
 import { linkNames, linkSnapshot, makeNetns, uniqueTag, type LinkSnapshot, type NetnsHandle } from '../fixtures/host-net';
 import { servedByInLog, startCniServer, type CniServer } from '../fixtures/cni-server-process';
 import { releaseExecutable } from '../fixtures/releases';
