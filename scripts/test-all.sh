@@ -67,20 +67,33 @@ vm_tier() {
     summary+=("$(printf '%-10s SKIPPED (test/vm/run.sh missing)' vm)")
     return
   fi
-  local log="$reports/vm.log" rc=0 line
+  # Two boots. 1: every scenario on Debian 12's own kernel, with no IOMMU (the oracle the CNI
+  # scenarios were written against; node-policy there proves vfio-pci is refused and said so).
+  # 2: node-policy alone on the backports kernel with QEMU's virtio-iommu (vfio-pci bound and back).
+  # One boot for both would run every scenario on the backports kernel, where igbvf refuses a VF-side
+  # MAC the demo sets (EADDRNOTAVAIL): kept apart until that is understood.
   # VM_CNI_MODES: every CNI scenario once per mode, in the same boot (run.sh).
-  VM_CNI_MODES=${VM_CNI_MODES:-server fallback} bash test/vm/run.sh 2>&1 | tee "$log" || rc=$?
-  timings+=("$(printf '%-14s %5d s' vm $((SECONDS - t0)))")
-  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
-  if [[ -n $line ]]; then
-    read -r p _ f _ <<<"$line"
-    if ((rc != 0 && f == 0)); then f=1; fi
-    record vm "$p" "$f" "$( ((rc != 0)) && echo "exit $rc")"
-  elif ((rc == 0)); then
-    record vm 1 0 "no summary line"
-  else
-    record vm 0 1 "exit $rc, no summary line"
-  fi
+  local boot name
+  for boot in stock iommu; do
+    local log="$reports/vm-$boot.log" rc=0 line
+    name="vm-$boot"
+    if [[ $boot == stock ]]; then
+      VM_IOMMU= VM_CNI_MODES=${VM_CNI_MODES:-server fallback} bash test/vm/run.sh 2>&1 | tee "$log" || rc=$?
+    else
+      VM_IOMMU=virtio VM_CNI_MODES=${VM_CNI_MODES:-server fallback} bash test/vm/run.sh node-policy 2>&1 | tee "$log" || rc=$?
+    fi
+    timings+=("$(printf '%-14s %5d s' "$name" $((SECONDS - t0)))")
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    if [[ -n $line ]]; then
+      read -r p _ f _ <<<"$line"
+      if ((rc != 0 && f == 0)); then f=1; fi
+      record "$name" "$p" "$f" "$( ((rc != 0)) && echo "exit $rc")"
+    elif ((rc == 0)); then
+      record "$name" 1 0 "no summary line"
+    else
+      record "$name" 0 1 "exit $rc, no summary line"
+    fi
+  done
 }
 
 # Set-up, so `npm test` alone works on a fresh Debian 12 machine (Node 20, npm, python3, gcc, make):
