@@ -118,6 +118,28 @@ function placeLinks(target) {
 }
 
 /**
+ * An output is up to date when its stamp (a hash of every input) matches and the file is the one
+ * that stamp was written for (same size and mtime: nobody replaced it since).
+ */
+function upToDate(out, stampFile, stamp) {
+  const outStat = fs.statSync(out, { throwIfNoEntry: false });
+  let prev = null;
+  try {
+    prev = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
+  } catch {
+    // first build
+  }
+  if (outStat && prev && prev.stamp === stamp && prev.size === outStat.size && prev.mtimeMs === outStat.mtimeMs) {
+    return { out, size: outStat.size, rebuilt: false };
+  }
+  return null;
+}
+
+function writeStamp(stampFile, stamp, st) {
+  fs.writeFileSync(stampFile, JSON.stringify({ stamp, size: st.size, mtimeMs: st.mtimeMs }));
+}
+
+/**
  * The shim: portable (no -march), hardened, and static-pie, so it needs no shared library and no
  * glibc newer than any node supports. The figures it is compiled with are its own (see its header).
  */
@@ -133,16 +155,8 @@ function buildShim(target) {
   const stampFile = path.join(WORK, `${target.name}.stamp`);
   const gcc = run('gcc', ['--version']).split('\n')[0];
   const stamp = sha256(JSON.stringify({ script: sha256(SELF), src: sha256(fs.readFileSync(src)), flags: SHIM_CFLAGS, gcc }));
-  const outStat = fs.statSync(out, { throwIfNoEntry: false });
-  let prev = null;
-  try {
-    prev = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
-  } catch {
-    // first build
-  }
-  if (outStat && prev && prev.stamp === stamp && prev.size === outStat.size && prev.mtimeMs === outStat.mtimeMs) {
-    return { out, size: outStat.size, rebuilt: false };
-  }
+  const fresh = upToDate(out, stampFile, stamp);
+  if (fresh) return fresh;
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   try {
@@ -157,7 +171,7 @@ function buildShim(target) {
     throw err;
   }
   const st = fs.statSync(out);
-  fs.writeFileSync(stampFile, JSON.stringify({ stamp, size: st.size, mtimeMs: st.mtimeMs }));
+  writeStamp(stampFile, stamp, st);
   return { out, size: st.size, rebuilt: true };
 }
 
@@ -342,16 +356,8 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
       node: nodeIdentity(),
     }),
   );
-  const outStat = fs.statSync(out, { throwIfNoEntry: false });
-  let prev = null;
-  try {
-    prev = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
-  } catch {
-    // first build
-  }
-  if (outStat && prev && prev.stamp === stamp && prev.size === outStat.size && prev.mtimeMs === outStat.mtimeMs) {
-    return { out, size: outStat.size, rebuilt: false };
-  }
+  const fresh = upToDate(out, stampFile, stamp);
+  if (fresh) return fresh;
 
   // Only rewrite the bundle when it changed, so its mtime means something to anyone watching.
   if (!fs.existsSync(bundled.path) || !fs.readFileSync(bundled.path).equals(bundled.contents)) {
@@ -395,7 +401,7 @@ async function buildTarget(esbuild, inject, target, addonBytes) {
     throw err;
   }
   const st = fs.statSync(out);
-  fs.writeFileSync(stampFile, JSON.stringify({ stamp, size: st.size, mtimeMs: st.mtimeMs }));
+  writeStamp(stampFile, stamp, st);
   return { out, size: st.size, rebuilt: true };
 }
 
