@@ -16,6 +16,7 @@ passed=0
 failed=0
 summary=()
 timings=()
+failures=() # "tier: test name" of each failure, printed last so CI's tail names them
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 
@@ -47,18 +48,26 @@ vitest_tier() { # name project [vitest args...]
       // A file that fails to load has no failed tests but a failed suite: count it as a failure.
       const suites = (r.testResults ?? []).filter((f) => f.status === "failed" && (f.assertionResults ?? []).every((a) => a.status !== "failed")).length;
       console.log(r.numPassedTests ?? 0, (r.numFailedTests ?? 0) + suites, (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0));
+      for (const f of r.testResults ?? []) {
+        const file = require("path").relative(process.cwd(), f.name);
+        const bad = (f.assertionResults ?? []).filter((a) => a.status === "failed");
+        if (f.status === "failed" && bad.length === 0) console.log(`${file}: ${String(f.message ?? "failed to load").split("\n")[0].slice(0, 200)}`);
+        for (const a of bad) console.log(`${file} > ${a.fullName}: ${String(a.failureMessages?.[0] ?? "").split("\n")[0].slice(0, 200)}`);
+      }
     ' "$json" 2>/dev/null); then
     record "$name" 0 1 "no JSON report, vitest exit $rc"
     return
   fi
-  read -r p f s <<<"$counts"
+  read -r p f s <<<"$(head -n 1 <<<"$counts")"
+  local line
+  while IFS= read -r line; do [[ -n $line ]] && failures+=("$name: $line"); done < <(tail -n +2 <<<"$counts")
   # vitest failed without a failing test (e.g. no test files, a config error): still a failure.
   if ((rc != 0 && f == 0)); then f=1; fi
   record "$name" "$p" "$f" "$( ((s > 0)) && echo "$s skipped")"
 }
 
 vm_tier() {
-  local t0=$SECONDS
+  local t0
   tier "vm"
   if [[ ! -f test/vm/run.sh ]]; then
     printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n'
@@ -77,12 +86,14 @@ vm_tier() {
   for boot in stock iommu; do
     local log="$reports/vm-$boot.log" rc=0 line
     name="vm-$boot"
+    t0=$SECONDS
     if [[ $boot == stock ]]; then
       VM_IOMMU= VM_CNI_MODES=${VM_CNI_MODES:-server fallback} bash test/vm/run.sh 2>&1 | tee "$log" || rc=$?
     else
       VM_IOMMU=virtio VM_CNI_MODES=${VM_CNI_MODES:-server fallback} bash test/vm/run.sh node-policy 2>&1 | tee "$log" || rc=$?
     fi
     timings+=("$(printf '%-14s %5d s' "$name" $((SECONDS - t0)))")
+    while IFS= read -r line; do failures+=("$name: ${line:0:240}"); done < <(grep -E '^not ok' "$log")
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
     if [[ -n $line ]]; then
       read -r p _ f _ <<<"$line"
@@ -135,6 +146,10 @@ vm_tier
 
 printf '\n==> time per tier\n'
 printf '%s\n' "${timings[@]}"
+if ((${#failures[@]})); then
+  printf '\n==> failed\n'
+  printf '%s\n' "${failures[@]}"
+fi
 printf '\n==> summary\n'
 printf '%s\n' "${summary[@]}"
 echo "$passed passed, $failed failed"
