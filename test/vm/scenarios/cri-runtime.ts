@@ -95,7 +95,7 @@ export const scenario: Scenario = {
     const archive = join(DIR, 'pause.oci.tar');
     await t.step('pause built (static C) and packed as an OCI archive', async () => {
       await must('cc', ['-static', '-Os', '-s', '-o', join(DIR, 'pause'), join(project, 'test/cri/pause.c')], { timeoutMs: 300_000 });
-      const img = ociArchive({ ref: SANDBOX_IMAGE, entrypoint: ['/pause'], files: [{ name: 'pause', data: readFileSync(join(DIR, 'pause')), mode: 0o755 }] });
+      const img = ociArchive({ ref: SANDBOX_IMAGE, entrypoint: ['/pause'], files: [{ path: 'pause', type: 'file', data: readFileSync(join(DIR, 'pause')), mode: 0o755 }] });
       writeFileSync(archive, img.archive);
       t.comment(`pause image ${img.manifestDigest}, ${img.archive.length} bytes`);
     });
