@@ -23,6 +23,8 @@ import { BadRequest, errorReply, GREETING, MAX_HEADER_BYTES, MAX_STDOUT_BYTES, p
 
 /** From accept to the last request byte: the shim sends everything at once (≤ 1 MiB + 64 KiB). */
 export const READ_TIMEOUT_MS = 5_000;
+/** After a refusal, how long the peer may go on sending (discarded) before the connection is cut. */
+export const REFUSED_DRAIN_MS = 1_000;
 /** Above the CNI's own bounds (VF lock 20 s, agent 10 s, IPAM 60 s), below the shim's reply bound (100 s, docs/cni-server-protocol.md) and kubelet's CRI timeout (2 min). */
 export const COMMAND_DEADLINE_MS = 90_000;
 /** How long a stop waits for calls in flight. */
@@ -132,8 +134,13 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       clearTimeout(timer);
       observer.refused('bad-request');
       log.warn({ code: err.code, err: err.message }, 'request refused');
+      // Discard what the peer still sends and close once it stops, within a bound: closing with its
+      // bytes unread makes the kernel reset the connection, and the peer can lose this reply to it.
       sock.removeAllListeners('data');
-      sock.end(errorReply(err), () => sock.destroy());
+      sock.on('data', () => undefined);
+      sock.end(errorReply(err));
+      const drain = setTimeout(() => sock.destroy(), REFUSED_DRAIN_MS);
+      sock.once('close', () => clearTimeout(drain));
     };
     const onData = (chunk: Buffer) => {
       if (done) return;

@@ -9,55 +9,20 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, requireBinary, runCniSync } from '../fixtures/cni';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO, runCniSync } from '../fixtures/cni';
+import { cniBed, eventually } from '../fixtures/cni-bed';
 
 /** The standalone CNI itself, not the shim in front of it (which would ask the run's server). */
 const STANDALONE = { bin: path.join(REPO, 'dist/bin/sriov-underlay-cni') };
 import { callEnv, envBlock, parseReply, PROTO, rawExchange, request, serverCall, startServerProcess, type ServerProcess } from '../fixtures/cni-server';
-import { linkNames, linkSnapshot, makeNetns, uniqueTag, type NetnsHandle } from '../fixtures/host-net';
-import { createEmulatedNic, type EmulatedNic } from '../fixtures/sysfs-tree';
+import { linkNames, linkSnapshot } from '../fixtures/host-net';
 
-let nic: EmulatedNic;
-let tmp: string;
+const bed = cniBed({ tagPrefix: 's', vfs: 4, network: 'srvnet' });
+const { pod, vfName, netconf } = bed;
 let server: ServerProcess;
-const tag = uniqueTag('s');
-const netnses: NetnsHandle[] = [];
 const GREETING = `${PROTO}\n`;
-
-function pod(name: string): NetnsHandle {
-  const ns = makeNetns(`${tag}-${name}`);
-  netnses.push(ns);
-  return ns;
-}
-
-function netconf(vfIndex: number, extra: Record<string, unknown> = {}) {
-  return {
-    cniVersion: '1.0.0',
-    name: 'srvnet',
-    type: 'sriov-underlay',
-    deviceID: nic.vfAddrs[vfIndex],
-    sysfsRoot: nic.root,
-    stateDir: path.join(tmp, 'state'),
-    logFile: path.join(tmp, 'cni.log'),
-    logLevel: 'debug',
-    ...extra,
-  };
-}
-const vfName = (i: number) => `${tag}p0v${i}`;
 const version = () => request(callEnv('VERSION'), '{"cniVersion":"1.0.0"}');
-
-async function eventually(check: () => void, ms = 5_000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      return check();
-    } catch (e) {
-      if (Date.now() > until) throw e;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
 
 async function versionWorks(): Promise<void> {
   const r = parseReply((await rawExchange(server.socketPath, [version()])).bytes);
@@ -66,20 +31,11 @@ async function versionWorks(): Promise<void> {
 }
 
 beforeAll(async () => {
-  requireBinary();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-server-'));
-  nic = createEmulatedNic({ tag, root: path.join(tmp, 'sys'), pfs: 1, vfsPerPf: 4 });
-  server = await startServerProcess(path.join(tmp, 'run', 'cni.sock'));
-});
-
-afterEach(() => {
-  while (netnses.length) netnses.pop()?.destroy();
+  server = await startServerProcess(path.join(bed.tmp, 'run', 'cni.sock'));
 });
 
 afterAll(async () => {
   await server?.stop();
-  nic?.destroy();
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('serving calls', () => {
@@ -96,7 +52,7 @@ describe('serving calls', () => {
     expect(del.exitCode, del.stdout).toBe(0);
     expect(del.stdout).toBe('');
     expect(linkSnapshot(vfName(0))).toEqual(before);
-    const lines = fs.readFileSync(path.join(tmp, 'cni.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { servedBy?: string; container?: string });
+    const lines = fs.readFileSync(path.join(bed.tmp, 'cni.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { servedBy?: string; container?: string });
     const ours = lines.filter((l) => l.container === 'c-a');
     expect(ours.length).toBeGreaterThan(1);
     for (const l of ours) expect(l.servedBy).toBe('server');
@@ -138,21 +94,24 @@ describe('hostile requests: a clear CNI error, nothing run, and the server keeps
     });
   }
 
-  it('an over-bound body is refused on its header: answered at once, not waited for', async () => {
+  it('an over-bound body is refused on its header: answered at once, not waited for, and the answer always arrives', async () => {
     // The first 4 KiB of the announced 1 MiB + 1 follow; the rest never comes. A server that
-    // waited for the body would answer only at its read bound (5 s).
-    const t0 = Date.now();
-    const x = await rawExchange(server.socketPath, [Buffer.from(`${PROTO} 0 1048577\n`), Buffer.alloc(4096, 0x20)]);
-    expect(parseReply(x.bytes).json).toMatchObject({ code: 6 });
-    expect(Date.now() - t0).toBeLessThan(2_000);
+    // waited for the body would answer only at its read bound (5 s). 20 times: a server that closed
+    // with those bytes unread had the kernel reset the connection, and a third of the answers lost.
+    for (let i = 0; i < 20; i++) {
+      const t0 = Date.now();
+      const x = await rawExchange(server.socketPath, [Buffer.from(`${PROTO} 0 1048577\n`), Buffer.alloc(4096, 0x20)]);
+      expect(parseReply(x.bytes).json, `try ${i}: ${x.ended}`).toMatchObject({ code: 6 });
+      expect(Date.now() - t0).toBeLessThan(2_000);
+    }
   });
 
   it('a peer that closes before its request is complete runs nothing', async () => {
-    const before = fs.existsSync(path.join(tmp, 'state')) ? fs.readdirSync(path.join(tmp, 'state')).length : 0;
+    const before = fs.existsSync(path.join(bed.tmp, 'state')) ? fs.readdirSync(path.join(bed.tmp, 'state')).length : 0;
     const full = request(callEnv('ADD', { containerId: 'c-half', netns: '/proc/self/ns/net', ifName: 'net1' }), JSON.stringify(netconf(2)));
     const x = await rawExchange(server.socketPath, [full.subarray(0, full.length - 5)], { halfClose: true });
     expect(x.bytes.toString('latin1')).toBe(GREETING);
-    expect(fs.existsSync(path.join(tmp, 'state')) ? fs.readdirSync(path.join(tmp, 'state')).length : 0).toBe(before);
+    expect(fs.existsSync(path.join(bed.tmp, 'state')) ? fs.readdirSync(path.join(bed.tmp, 'state')).length : 0).toBe(before);
     await versionWorks();
   });
 
@@ -212,7 +171,7 @@ describe('peers', () => {
 
 describe('start and stop', () => {
   it('a stale socket file at start is replaced; a live one or a non-socket is refused', async () => {
-    const dir = path.join(tmp, 'stale');
+    const dir = path.join(bed.tmp, 'stale');
     fs.mkdirSync(dir, { recursive: true });
     const sock = path.join(dir, 'cni.sock');
     // A previous server SIGKILLed: its socket file remains, nobody listens.
@@ -238,8 +197,8 @@ describe('start and stop', () => {
   });
 
   it('SIGTERM with a call in flight: the call completes and is answered, then the server exits 0', async () => {
-    const dir = path.join(tmp, 'term');
-    const cniPath = path.join(tmp, 'slow-ipam');
+    const dir = path.join(bed.tmp, 'term');
+    const cniPath = path.join(bed.tmp, 'slow-ipam');
     fs.mkdirSync(cniPath, { recursive: true });
     fs.writeFileSync(path.join(cniPath, 'slowipam'), '#!/bin/sh\nsleep 1.5\necho \'{"cniVersion":"1.1.0"}\'\n', { mode: 0o755 });
     const s = await startServerProcess(path.join(dir, 'cni.sock'));
@@ -255,8 +214,8 @@ describe('start and stop', () => {
   });
 
   it('a call past the deadline is answered "try again later" (11) and runs on to its end', async () => {
-    const cniPath = path.join(tmp, 'slow-ipam');
-    const s = await startServerProcess(path.join(tmp, 'deadline', 'cni.sock'), ['--cni-command-deadline-ms', '1000']);
+    const cniPath = path.join(bed.tmp, 'slow-ipam');
+    const s = await startServerProcess(path.join(bed.tmp, 'deadline', 'cni.sock'), ['--cni-command-deadline-ms', '1000']);
     try {
       const conf = netconf(0, { cniVersion: '1.1.0', ipam: { type: 'slowipam' } });
       const t0 = Date.now();
@@ -274,7 +233,7 @@ describe('start and stop', () => {
 
 describe('STATUS readiness through the server', () => {
   it('not ready when the netconf names an agent socket nothing answers on; the standalone STATUS is unchanged', async () => {
-    const conf = netconf(0, { cniVersion: '1.1.0', agentSocket: path.join(tmp, 'no-agent.sock') });
+    const conf = netconf(0, { cniVersion: '1.1.0', agentSocket: path.join(bed.tmp, 'no-agent.sock') });
     const r = await serverCall(server.socketPath, 'STATUS', conf);
     expect(r.exitCode).toBe(1);
     expect(r.json).toMatchObject({ code: 50 });
@@ -282,7 +241,7 @@ describe('STATUS readiness through the server', () => {
     expect(runCniSync('STATUS', conf, STANDALONE).code).toBe(0);
     // An agent that accepts: ready.
     const agent = net.createServer((c) => c.destroy());
-    await new Promise<void>((res) => agent.listen(path.join(tmp, 'no-agent.sock'), res));
+    await new Promise<void>((res) => agent.listen(path.join(bed.tmp, 'no-agent.sock'), res));
     try {
       expect((await serverCall(server.socketPath, 'STATUS', conf)).exitCode).toBe(0);
     } finally {
@@ -291,7 +250,7 @@ describe('STATUS readiness through the server', () => {
   });
 
   it('not ready when the state dir cannot be written (the CNI\'s own check, through the server)', async () => {
-    const blocker = path.join(tmp, 'file-not-dir');
+    const blocker = path.join(bed.tmp, 'file-not-dir');
     fs.writeFileSync(blocker, 'x');
     const r = await serverCall(server.socketPath, 'STATUS', netconf(0, { cniVersion: '1.1.0', stateDir: path.join(blocker, 'state') }));
     expect(r.exitCode).toBe(1);
@@ -312,7 +271,7 @@ describe('metrics', () => {
         probe.close(() => res(p));
       });
     });
-    const s = await startServerProcess(path.join(tmp, 'metrics', 'cni.sock'), ['--cni-metrics-address', `127.0.0.1:${port}`]);
+    const s = await startServerProcess(path.join(bed.tmp, 'metrics', 'cni.sock'), ['--cni-metrics-address', `127.0.0.1:${port}`]);
     try {
       for (let i = 0; i < 3; i++) expect(parseReply((await rawExchange(s.socketPath, [version()])).bytes).exitCode).toBe(0);
       const bad = await serverCall(s.socketPath, 'ADD', netconf(1, { mtu: 'big' }), { containerId: 'c-m', netns: '/nonexistent', ifName: 'net1' });
