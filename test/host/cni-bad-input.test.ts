@@ -4,29 +4,13 @@
  */
 import fc from 'fast-check';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { requireBinary, runCni } from '../fixtures/cni';
-import { linkNames, linkSnapshot, makeNetns, uniqueTag, type NetnsHandle } from '../fixtures/host-net';
-import { createEmulatedNic, type EmulatedNic } from '../fixtures/sysfs-tree';
+import { expect, it } from 'vitest';
+import { runCni } from '../fixtures/cni';
+import { cniBed } from '../fixtures/cni-bed';
+import { linkNames, linkSnapshot } from '../fixtures/host-net';
 
-let nic: EmulatedNic;
-let tmp: string;
-let ns: NetnsHandle;
-const tag = uniqueTag('b');
-
-beforeAll(() => {
-  requireBinary();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-bad-'));
-  nic = createEmulatedNic({ tag, root: path.join(tmp, 'sys'), pfs: 1, vfsPerPf: 1 });
-  ns = makeNetns(`${tag}-pod`);
-});
-afterAll(() => {
-  ns?.destroy();
-  nic?.destroy();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const bed = cniBed({ tagPrefix: 'b', vfs: 1, network: 'bad' });
 
 const notOnOff = fc.string().filter((s) => s !== 'on' && s !== 'off');
 const badInt = (min: number, max: number) =>
@@ -64,21 +48,12 @@ const corruption: fc.Arbitrary<Mutation> = fc.oneof(
 );
 
 it('rejects 1,000 malformed netconfs naming the field, changing nothing', async () => {
-  const before = linkSnapshot(`${tag}p0v0`);
+  const ns = bed.pod('pod');
+  const before = linkSnapshot(bed.vfName(0));
   const samples = fc.sample(corruption, { numRuns: 1000, seed: 20261123 });
-  const stateDir = path.join(tmp, 'state');
   const check = async ([field, mutate]: Mutation) => {
-    const conf: Record<string, unknown> = {
-      cniVersion: '1.0.0',
-      name: 'bad',
-      type: 'sriov-underlay',
-      deviceID: nic.vfAddrs[0],
-      sysfsRoot: nic.root,
-      stateDir,
-      logFile: '',
-      vlan: 10,
-      ipam: { type: 'static', addresses: [{ address: '10.9.0.2/24' }] },
-    };
+    // No log file: 1,000 refusals would only fill it.
+    const conf = bed.netconf(0, { logFile: '', logLevel: undefined, vlan: 10, ipam: { type: 'static', addresses: [{ address: '10.9.0.2/24' }] } });
     mutate(conf);
     const r = await runCni('ADD', conf, { containerId: 'bad', netns: ns.path, ifName: 'net1' });
     expect(r.code, JSON.stringify(conf)).toBe(1);
@@ -87,7 +62,8 @@ it('rejects 1,000 malformed netconfs naming the field, changing nothing', async 
   };
   // Four at a time: bounded load on a 2-core machine.
   for (let i = 0; i < samples.length; i += 4) await Promise.all(samples.slice(i, i + 4).map(check));
-  expect(linkSnapshot(`${tag}p0v0`)).toEqual(before);
+  expect(linkSnapshot(bed.vfName(0))).toEqual(before);
   expect(linkNames(ns.name)).toEqual(['lo']);
-  expect(fs.existsSync(path.join(stateDir, 'vfs')) ? fs.readdirSync(path.join(stateDir, 'vfs')) : []).toEqual([]);
+  const vfs = path.join(bed.stateDir, 'vfs');
+  expect(fs.existsSync(vfs) ? fs.readdirSync(vfs) : []).toEqual([]);
 }, 600_000);

@@ -5,45 +5,20 @@
  * DELs that restore every VF exactly. And a peer that vanishes mid-call never leaves a VF half-moved.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { requireBinary } from '../fixtures/cni';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cniBed, eventually } from '../fixtures/cni-bed';
 import { callEnv, rawExchange, request, serverCall, startServerProcess, type ServerProcess } from '../fixtures/cni-server';
-import { ipJson, linkNames, linkSnapshot, makeNetns, uniqueTag, type NetnsHandle } from '../fixtures/host-net';
-import { createEmulatedNic, type EmulatedNic } from '../fixtures/sysfs-tree';
+import { ipJson, linkNames, linkSnapshot } from '../fixtures/host-net';
 
 const N = 32;
-let nic: EmulatedNic;
-let tmp: string;
+const bed = cniBed({ tagPrefix: 'q', vfs: N + 2, network: 'par' });
+const { pod, vfName } = bed;
 let server: ServerProcess;
-const tag = uniqueTag('q');
-const netnses: NetnsHandle[] = [];
-
-function pod(name: string): NetnsHandle {
-  const ns = makeNetns(`${tag}-${name}`);
-  netnses.push(ns);
-  return ns;
-}
-const vfName = (i: number) => `${tag}p0v${i}`;
-const stateDir = () => path.join(tmp, 'state');
-
-function netconf(vf: number, ipam: Record<string, unknown>) {
-  return { cniVersion: '1.0.0', name: 'par', type: 'sriov-underlay', deviceID: nic.vfAddrs[vf], sysfsRoot: nic.root, stateDir: stateDir(), logFile: path.join(tmp, 'cni.log'), ipam };
-}
+const stateDir = () => bed.stateDir;
+const netconf = (vf: number, ipam: Record<string, unknown>) => bed.netconf(vf, { logLevel: 'info', ipam });
 const staticIp = (k: number) => ({ type: 'static', addresses: [{ address: `10.81.${k}.${10 + k}/16` }] });
 
-async function eventually(check: () => void, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      return check();
-    } catch (e) {
-      if (Date.now() > until) throw e;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-}
 
 interface IpAddr {
   ifname: string;
@@ -52,20 +27,11 @@ interface IpAddr {
 }
 
 beforeAll(async () => {
-  requireBinary();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-server-par-'));
-  nic = createEmulatedNic({ tag, root: path.join(tmp, 'sys'), pfs: 1, vfsPerPf: N + 2 });
-  server = await startServerProcess(path.join(tmp, 'run', 'cni.sock'));
-});
-
-afterEach(() => {
-  while (netnses.length) netnses.pop()?.destroy();
+  server = await startServerProcess(path.join(bed.tmp, 'run', 'cni.sock'));
 });
 
 afterAll(async () => {
   await server?.stop();
-  nic?.destroy();
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('32 concurrent calls in one server', () => {
@@ -83,7 +49,7 @@ describe('32 concurrent calls in one server', () => {
       expect(a!.addr_info.filter((i) => i.family === 'inet').map((i) => `${i.local}/${i.prefixlen}`)).toEqual([`10.81.${k}.${10 + k}/16`]);
       expect(linkSnapshot(vfName(k))).toBeNull(); // gone from the host
       expect(adds[k]!.json).toMatchObject({ interfaces: [{ name: 'net1', mac: befores[k]!.address, sandbox: pods[k]!.path }], ips: [{ address: `10.81.${k}.${10 + k}/16` }] });
-      const rec = JSON.parse(fs.readFileSync(path.join(stateDir(), 'vfs', `${nic.vfAddrs[k]}.json`), 'utf8')) as { netns: string; containerId: string; phase: string };
+      const rec = JSON.parse(fs.readFileSync(path.join(stateDir(), 'vfs', `${bed.nic.vfAddrs[k]}.json`), 'utf8')) as { netns: string; containerId: string; phase: string };
       expect(rec).toMatchObject({ netns: pods[k]!.path, containerId: `c-${k}`, phase: 'ready' });
     }
     const dels = await Promise.all(ks.map((k) => serverCall(server.socketPath, 'DEL', netconf(k, staticIp(k)), { containerId: `c-${k}`, netns: pods[k]!.path, ifName: 'net1' })));
@@ -104,9 +70,9 @@ describe('a peer that vanishes mid-call', () => {
     // Send the whole request and hang up at once, before any reply.
     const x = await rawExchange(server.socketPath, [request(callEnv('ADD', { containerId: 'c-gone', netns: p.path, ifName: 'net1' }), JSON.stringify(conf))], { hangUp: true });
     expect(x.ended).toBe('hung-up'); // we left first
-    await eventually(() => expect(server.stderr()).toMatch(/"container":"c-gone","result":"ok".*"call served"/));
+    await eventually(() => expect(server.stderr()).toMatch(/"container":"c-gone","result":"ok".*"call served"/), 10_000);
     expect(linkNames(p.name).sort()).toEqual(['lo', 'net1']);
-    const rec = JSON.parse(fs.readFileSync(path.join(stateDir(), 'vfs', `${nic.vfAddrs[k]}.json`), 'utf8')) as { phase: string };
+    const rec = JSON.parse(fs.readFileSync(path.join(stateDir(), 'vfs', `${bed.nic.vfAddrs[k]}.json`), 'utf8')) as { phase: string };
     expect(rec.phase).toBe('ready');
     const del = await serverCall(server.socketPath, 'DEL', conf, { containerId: 'c-gone', netns: p.path, ifName: 'net1' });
     expect(del.exitCode, del.stdout).toBe(0);
@@ -117,16 +83,16 @@ describe('a peer that vanishes mid-call', () => {
     const k = N + 1;
     const p = pod('gone2');
     const before = linkSnapshot(vfName(k));
-    const cniPath = path.join(tmp, 'failing-ipam');
+    const cniPath = path.join(bed.tmp, 'failing-ipam');
     fs.mkdirSync(cniPath, { recursive: true });
     // Answers after the VF has moved (IPAM is awaited after the move), with an error.
     fs.writeFileSync(path.join(cniPath, 'failipam'), '#!/bin/sh\nsleep 0.5\necho \'{"cniVersion":"1.0.0","code":11,"msg":"pool exhausted"}\'\nexit 1\n', { mode: 0o755 });
     const conf = netconf(k, { type: 'failipam' });
     const env = { ...callEnv('ADD', { containerId: 'c-gone2', netns: p.path, ifName: 'net1' }), CNI_PATH: cniPath };
     expect((await rawExchange(server.socketPath, [request(env, JSON.stringify(conf))], { hangUp: true })).ended).toBe('hung-up');
-    await eventually(() => expect(server.stderr()).toMatch(/"container":"c-gone2","result":"error-11".*"call served"/));
+    await eventually(() => expect(server.stderr()).toMatch(/"container":"c-gone2","result":"error-11".*"call served"/), 10_000);
     expect(linkSnapshot(vfName(k))).toEqual(before);
     expect(linkNames(p.name)).toEqual(['lo']);
-    expect(fs.existsSync(path.join(stateDir(), 'vfs', `${nic.vfAddrs[k]}.json`))).toBe(false);
+    expect(fs.existsSync(path.join(stateDir(), 'vfs', `${bed.nic.vfAddrs[k]}.json`))).toBe(false);
   });
 });

@@ -4,67 +4,25 @@
  * production path end to end.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createEmulatedNic, type EmulatedNic } from '../fixtures/sysfs-tree';
-import { requireBinary, runCni, runCniSync } from '../fixtures/cni';
-import { captureArp, ip, ipJson, linkNames, linkSnapshot, makeNetns, uniqueTag, type NetnsHandle } from '../fixtures/host-net';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runCni, runCniSync } from '../fixtures/cni';
+import { cniBed } from '../fixtures/cni-bed';
+import { captureArp, ip, ipJson, linkNames, linkSnapshot } from '../fixtures/host-net';
 
-let nic: EmulatedNic;
-let tmp: string;
-let stateDir: string;
-const tag = uniqueTag('c');
-const netnses: NetnsHandle[] = [];
-
-function pod(name: string): NetnsHandle {
-  const ns = makeNetns(`${tag}-${name}`);
-  netnses.push(ns);
-  return ns;
-}
+const bed = cniBed({ tagPrefix: 'c', vfs: 24, network: 'hostnet' });
+const { pod, vfName, netconf, tag } = bed;
 
 // Debian's reference plugins (static IPAM) speak up to CNI 1.0.0; 1.1.0 tests run without IPAM.
-function netconf(vfIndex: number, extra: Record<string, unknown> = {}) {
-  return {
-    cniVersion: '1.0.0',
-    name: 'hostnet',
-    type: 'sriov-underlay',
-    deviceID: nic.vfAddrs[vfIndex],
-    sysfsRoot: nic.root,
-    stateDir,
-    logFile: path.join(tmp, 'cni.log'),
-    logLevel: 'debug',
-    ...extra,
-  };
-}
-
 const staticIpam = (addr: string) => ({
   type: 'static',
   addresses: [{ address: addr, gateway: '10.77.0.1' }],
   routes: [{ dst: '10.99.0.0/16' }],
 });
 
-function vfName(i: number): string {
-  const pfIdx = 0;
-  return `${tag}p${pfIdx}v${i}`;
-}
-
 beforeAll(() => {
-  requireBinary();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-host-'));
-  stateDir = path.join(tmp, 'state');
-  nic = createEmulatedNic({ tag, root: path.join(tmp, 'sys'), pfs: 1, vfsPerPf: 24 });
   // Altnames make restore honest: DEL must bring them back too (sriov-cni #445).
   ip('link', 'property', 'add', 'dev', vfName(0), 'altname', `${tag}alt0`);
-});
-
-afterEach(() => {
-  while (netnses.length) netnses.pop()?.destroy();
-});
-
-afterAll(() => {
-  nic?.destroy();
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('ADD / CHECK / DEL on an emulated VF', () => {
@@ -88,7 +46,7 @@ describe('ADD / CHECK / DEL on an emulated VF', () => {
     const addrs = ipJson<Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>>('-n', p.name, 'addr', 'show', 'dev', 'net1');
     expect(addrs[0]?.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toContain('10.77.0.10/24');
     expect(ip('-n', p.name, 'route', 'show', '10.99.0.0/16')).toContain('via 10.77.0.1 dev net1');
-    expect(fs.readFileSync(path.join(tmp, 'cni.log'), 'utf8')).toContain('"cmd":"ADD"');
+    expect(fs.readFileSync(path.join(bed.tmp, 'cni.log'), 'utf8')).toContain('"cmd":"ADD"');
 
     const check = await runCni('CHECK', { ...conf, prevResult: add.json }, env);
     expect(check.code, check.stdout).toBe(0);
@@ -98,7 +56,7 @@ describe('ADD / CHECK / DEL on an emulated VF', () => {
     expect(del.stdout).toBe('');
     expect(linkSnapshot(vfName(0))).toEqual(before);
     expect(linkNames(p.name)).toEqual(['lo']);
-    expect(fs.readdirSync(path.join(stateDir, 'vfs'))).toEqual([]);
+    expect(fs.readdirSync(path.join(bed.stateDir, 'vfs'))).toEqual([]);
 
     const again = await runCni('DEL', conf, env);
     expect(again.code, again.stdout).toBe(0);
@@ -109,7 +67,7 @@ describe('ADD / CHECK / DEL on an emulated VF', () => {
     const p = pod('garp');
     const conf = netconf(15, { mac: '02:00:00:00:15:15', ipam: staticIpam('10.77.0.15/24') });
     const env = { containerId: 'c-garp', netns: p.path, ifName: 'net1' };
-    const seen = await captureArp(nic.fabricNs, nic.fabricPeer(nic.vfAddrs[15] as string), async () => {
+    const seen = await captureArp(bed.nic.fabricNs, bed.nic.fabricPeer(bed.nic.vfAddrs[15] as string), async () => {
       expect((await runCni('ADD', conf, env)).code).toBe(0);
     });
     expect(seen).toContainEqual(expect.objectContaining({ senderMac: '02:00:00:00:15:15', senderIp: '10.77.0.15', targetIp: '10.77.0.15' }));
@@ -139,7 +97,7 @@ describe('ADD / CHECK / DEL on an emulated VF', () => {
     const env = { containerId: 'c-v11', netns: p.path, ifName: 'net1' };
     const add = await runCni('ADD', conf, env);
     expect(add.code, add.stdout).toBe(0);
-    expect(add.json).toMatchObject({ cniVersion: '1.1.0', interfaces: [{ name: 'net1', mtu: 1500, sandbox: p.path, pciID: nic.vfAddrs[14] }], ips: [] });
+    expect(add.json).toMatchObject({ cniVersion: '1.1.0', interfaces: [{ name: 'net1', mtu: 1500, sandbox: p.path, pciID: bed.nic.vfAddrs[14] }], ips: [] });
     expect((await runCni('DEL', conf, env)).code).toBe(0);
   });
 
@@ -170,7 +128,7 @@ describe('refusals and rollback', () => {
     expect(add.json?.msg).toMatch(/reports no VF table.*vlan/);
     expect(linkSnapshot(vfName(5))).toEqual(before);
     expect(linkNames(p.name)).toEqual(['lo']);
-    expect(fs.existsSync(path.join(stateDir, 'vfs', `${nic.vfAddrs[5]}.json`))).toBe(false);
+    expect(fs.existsSync(path.join(bed.stateDir, 'vfs', `${bed.nic.vfAddrs[5]}.json`))).toBe(false);
   });
 
   it('a failing step after the move rolls the VF back home', async () => {
@@ -292,7 +250,7 @@ describe('GC, STATUS, VERSION', () => {
 
   it('STATUS reports ready, and not ready when the state dir cannot be written', () => {
     expect(runCniSync('STATUS', netconf(0, { cniVersion: '1.1.0' })).code).toBe(0);
-    const blocker = path.join(tmp, 'file-not-dir');
+    const blocker = path.join(bed.tmp, 'file-not-dir');
     fs.writeFileSync(blocker, 'x');
     const bad = runCniSync('STATUS', netconf(0, { cniVersion: '1.1.0', stateDir: path.join(blocker, 'state') }));
     expect(bad.code).toBe(1);
