@@ -70,7 +70,7 @@ describe('a peer that vanishes mid-call', () => {
     // Send the whole request and hang up at once, before any reply.
     const x = await rawExchange(server.socketPath, [request(callEnv('ADD', { containerId: 'c-gone', netns: p.path, ifName: 'net1' }), JSON.stringify(conf))], { hangUp: true });
     expect(x.ended).toBe('hung-up'); // we left first
-    await eventually(() => expect(server.stderr()).toMatch(/"container":"c-gone","result":"ok".*"call served"/), 10_000);
+    await eventually(() => expect(server.stderr()).toMatch(/"container":"c-gone","result":"ok".*"call served"/), 30_000); // a bound, not a goal: the machine may be loaded
     expect(linkNames(p.name).sort()).toEqual(['lo', 'net1']);
     const rec = JSON.parse(fs.readFileSync(path.join(stateDir(), 'vfs', `${bed.nic.vfAddrs[k]}.json`), 'utf8')) as { phase: string };
     expect(rec.phase).toBe('ready');
@@ -90,7 +90,7 @@ describe('a peer that vanishes mid-call', () => {
     const conf = netconf(k, { type: 'failipam' });
     const env = { ...callEnv('ADD', { containerId: 'c-gone2', netns: p.path, ifName: 'net1' }), CNI_PATH: cniPath };
     expect((await rawExchange(server.socketPath, [request(env, JSON.stringify(conf))], { hangUp: true })).ended).toBe('hung-up');
-    await eventually(() => expect(server.stderr()).toMatch(/"container":"c-gone2","result":"error-11".*"call served"/), 10_000);
+    await eventually(() => expect(server.stderr()).toMatch(/"container":"c-gone2","result":"error-11".*"call served"/), 30_000); // a bound, not a goal: the machine may be loaded
     expect(linkSnapshot(vfName(k))).toEqual(before);
     expect(linkNames(p.name)).toEqual(['lo']);
     expect(fs.existsSync(path.join(stateDir(), 'vfs', `${bed.nic.vfAddrs[k]}.json`))).toBe(false);
