@@ -132,7 +132,7 @@ describe('ARP probe (RFC 5227)', () => {
     const end = Date.now();
     const times = [start, ...ticks.map((t) => t.at), end];
     const maxGap = Math.max(...times.slice(1).map((t, i) => t - times[i]!));
-    expect(maxGap).toBeLessThan(500);
+    expect(maxGap).toBeLessThan(850); // a blocking wait: one gap of the whole probe (1 s); room left for a loaded machine
     expect(ticks.every((t) => t.home)).toBe(true);
   });
 
