@@ -21,10 +21,15 @@ export class PodResourcesClient {
   constructor(
     private readonly log: Logger,
     socketPath = POD_RESOURCES_SOCKET,
-    private readonly timeoutMs = 2_000,
+    // Each call's bound; a lookup's PodResources call, its API calls (4 s) and the answer travel fit
+    // in the agent's 8 s answer deadline.
+    private readonly timeoutMs = 3_000,
   ) {
     const Ctor = loadPodResourcesLister();
     this.client = new Ctor(`unix://${socketPath}`, grpc.credentials.createInsecure()) as unknown as typeof this.client;
+    // Connect now, not at the first pod's lookup: on a loaded node the first call's connection set-up
+    // alone overran a 2 s bound. Nothing waits on this; a kubelet not yet up is retried by grpc.
+    this.client.getChannel().getConnectivityState(true);
   }
 
   close(): void {

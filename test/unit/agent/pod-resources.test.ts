@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FakePodResourcesServer, type GetMode } from '../../fakes/podresources/server';
@@ -38,5 +39,31 @@ describe('PodResources client (pod → VF)', () => {
     expect(await client!.deviceFor('db', 'nobody', 'sriov-underlay.io/vf-pool-a')).toBeUndefined();
     if (mode === 'enabled') expect(server!.calls.List).toBe(0);
     else expect(server!.calls.Get).toBe(1); // tried once, then List from then on
+  });
+});
+
+describe('PodResources client connection', () => {
+  it('connects to kubelet when created, before the first pod asks (the first lookup pays no set-up)', async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reg-pr-'));
+    const sock = path.join(dir, 'kubelet.sock');
+    // A bare listener: it only counts connections, so nothing but the client's own connect counts.
+    let connections = 0;
+    const socks: net.Socket[] = [];
+    const listener = net.createServer((c) => {
+      connections++;
+      socks.push(c);
+      c.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => listener.listen(sock, r));
+    try {
+      client = new PodResourcesClient(silentLogger(), sock);
+      for (let i = 0; i < 100 && connections === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(connections).toBeGreaterThan(0);
+    } finally {
+      client?.close();
+      client = null;
+      socks.forEach((c) => c.destroy());
+      await new Promise((r) => listener.close(r));
+    }
   });
 });
