@@ -32,7 +32,9 @@ check() { # name command...
   local name=$1
   shift
   tier "$name"
-  if "$@"; then record "$name" 1 0; else record "$name" 0 1 "exit $?"; fi
+  local rc=0
+  "$@" || rc=$?
+  if ((rc == 0)); then record "$name" 1 0; else record "$name" 0 1 "exit $rc" && failures+=("$name: exit $rc (its output is above)"); fi
 }
 
 # A vitest project; counts come from its JSON reporter. Further arguments go to vitest (file filters,
