@@ -72,7 +72,15 @@ export const GENERATED = [
 export const DIRS = [
   { dest: '/tmp', mode: 0o1777 },
   { dest: '/root', mode: 0o700 },
+  { dest: '/run', mode: 0o755 },
 ];
+
+/**
+ * Symlinks of the file system layout (FHS), as Debian's base images have them: /var/run is /run, so
+ * a /var/run path (the conflists' agentSocket, a runtime's /var/run/netns) names the same file in
+ * the containers as on the host, where the DaemonSet mounts it under /run.
+ */
+export const SYMLINKS = [{ dest: '/var/run', target: '../run' }];
 
 /** The image's run-time configuration (OCI config `config`), also the Dockerfile's ENTRYPOINT/USER/ENV. */
 export const RUNTIME = {

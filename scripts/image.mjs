@@ -182,6 +182,7 @@ export function collect(root = ROOT) {
   });
 
   for (const d of C.DIRS) add(base, { dest: d.dest, type: 'dir', mode: d.mode });
+  for (const l of C.SYMLINKS) add(base, { dest: l.dest, type: 'symlink', mode: 0o777, target: l.target });
   // Every parent directory in each layer that has something under it: 0755 unless DIRS says otherwise.
   const dirMode = new Map(C.DIRS.map((d) => [rel(d.dest), d.mode]));
   for (const layer of [base, app]) {
