@@ -28,6 +28,7 @@ export const FLAG_DEFAULTS = {
   'cni-state-dir': '/var/lib/cni/sriov-underlay',
   'cni-socket': '/run/sriov-underlay-cni/cni.sock',
   'cni-metrics-address': ':9411',
+  'cni-sysctl-root': '/proc/sys',
   'cni-command-deadline-ms': '90000',
 } as const;
 
@@ -64,6 +65,8 @@ Node policy (component "node-policy"; applied before the device plugin first reg
 CNI server (component "cni-server"; runs the CNI for the shim, docs/cni-server.md):
   --cni-socket PATH          the root-only socket the shim connects to; its dir is made 0700 (default ${FLAG_DEFAULTS['cni-socket']})
   --cni-metrics-address ADDR host:port for the CNI server's /metrics; "" disables (default ${FLAG_DEFAULTS['cni-metrics-address']})
+  --cni-sysctl-root DIR      where the CNI server writes the pods' net.* sysctls: a container's /proc/sys is read-only, so
+                             the DaemonSet mounts the host's /proc/sys/net under DIR/net (default ${FLAG_DEFAULTS['cni-sysctl-root']})
   --cni-command-deadline-ms N  a call still running after this is answered "try again later" (code 11) and runs on to its end (default ${FLAG_DEFAULTS['cni-command-deadline-ms']})
   -h, --help                 print this help
 `;
@@ -100,6 +103,7 @@ export function parseFlags(argv: string[]): NodeFlags {
         'cni-state-dir': { type: 'string' },
         'cni-socket': { type: 'string' },
         'cni-metrics-address': { type: 'string' },
+        'cni-sysctl-root': { type: 'string' },
         'cni-command-deadline-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },

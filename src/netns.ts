@@ -85,7 +85,18 @@ export function withNetns<T>(target: string | number, fn: () => T): T {
   }
 }
 
-/** /proc/sys path for a key: 'net.ipv4.conf.all.arp_notify' or ['net','ipv4','conf','eth0.100','arp_notify']. */
+/**
+ * Where sysctls are read and written: /proc/sys, except in the CNI server's container, whose
+ * /proc/sys the runtime mounts read-only; there the server points this at a bind of the host's
+ * /proc/sys/net (--cni-sysctl-root). A net.* sysctl file answers for the netns of the thread that
+ * opens it, whichever mount it is reached through, so withNetns still chooses the pod's.
+ */
+let sysctlRoot = '/proc/sys';
+export function setSysctlRoot(dir: string): void {
+  sysctlRoot = dir;
+}
+
+/** Sysctl path for a key: 'net.ipv4.conf.all.arp_notify' or ['net','ipv4','conf','eth0.100','arp_notify']. */
 export function sysctlPath(key: string | readonly string[]): string {
   const parts = typeof key === 'string' ? (key.includes('/') ? key.split('/') : key.split('.')) : key;
   for (const p of parts) {
@@ -93,7 +104,7 @@ export function sysctlPath(key: string | readonly string[]): string {
       throw new UnderlayError(CniCode.InvalidNetworkConfig, `invalid sysctl key ${JSON.stringify(key)}`);
     }
   }
-  return path.join('/proc/sys', ...parts);
+  return path.join(sysctlRoot, ...parts);
 }
 
 /** Write a sysctl in the calling thread's netns (call inside withNetns for a pod's netns). */

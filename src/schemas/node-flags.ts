@@ -38,6 +38,7 @@ export const NodeFlagsSchema = z
     'cni-state-dir': absPath,
     // The CNI server (component "cni-server").
     'cni-socket': absPath,
+    'cni-sysctl-root': absPath,
     'cni-metrics-address': z.union([z.literal(''), z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/, 'must be host:port (host may be empty), or "" to disable')]),
     'cni-command-deadline-ms': z.coerce.number().int().min(1_000, 'at least 1000 ms').max(600_000, 'at most 600000 ms'),
     help: z.boolean(),

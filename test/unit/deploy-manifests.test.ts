@@ -137,7 +137,7 @@ describe('deploy/ manifests', () => {
     const caps = (name: string) => container(name).securityContext.capabilities;
     expect(caps('install-cni')).toEqual({ drop: ['ALL'] });
     expect(caps('node')).toEqual({ drop: ['ALL'], add: ['NET_ADMIN'] });
-    expect(caps('cni-server')).toEqual({ drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN'] });
+    expect(caps('cni-server')).toEqual({ drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN'] });
     for (const c of [...p.containers, ...(p.initContainers ?? [])]) {
       expect(c.securityContext, c.name).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
       expect(c.securityContext.privileged, c.name).toBeFalsy();
@@ -164,6 +164,16 @@ describe('deploy/ manifests', () => {
       expect(writableHostPath(pod(), c, hostPathOf(p)), p).toBe(true);
     }
     expect(visibleHostPath(pod(), c, '/run/sriov-underlay/agent.sock')).toBe('/run/sriov-underlay/agent.sock');
+  });
+
+  it('cni-server writes pods\' net.* sysctls through the host\'s /proc/sys/net under --cni-sysctl-root (a container\'s /proc/sys is read-only); no other container gets it', () => {
+    const root = parseFlags(container('cni-server').args ?? [])['cni-sysctl-root'];
+    expect(root).not.toBe('/proc/sys');
+    expect(visibleHostPath(pod(), container('cni-server'), '/proc/sys/net/ipv4/conf/eth0/arp_notify')).toBe(`${root}/net/ipv4/conf/eth0/arp_notify`);
+    expect(writableHostPath(pod(), container('cni-server'), '/proc/sys/net/ipv4')).toBe(true);
+    // Only net.*: kernel.* (core_pattern) must stay out of reach.
+    expect(visibleHostPath(pod(), container('cni-server'), '/proc/sys/kernel/core_pattern')).toBeNull();
+    for (const c of ['node', 'install-cni']) expect(visibleHostPath(pod(), container(c), '/proc/sys/net/ipv4'), c).toBeNull();
   });
 
   it('no container but cni-server can write the CNI\'s state dir or reach the server\'s socket dir, at any depth of mount', () => {
