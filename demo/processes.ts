@@ -39,9 +39,12 @@ export interface FakeApi extends Started {
   kubeconfig: string;
 }
 
-/** test/fakes/kube-apiserver in standalone mode, on a free port; resolves on its ready line. */
-export function startFakeApi(repo: string, kubeconfig: string, logFile: string): Promise<FakeApi> {
-  const child = spawn(process.execPath, [path.join(repo, 'test/fakes/kube-apiserver/run.mjs'), '--port', '0', '--kubeconfig', kubeconfig], {
+/**
+ * test/fakes/kube-apiserver in standalone mode, on a free port; resolves on its ready line. `args`:
+ * more of its flags (test/fakes/kube-apiserver/main.ts: --tls, --node-token NODE=TOKEN, ...).
+ */
+export function startFakeApi(repo: string, kubeconfig: string, logFile: string, args: string[] = []): Promise<FakeApi> {
+  const child = spawn(process.execPath, [path.join(repo, 'test/fakes/kube-apiserver/run.mjs'), '--port', '0', '--kubeconfig', kubeconfig, ...args], {
     env: childEnv(),
     stdio: ['ignore', 'pipe', fs.openSync(logFile, 'a')],
     detached: true,

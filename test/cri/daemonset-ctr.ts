@@ -7,8 +7,8 @@
  * (another user, a drop list other than ALL, subPath, privileged, ...) is refused with the field's
  * name, so the manifest cannot drift into something this tier silently does not test.
  * Ignored on purpose: ports and probes (host networking; the scenario checks the sockets), resources
- * (ctr's cgroup limits are not what kubelet's QoS does), and init containers (the scenario runs
- * install-cni.sh itself).
+ * (ctr's cgroup limits are not what kubelet's QoS does). Init containers are found by name like
+ * the others; running them first, to completion, is the caller's part.
  */
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
@@ -63,6 +63,7 @@ const DaemonSet = z.object({
       spec: z.object({
         hostNetwork: z.boolean().optional(),
         hostPID: z.boolean().optional(),
+        initContainers: z.array(Container).optional(),
         containers: z.array(Container),
         volumes: z.array(Volume),
       }).loose(),
@@ -120,9 +121,10 @@ const propagation = { None: 'rprivate', HostToContainer: 'rslave', Bidirectional
 /** `ctr run` arguments for one container of the DaemonSet's pod. */
 export function ctrRunFor(ds: DaemonSetObject, name: string, o: CtrRunOptions): CtrRun {
   const pod = ds.spec.template.spec;
-  const c = pod.containers.find((x) => x.name === name);
+  const all = [...(pod.initContainers ?? []), ...pod.containers];
+  const c = all.find((x) => x.name === name);
   const where = `DaemonSet ${ds.metadata.name} container ${name}`;
-  if (!c) throw new Error(`${where}: no such container (have ${pod.containers.map((x) => x.name).join(', ')})`);
+  if (!c) throw new Error(`${where}: no such container (have ${all.map((x) => x.name).join(', ')})`);
   const sc = c.securityContext;
   const flags: string[] = [];
   if (sc.privileged) throw new Error(`${where}: securityContext.privileged is not run by this tier`);

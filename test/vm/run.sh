@@ -224,21 +224,32 @@ ensure_project() {
   [[ -d $ROOT/node_modules/esbuild ]] || { say "npm ci"; (cd "$ROOT" && npm ci --no-audit --no-fund >/dev/null); }
   # Build (incrementally) the executables the chosen scenarios need, so a standalone run never tests
   # a stale binary. VM_NO_BUILD=1 uses dist/ as it is (scripts/test-all.sh has just built it).
-  local targets=() s r
+  # A scenario that requires the image (`// vm-requires: dist/image/...`) gets the whole build and
+  # `npm run image` (scripts/image.mjs), so it never runs a stale image either.
+  local targets=() s r image=0
   for s in "${wanted[@]}"; do
     for r in $(scenario_requires "$s"); do
       [[ $r == dist/bin/* ]] && [[ " ${targets[*]} " != *" ${r#dist/bin/} "* ]] && targets+=("${r#dist/bin/}")
+      [[ $r == dist/image/* ]] && image=1
     done
   done
   BUILD_FAILED=0
-  ((${#targets[@]})) || return 0
+  ((${#targets[@]} || image)) || return 0
   [[ -f $ROOT/scripts/build.mjs && ${VM_NO_BUILD:-0} != 1 ]] || return 0
   local list; list=$(IFS=,; echo "${targets[*]}")
-  say "npm run build -- --only $list"
-  if ! (cd "$ROOT" && npm run build -- --only "$list" >"$RUN/build.log" 2>&1); then
-    echo "not ok - vm: npm run build -- --only $list failed, see ${RUN}/build.log"
+  local build=(npm run build); ((image)) || build+=(-- --only "$list")
+  say "${build[*]}"
+  if ! (cd "$ROOT" && "${build[@]}" >"$RUN/build.log" 2>&1); then
+    echo "not ok - vm: ${build[*]} failed, see ${RUN}/build.log"
     tail -n 15 "$RUN/build.log" | sed 's/^/#   /'
     BUILD_FAILED=1
+  elif ((image)); then
+    say "npm run image"
+    if ! (cd "$ROOT" && node scripts/image.mjs >>"$RUN/build.log" 2>&1); then
+      echo "not ok - vm: npm run image failed, see ${RUN}/build.log"
+      tail -n 15 "$RUN/build.log" | sed 's/^/#   /'
+      BUILD_FAILED=1
+    fi
   fi
 }
 

@@ -41,9 +41,17 @@ describe('ctrRunFor on deploy/40-daemonset.yaml', () => {
     expect(r.create).not.toContain('/sys');
   });
 
-  it('cni-server: NET_ADMIN + SYS_ADMIN, the netns dir HostToContainer (rslave), /tmp a 16Mi tmpfs, no token', () => {
+  it('install-cni (an init container): no capabilities, the host CNI dirs writable, its env', () => {
+    const r = ctrRunFor(fresh(), 'install-cni', OPTS);
+    expect(r.caps).toEqual([]);
+    expect(r.process).toEqual(['/bin/sh', '/opt/sriov-underlay/install-cni.sh']);
+    expect(r.env).toEqual({ INSTALL_CONFLIST: 'false' });
+    expect(mount(r, '/host/opt/cni/bin')).toMatchObject({ src: '/opt/cni/bin', readOnly: false });
+  });
+
+  it('cni-server: NET_ADMIN + NET_RAW + SYS_ADMIN, the netns dir HostToContainer (rslave), /tmp a 16Mi tmpfs, no token', () => {
     const r = ctrRunFor(fresh(), 'cni-server', OPTS);
-    expect(r.caps).toEqual(['CAP_NET_ADMIN', 'CAP_SYS_ADMIN']);
+    expect(r.caps).toEqual(['CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_SYS_ADMIN']);
     expect(r.process.slice(1)).toContain('--components=cni-server');
     expect(mount(r, '/var/run/netns')).toMatchObject({ src: '/var/run/netns', readOnly: true, options: ['rbind', 'ro', 'rslave'] });
     expect(mount(r, '/tmp')).toMatchObject({ src: null, options: ['nosuid', 'nodev', 'rw', `size=${16 << 20}`] });
@@ -83,7 +91,7 @@ describe('ctrRunFor refuses what it cannot run as written', () => {
     expect(() => ctrRunFor(edit((d) => void node(d).env!.push({ name: 'X', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } })), 'node', OPTS)).toThrow(/env X/);
   });
   it('a missing container, a file without a DaemonSet, a DaemonSet that is not one', () => {
-    expect(() => ctrRunFor(fresh(), 'sidecar', OPTS)).toThrow(/container sidecar: no such container \(have node, cni-server\)/);
+    expect(() => ctrRunFor(fresh(), 'sidecar', OPTS)).toThrow(/container sidecar: no such container \(have install-cni, node, cni-server\)/);
     expect(() => loadDaemonSet('kind: ConfigMap\n', 'f.yaml')).toThrow(/f.yaml: expected exactly one DaemonSet, found 0/);
     expect(() => loadDaemonSet('kind: DaemonSet\nmetadata: {name: x}\n', 'f.yaml')).toThrow(/f.yaml: DaemonSet: metadata.namespace/);
   });

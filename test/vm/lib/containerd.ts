@@ -90,6 +90,10 @@ export class Containerd {
     return join(this.dir, 'config.toml');
   }
 
+  get address(): string {
+    return CONTAINERD_SOCKET;
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }
