@@ -57,15 +57,15 @@ export async function cmdDel(inv: Invocation, conf: NetConf, log: Logger, steps:
   }
   // IPAM execs run after the lock is dropped: a slow IPAM backend never holds the VF.
   if (after.releaseOwn) await releaseOwnIpam();
-  if (after.queued) await releaseQueued(after.queued, inv, log);
+  if (after.release) await after.release;
   steps.mark('ipam-release');
 }
 
 interface AfterUnlock {
   /** Release the IPAM of this DEL's netconf (no VF restored from a record). */
   releaseOwn?: boolean;
-  /** A release queued durably under the lock, to run now. */
-  queued?: string;
+  /** A release queued durably under the lock and started there; it never rejects (a failure stays queued). */
+  release?: Promise<void>;
 }
 
 /** Everything DEL does while it holds the VF lock. */
@@ -96,13 +96,18 @@ async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, 
   } finally {
     host.close();
   }
-  // The IPAM release runs after the lock is dropped; queued first, so a SIGKILL cannot lose it.
+  // The IPAM release is queued durably first, so a SIGKILL cannot lose it, then started at once:
+  // its exec overlaps the record's removal (an fsync), and it is awaited only after the lock is
+  // dropped, so a slow IPAM backend never holds the VF. A SIGKILL after it ran but before the record
+  // is gone leaves what a SIGKILL just after the queueing always left: the record and the queued
+  // release, and the DEL that follows restores (a no-op) and runs the release again (IPAM DEL is
+  // idempotent by the CNI spec).
   const after: AfterUnlock = {};
   const ipam = conf.ipam ?? rec.ipam;
   if (ipam) {
     const stdin = conf.ipam ? inv.stdin : Buffer.from(JSON.stringify({ ...conf, ipam }));
     try {
-      after.queued = queueIpamRelease(ctx.stateDir, inv, ipam.type, stdin);
+      after.release = releaseQueued(queueIpamRelease(ctx.stateDir, inv, ipam.type, stdin), inv, log);
       steps.mark('ipam-queue');
     } catch (e) {
       // Full or read-only state dir: release now, under the lock, rather than not at all.
