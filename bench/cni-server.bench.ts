@@ -30,6 +30,8 @@ import { summarize } from './lib/stats';
 
 const ITERATIONS = 40;
 const DAD_ITERATIONS = 12;
+/** Cycles of the warm server with logLevel debug, for the per-step breakdown (cni/step-times.ts); untimed. */
+const STEP_ITERATIONS = 15;
 const RSS_CYCLES = 5;
 const PARALLEL = 32;
 const IFNAME = 'net1';
@@ -204,6 +206,23 @@ async function parallel(h: Half, vfs: Vf[]): Promise<ParallelFigures> {
   };
 }
 
+/** Median per step of the "<cmd> step times" lines in a half's log, with the shim's wall time beside them. */
+function stepBreakdown(h: Half, cmd: 'ADD' | 'DEL'): string {
+  const per = new Map<string, number[]>();
+  const totals: number[] = [];
+  for (const line of fs.readFileSync(h.logFile as string, 'utf8').split('\n')) {
+    if (!line.includes(`"${cmd} step times"`)) continue;
+    const j = JSON.parse(line) as { steps: Record<string, number>; totalMs: number };
+    totals.push(j.totalMs);
+    for (const [k, v] of Object.entries(j.steps)) per.set(k, [...(per.get(k) ?? []), v]);
+  }
+  if (!totals.length) throw new Error(`${h.name}: no "${cmd} step times" lines in ${h.logFile}`);
+  const wall = summarize(cmd === 'ADD' ? h.add : h.del).p50;
+  const rows = [...per].map(([k, v]) => [k, `${summarize(v).p50.toFixed(2)} ms`]);
+  rows.push(['in runCni (total)', `${summarize(totals).p50.toFixed(2)} ms`], ['shim wall time', `${wall.toFixed(2)} ms`]);
+  return `${cmd}:\n${table(['step', 'p50'], rows)}`;
+}
+
 function p50(label: string, samples: number[]): Figure {
   return measured(label, summarize(samples).p50, 'ms');
 }
@@ -226,7 +245,7 @@ async function main(): Promise<void> {
     server = await startCniServer({ socket: path.join(work, 'run', 'cni.sock'), logFile: path.join(work, 'server.log'), bin: NODE });
     const socketEnv = { SRIOV_UNDERLAY_CNI_SOCKET: server.socket };
     const downEnv = { SRIOV_UNDERLAY_CNI_SOCKET: path.join(work, 'no-server', 'cni.sock') };
-    const ours = (name: string, short: string, plugin: string, env: Record<string, string>, servedBy: string | null, dad: boolean): Half => {
+    const ours = (name: string, short: string, plugin: string, env: Record<string, string>, servedBy: string | null, dad: boolean, logLevel = 'info'): Half => {
       const logFile = path.join(work, `${short}.log`);
       return {
         name,
@@ -236,7 +255,7 @@ async function main(): Promise<void> {
         servedBy,
         logFile,
         // Every call logs (at info) its served-by marker; the bench checks it on the verify cycle.
-        netconf: (vf) => ({ cniVersion: '1.0.0', name: 'bench', type: 'sriov-underlay', deviceID: vf.pci, sysfsRoot: root, stateDir: path.join(work, 'state'), logFile, ipam: IPAM, duplicateDetection: dad }),
+        netconf: (vf) => ({ cniVersion: '1.0.0', name: 'bench', type: 'sriov-underlay', deviceID: vf.pci, sysfsRoot: root, stateDir: path.join(work, 'state'), logFile, logLevel, ipam: IPAM, duplicateDetection: dad }),
         add: [],
         del: [],
         rss: [],
@@ -275,6 +294,9 @@ async function main(): Promise<void> {
     for (let i = 1; i <= DAD_ITERATIONS; i++) cycle(...dadHalf, 100 + i, 'time');
     for (let i = 1; i <= RSS_CYCLES; i++) for (const [h, vf] of [...halves, dadHalf]) cycle(h, vf, 200 + i, 'rss');
     const move = p50('kernel netns move alone p50', netnsMoveMs(vfs[5] as Vf, ITERATIONS));
+    // Apart from the timed halves (debug logging costs a little): where a warm server call's time goes.
+    const stepHalf = ours('ours, server, step times', 'p', SHIM, socketEnv, 'server', false, 'debug');
+    for (let i = 1; i <= STEP_ITERATIONS; i++) cycle(stepHalf, vfs[1] as Vf, 300 + i, 'time');
 
     const parVfs = vfs.slice(6);
     const parRef = await parallel(reference, parVfs.slice(0, PARALLEL));
@@ -287,6 +309,8 @@ async function main(): Promise<void> {
     });
     console.log(table(['', 'ADD p50', 'ADD p90', 'DEL p50', 'DEL p90', 'peak RSS (exec\'d process)'], rows));
     console.log(`kernel's netns move alone (one RTM_NEWLINK, in-process): p50 ${fmt(move)}`);
+    console.log(`\nwarm server, where a call's time goes (p50 of ${STEP_ITERATIONS} calls with logLevel debug; the rest of the shim's wall time is its exec, the socket and the server's read and reply):`);
+    for (const cmd of ['ADD', 'DEL'] as const) console.log(stepBreakdown(stepHalf, cmd));
 
     const f = (h: Half) => ({
       add: p50(`${h.name} ADD p50`, h.add),

@@ -25,19 +25,24 @@ import { makePlan } from './plan';
 import type { PodSettingsSource } from './pod-settings';
 import { emptyResult, type CniResult } from './result';
 import type { Invocation } from './skel';
+import { noStepTimes, type StepTimes } from './step-times';
 
-export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSettingsSource, log: Logger): Promise<CniResult> {
+export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSettingsSource, log: Logger, steps: StepTimes = noStepTimes): Promise<CniResult> {
   const ctx = makeCtx(conf);
   const settings = await podSettings(conf, inv);
+  steps.mark('pod-settings');
   const plan = makePlan(conf, inv, settings);
   const vf = readVf(ctx.sysfsRoot, plan.deviceID);
+  steps.mark('sysfs-vf');
   if (!vf.pfNetdev) throw new UnderlayError(CniCode.DeviceNotFound, `PF ${vf.pfPciAddr} of VF ${vf.pciAddr} has no netdev on the host`);
   if (!vf.userspace && !netnsExists(inv.netns)) {
     throw new UnderlayError(CniCode.InvalidEnv, `CNI_NETNS ${inv.netns} is not a network namespace`);
   }
   log.info({ pci: vf.pciAddr, pf: vf.pfNetdev, vf: vf.vfIndex, driver: vf.driver, source: settings?.source }, 'ADD');
+  steps.mark('netns-check-and-log');
 
   const lock = await VfLock.acquire(ctx.stateDir, vf.pciAddr, LOCK_TIMEOUT_MS);
+  steps.mark('lock');
   let host: Rtnl;
   try {
     host = Rtnl.open();
@@ -46,7 +51,9 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
     throw e;
   }
   try {
+    steps.mark('rtnl-open');
     const original = takeOverOrSnapshot(host, ctx, inv, vf, log);
+    steps.mark('snapshot');
     const rec: VfRecord = {
       version: 1,
       pciAddr: vf.pciAddr,
@@ -62,13 +69,16 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
     if (inv.pod) rec.pod = { namespace: inv.pod.namespace, name: inv.pod.name, uid: inv.pod.uid };
     if (plan.useIpam && conf.ipam) rec.ipam = conf.ipam;
     ctx.records.write(rec); // the marker and the original state: durable before any change
+    steps.mark('record-write');
 
     // Start delegated IPAM now: its exec overlaps the netns move, the slowest kernel step.
     const ipam = plan.useIpam && conf.ipam ? settle(ipamAdd({ type: conf.ipam.type, cniPath: inv.cniPath, env: inv.rawEnv, stdin: inv.stdin })) : null;
+    steps.mark('ipam-spawn');
     try {
-      const result = await attach(host, inv, vf, plan, rec, ipam);
+      const result = await attach(host, inv, vf, plan, rec, ipam, steps);
       rec.phase = 'ready';
       ctx.records.update(rec);
+      steps.mark('record-update');
       return result;
     } catch (err) {
       await rollback(host, ctx, inv, rec, ipam, log, err);
@@ -81,6 +91,7 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
   } finally {
     host.close();
     lock.release();
+    steps.mark('close-and-unlock');
   }
 }
 
@@ -92,6 +103,7 @@ async function attach(
   plan: AttachmentPlan,
   rec: VfRecord,
   ipam: Promise<Settled<CniResult>> | null,
+  steps: StepTimes,
 ): Promise<CniResult> {
   const pfNetdev = vf.pfNetdev as string;
   const pf = host.getLink(pfNetdev);
@@ -100,6 +112,7 @@ async function attach(
   const pfSide = rec.original.vf === null ? withoutMac(plan.vf) : plan.vf;
   rec.applied = { vf: pfSide, netdev: null, ips: [], routes: [] };
   applyVfSettings(host, pfNetdev, pf.index, vf.vfIndex, pfSide);
+  steps.mark('pf-side');
 
   const result = emptyResult();
   let ipCfg: IpConfig = { ips: [], gateways: [], routes: [] };
@@ -114,12 +127,17 @@ async function attach(
     } finally {
       fs.closeSync(podFd);
     }
+    steps.mark('netns-move');
     const pod = Rtnl.openIn(inv.netns);
     try {
+      steps.mark('pod-rtnl-open');
       const configured = configureNetdev(pod, inv.ifName, { mac: plan.mac, mtu: plan.mtu });
       rec.applied.netdev = { name: inv.ifName, mac: configured.mac.toLowerCase(), mtu: configured.mtu, ifindex: configured.index };
+      steps.mark('pod-netdev');
       ipCfg = await addressesFor(plan, ipam);
+      steps.mark('ipam-wait');
       const podLink = await configureIps(pod, configured, inv.netns, ipCfg, { duplicateDetection: plan.duplicateDetection });
+      steps.mark('pod-ips');
       result.interfaces.push({ name: inv.ifName, mac: podLink.mac.toLowerCase(), mtu: podLink.mtu, sandbox: inv.netns, pciID: vf.pciAddr });
     } finally {
       pod.close();

@@ -22,8 +22,9 @@ import { LOCK_TIMEOUT_MS, makeCtx, type Ctx } from './context';
 import { migrateLegacyClaimReleases, queueClaimRelease, recordedAddresses } from './claim-release';
 import { queueIpamRelease, releaseIpam, releaseQueued, retryPendingReleases } from './ipam-release';
 import type { Invocation } from './skel';
+import { noStepTimes, type StepTimes } from './step-times';
 
-export async function cmdDel(inv: Invocation, conf: NetConf, log: Logger): Promise<void> {
+export async function cmdDel(inv: Invocation, conf: NetConf, log: Logger, steps: StepTimes = noStepTimes): Promise<void> {
   const ctx = makeCtx(conf);
   // Registrations in use: leave the IP-claim release to the node agent (never waited for here).
   if (conf.agentSocket) {
@@ -34,7 +35,9 @@ export async function cmdDel(inv: Invocation, conf: NetConf, log: Logger): Promi
       log.error({ err: (e as Error).message }, 'DEL: could not queue the IP-claim release; the agent reconcile will find it');
     }
   }
+  steps.mark('claim-release-queue');
   await retryPendingReleases(ctx.stateDir, inv, log); // invalid entries are logged and set aside: they must not block this DEL
+  steps.mark('retry-pending');
   const pci = conf.deviceID ?? ctx.records.attachmentPci(inv.containerId, inv.ifName);
   const releaseOwnIpam = async () => {
     if (conf.ipam) await releaseIpam(ctx.stateDir, inv, conf.ipam.type, inv.stdin, log);
@@ -45,27 +48,30 @@ export async function cmdDel(inv: Invocation, conf: NetConf, log: Logger): Promi
     return;
   }
   const lock = await VfLock.acquire(ctx.stateDir, pci, LOCK_TIMEOUT_MS);
+  steps.mark('lock');
   let after: AfterUnlock;
   try {
-    after = await delLocked(ctx, inv, conf, pci, log);
+    after = await delLocked(ctx, inv, conf, pci, log, steps);
   } finally {
     lock.release();
   }
   // IPAM execs run after the lock is dropped: a slow IPAM backend never holds the VF.
   if (after.releaseOwn) await releaseOwnIpam();
-  if (after.queued) await releaseQueued(after.queued, inv, log);
+  if (after.release) await after.release;
+  steps.mark('ipam-release');
 }
 
 interface AfterUnlock {
   /** Release the IPAM of this DEL's netconf (no VF restored from a record). */
   releaseOwn?: boolean;
-  /** A release queued durably under the lock, to run now. */
-  queued?: string;
+  /** A release queued durably under the lock and started there; it never rejects (a failure stays queued). */
+  release?: Promise<void>;
 }
 
 /** Everything DEL does while it holds the VF lock. */
-async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, log: Logger): Promise<AfterUnlock> {
+async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, log: Logger, steps: StepTimes): Promise<AfterUnlock> {
   const loaded = ctx.records.load(pci);
+  steps.mark('record-load');
   // A damaged record's holder is what its text still says; unknown fields count as the caller's.
   const holder = loaded.rec ?? loaded.damaged?.holder;
   const mine = !!holder && (holder.containerId ?? inv.containerId) === inv.containerId && (holder.ifName ?? inv.ifName) === inv.ifName;
@@ -76,8 +82,10 @@ async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, 
     return { releaseOwn: true };
   }
   const host = Rtnl.open();
+  steps.mark('rtnl-open');
   try {
     const warnings = restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot });
+    steps.mark('restore');
     for (const w of warnings) log.warn({ pci }, w);
   } catch (e) {
     // Not found while the pod netns lives: fail, the runtime retries. Netns gone: the pod is gone,
@@ -88,13 +96,19 @@ async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, 
   } finally {
     host.close();
   }
-  // The IPAM release runs after the lock is dropped; queued first, so a SIGKILL cannot lose it.
+  // The IPAM release is queued durably first, so a SIGKILL cannot lose it, then started at once:
+  // its exec overlaps the record's removal (an fsync), and it is awaited only after the lock is
+  // dropped, so a slow IPAM backend never holds the VF. A SIGKILL after it ran but before the record
+  // is gone leaves what a SIGKILL just after the queueing always left: the record and the queued
+  // release, and the DEL that follows restores (a no-op) and runs the release again (IPAM DEL is
+  // idempotent by the CNI spec).
   const after: AfterUnlock = {};
   const ipam = conf.ipam ?? rec.ipam;
   if (ipam) {
     const stdin = conf.ipam ? inv.stdin : Buffer.from(JSON.stringify({ ...conf, ipam }));
     try {
-      after.queued = queueIpamRelease(ctx.stateDir, inv, ipam.type, stdin);
+      after.release = releaseQueued(queueIpamRelease(ctx.stateDir, inv, ipam.type, stdin), inv, log);
+      steps.mark('ipam-queue');
     } catch (e) {
       // Full or read-only state dir: release now, under the lock, rather than not at all.
       log.error({ pci, err: (e as Error).message }, 'DEL: could not queue the IPAM release; releasing it now');
@@ -113,6 +127,7 @@ async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, 
     // and the next ADD take the same original state from it.
     log.error({ pci, err: (e as Error).message }, 'DEL: VF restored, but its record could not be removed from the state dir');
   }
+  steps.mark('record-remove');
   log.info({ pci }, 'DEL done; VF restored');
   return after;
 }

@@ -10,7 +10,7 @@ import type { Logger } from '../src/log';
 import { IPAM_PENDING_DIR, IPAM_PENDING_MAX_BYTES, IPAM_PENDING_SET_ASIDE_DIR, ipamPendingSchema, pendingEnv, type IpamPending } from '../src/schemas/ipam-pending';
 import { readJsonFile, refuseToReplaceNewer } from '../src/state/bounded-file';
 import { isTooNew, THIS_RELEASE } from '../src/state/formats';
-import { listEntries, removeFileDurable, setAside, writeFileDurable } from '../src/state/atomic-file';
+import { listEntries, removeFile, setAside, writeFileDurable } from '../src/state/atomic-file';
 import { execIpam } from './ipam';
 import type { Invocation } from './skel';
 
@@ -93,7 +93,9 @@ function loadPending(file: string, log: Logger, invalid: string[]): IpamPending 
 async function runPending(file: string, p: IpamPending, inv: Invocation, log: Logger): Promise<void> {
   try {
     await execIpam({ command: 'DEL', type: p.type, cniPath: inv.cniPath, env: pluginEnv(inv, pendingEnv(p)), stdin: Buffer.from(p.stdin) });
-    removeFileDurable(file);
+    // Not fsynced (one journal commit less per DEL): an entry a power loss brings back runs the
+    // same IPAM DEL again, which the CNI spec requires plugins to accept (DEL is idempotent).
+    removeFile(file);
     log.info({ attachment: path.basename(file) }, 'queued IPAM release done');
   } catch (e) {
     log.warn({ attachment: path.basename(file), err: (e as Error).message }, 'queued IPAM release still failing; kept for the next DEL or GC');

@@ -2,15 +2,15 @@
  * Delegated IPAM, exactly as sriov-cni and the reference plugins do it: exec the plugin named by
  * ipam.type from CNI_PATH with the call's environment and stdin (the standalone CNI's process
  * environment; in the CNI server, the environment the shim forwarded). Always asynchronous, with a
- * timeout that kills the plugin's process group, so a server's other calls keep running. ADD is started before the device
+ * timeout that kills the plugin's process group, so a server's other calls keep running (cni/exec-plugin.ts). ADD is started before the device
  * work and awaited after it, so the plugin's start-up overlaps the slow netns move.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CniCode, UnderlayError, type CniCodeValue } from '../src/errors';
 import { describeIssues } from '../src/schemas/format';
 import { pluginName } from '../src/schemas/netconf';
+import { execPlugin } from './exec-plugin';
 import { parseResult, type CniResult } from './result';
 
 export function findPlugin(type: string, cniPath: string[]): string {
@@ -54,44 +54,34 @@ export function execIpam(call: IpamCall, timeoutMs = ipamTimeoutMs(call.env)): P
   const bin = findPlugin(call.type, call.cniPath);
   return new Promise((resolve, reject) => {
     // Its own process group, so a timeout also kills whatever it started.
-    const child = spawn(bin, [], { env: { ...call.env, CNI_COMMAND: call.command }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
+    const child = execPlugin(bin, { ...call.env, CNI_COMMAND: call.command }, call.stdin);
     const timer = setTimeout(() => {
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* exited meanwhile */
-      }
+      child.kill();
       reject(new UnderlayError(CniCode.TryAgainLater, `IPAM plugin ${call.type} ${call.command} did not answer within ${timeoutMs} ms; killed`));
     }, timeoutMs);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.stdin.on('error', () => {
-      /* the plugin exited without reading its stdin: its exit status tells */
-    });
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new UnderlayError(CniCode.IoFailure, `IPAM plugin ${call.type}: ${e.message}`));
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString('utf8');
-      if (code === 0) return resolve(stdout);
-      let msg = Buffer.concat(err).toString('utf8').trim() || `exited with ${code}`;
-      let cniCode: CniCodeValue = CniCode.Internal;
-      let details: string | undefined;
-      try {
-        const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
-        if (e.msg) msg = e.msg;
-        if (typeof e.code === 'number') cniCode = e.code as CniCodeValue;
-        details = e.details;
-      } catch {
-        /* not a CNI error object; keep stderr */
-      }
-      reject(new UnderlayError(cniCode, `IPAM plugin ${call.type} ${call.command} failed: ${msg}`, details));
-    });
-    child.stdin.end(call.stdin);
+    child.done.then(
+      ({ code, stdout: out, stderr }) => {
+        clearTimeout(timer);
+        const stdout = out.toString('utf8');
+        if (code === 0) return resolve(stdout);
+        let msg = stderr.toString('utf8').trim() || `exited with ${code}`;
+        let cniCode: CniCodeValue = CniCode.Internal;
+        let details: string | undefined;
+        try {
+          const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
+          if (e.msg) msg = e.msg;
+          if (typeof e.code === 'number') cniCode = e.code as CniCodeValue;
+          details = e.details;
+        } catch {
+          /* not a CNI error object; keep stderr */
+        }
+        reject(new UnderlayError(cniCode, `IPAM plugin ${call.type} ${call.command} failed: ${msg}`, details));
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(new UnderlayError(CniCode.IoFailure, `IPAM plugin ${call.type}: ${(e as Error).message}`));
+      },
+    );
   });
 }
 

@@ -18,6 +18,7 @@ import { agentPodSettings } from './agent-client';
 import { assertSupported, formatResult, parseResult, SUPPORTED_VERSIONS, versionAtLeast, type CniResult } from './result';
 import { parseInvocation, type Command } from './skel';
 import { cmdStatus } from './status';
+import { noStepTimes, stepClockMs, stepTimes, type StepTimes } from './step-times';
 
 const MIN_VERSION: Partial<Record<Command, string>> = { CHECK: '0.4.0', STATUS: '1.1.0', GC: '1.1.0' };
 
@@ -94,7 +95,9 @@ export interface RunOptions {
 const line = (obj: unknown) => Buffer.from(`${JSON.stringify(obj)}\n`);
 
 export async function runCni(call: CniCall, opts: RunOptions = {}): Promise<CniOutcome> {
+  const startMs = stepClockMs();
   const { env, stdin } = call;
+  let steps: StepTimes = noStepTimes;
   let version = '1.1.0';
   let command: Command | undefined;
   let logger: FileLogger | null = null;
@@ -120,16 +123,18 @@ export async function runCni(call: CniCall, opts: RunOptions = {}): Promise<CniO
     }
     logger = makeLogger(conf, inv.containerId, inv.command, opts.servedBy ?? servedByOf(env));
     const log = logger.log;
+    steps = stepTimes(log, inv.command, startMs);
+    steps.mark('parse-and-open-log');
     const prev = conf.prevResult === undefined ? null : parseResult(conf.prevResult, 'prevResult');
     let stdout = Buffer.alloc(0);
     switch (inv.command) {
       case 'ADD': {
-        const ours = await cmdAdd(inv, conf, agentPodSettings, log);
+        const ours = await cmdAdd(inv, conf, agentPodSettings, log, steps);
         stdout = line(formatResult(mergeWithPrev(prev, ours), conf.cniVersion));
         break;
       }
       case 'DEL':
-        await cmdDel(inv, conf, log);
+        await cmdDel(inv, conf, log, steps);
         break;
       case 'CHECK':
         await cmdCheck(inv, conf, prev);
@@ -148,6 +153,8 @@ export async function runCni(call: CniCall, opts: RunOptions = {}): Promise<CniO
     logger?.log.error({ code: err.code, err: err.message, details: err.details }, 'failed');
     return { stdout: line(err.toCni(version)), exitCode: 1, ...(command ? { command } : {}) };
   } finally {
+    steps.mark('result');
+    steps.done();
     logger?.close();
   }
 }

@@ -1,8 +1,8 @@
 /*
  * sriov_native: the few system calls Node cannot make on its own.
  *
- *   setns, flock, SO_PEERCRED, netlink sockets (blocking send/recv plus a libuv watch for notifications) and
- *   AF_PACKET datagram sockets. Message encoding and decoding stay in TypeScript (src/netlink).
+ *   setns, flock, SO_PEERCRED, netlink sockets (blocking send/recv plus a libuv watch for notifications),
+ *   AF_PACKET datagram sockets, and posix_spawn with pipes and a pidfd (spawnPiped, waitPid). Message encoding and decoding stay in TypeScript (src/netlink).
  *
  * Every failure throws a JS Error carrying `errno` (positive) and `code` ("EEXIST", ...).
  */
@@ -14,16 +14,23 @@
 #include <net/ethernet.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
 #include <node_api.h>
 #include <uv.h>
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434 /* the same number on every architecture */
+#endif
 #ifndef NETLINK_EXT_ACK
 #define NETLINK_EXT_ACK 11
 #endif
@@ -443,6 +450,179 @@ static napi_value js_packet_recv(napi_env env, napi_callback_info info) {
   }
 }
 
+/* ---- processes: posix_spawn instead of libuv's fork ---- */
+
+/* Free a NULL-terminated array of strings built by get_strv. */
+static void free_strv(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+
+/* A JS array of strings -> NULL-terminated C array (NULL after a thrown error). A string with a NUL
+ * byte is refused: C would cut it short silently. */
+static char **get_strv(napi_env env, napi_value arr) {
+  uint32_t n;
+  if (napi_get_array_length(env, arr, &n) != napi_ok || n > 65536) {
+    napi_throw_type_error(env, NULL, "sriov_native: expected an array of at most 65536 strings");
+    return NULL;
+  }
+  char **v = calloc((size_t)n + 1, sizeof *v);
+  if (!v) {
+    throw_errno(env, ENOMEM, "spawnPiped");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    size_t len;
+    if (napi_get_element(env, arr, i, &e) != napi_ok || napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok) {
+      free_strv(v);
+      napi_throw_type_error(env, NULL, "sriov_native: expected an array of strings");
+      return NULL;
+    }
+    v[i] = malloc(len + 1);
+    if (!v[i]) {
+      free_strv(v);
+      throw_errno(env, ENOMEM, "spawnPiped");
+      return NULL;
+    }
+    napi_get_value_string_utf8(env, e, v[i], len + 1, &len);
+    if (strlen(v[i]) != len) {
+      free_strv(v);
+      napi_throw_type_error(env, NULL, "sriov_native: a string with a NUL byte cannot be an argument or environment entry");
+      return NULL;
+    }
+  }
+  return v;
+}
+
+/* spawnPiped(file, argv, envp) -> {pid, pidfd, stdin, stdout, stderr}: the program in a new session
+ * (its own process group, so a timeout can kill all it started), default signal dispositions and
+ * an empty signal mask (Node ignores SIGPIPE; an exec'd plugin must not inherit that), its stdio on
+ * three pipes whose other ends come back here, close-on-exec. glibc's posix_spawn is clone(CLONE_VM
+ * | CLONE_VFORK): it costs the same whatever the caller's size, where libuv's fork copies the page
+ * tables of the whole (large) Node process on every exec. The pidfd (pidfd_open, Linux 5.3)
+ * becomes readable when the program exits: watch it with nlWatch, then reap with waitPid. */
+static napi_value js_spawn_piped(napi_env env, napi_callback_info info) {
+  napi_value argv[3], out, v;
+  if (get_args(env, info, 3, argv)) return NULL;
+  size_t flen;
+  char file[4096];
+  if (napi_get_value_string_utf8(env, argv[0], file, sizeof file, &flen) != napi_ok || flen == 0 || flen >= sizeof file - 1 || strlen(file) != flen) {
+    napi_throw_type_error(env, NULL, "sriov_native: spawnPiped needs a program path");
+    return NULL;
+  }
+  char **args = get_strv(env, argv[1]);
+  if (!args) return NULL;
+  char **envp = get_strv(env, argv[2]);
+  if (!envp) {
+    free_strv(args);
+    return NULL;
+  }
+  int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1}, err = 0;
+  const char *failed = "pidfd_open";
+  pid_t pid = -1;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  int fa_ok = 0, attr_ok = 0;
+  sigset_t all, none;
+  /* A kernel without pidfd_open (before 5.3) fails here, before anything ran: ENOSYS tells the
+   * caller to start the program another way. */
+  int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+  if (pidfd < 0) {
+    err = errno;
+    goto done;
+  }
+  close(pidfd);
+  pidfd = -1;
+  failed = "pipe2";
+  if (pipe2(in, O_CLOEXEC) || pipe2(o, O_CLOEXEC) || pipe2(e, O_CLOEXEC)) {
+    err = errno;
+    goto done;
+  }
+  failed = "posix_spawn";
+  if ((err = posix_spawn_file_actions_init(&fa))) goto done;
+  fa_ok = 1;
+  if ((err = posix_spawnattr_init(&attr))) goto done;
+  attr_ok = 1;
+  /* dup2 onto 0, 1, 2 clears close-on-exec there; every other fd of ours is close-on-exec. */
+  if ((err = posix_spawn_file_actions_adddup2(&fa, in[0], 0)) || (err = posix_spawn_file_actions_adddup2(&fa, o[1], 1)) ||
+      (err = posix_spawn_file_actions_adddup2(&fa, e[1], 2)))
+    goto done;
+  /* Every signal back to its default, glibc's two internal ones (32, 33) included: sigfillset
+   * leaves those out, and posix_spawn would hand them to the program ignored. */
+  memset(&all, 0xff, sizeof all);
+  sigemptyset(&none);
+  if ((err = posix_spawnattr_setsigdefault(&attr, &all)) || (err = posix_spawnattr_setsigmask(&attr, &none)) ||
+      (err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)))
+    goto done;
+  if ((err = posix_spawn(&pid, file, &fa, &attr, args, envp))) {
+    pid = -1;
+    goto done;
+  }
+  pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) {
+    /* Cannot watch it: do not leave it running unobserved. */
+    err = errno;
+    failed = "pidfd_open";
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    pid = -1;
+    goto done;
+  }
+  fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+done:
+  if (fa_ok) posix_spawn_file_actions_destroy(&fa);
+  if (attr_ok) posix_spawnattr_destroy(&attr);
+  free_strv(args);
+  free_strv(envp);
+  /* The child's ends are closed here in every case; ours too on failure. */
+  if (in[0] >= 0) close(in[0]);
+  if (o[1] >= 0) close(o[1]);
+  if (e[1] >= 0) close(e[1]);
+  if (pid < 0) {
+    if (in[1] >= 0) close(in[1]);
+    if (o[0] >= 0) close(o[0]);
+    if (e[0] >= 0) close(e[0]);
+    return throw_errno(env, err ? err : EINVAL, failed);
+  }
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, pid, &v));
+  CHECK(napi_set_named_property(env, out, "pid", v));
+  CHECK(napi_create_int32(env, pidfd, &v));
+  CHECK(napi_set_named_property(env, out, "pidfd", v));
+  CHECK(napi_create_int32(env, in[1], &v));
+  CHECK(napi_set_named_property(env, out, "stdin", v));
+  CHECK(napi_create_int32(env, o[0], &v));
+  CHECK(napi_set_named_property(env, out, "stdout", v));
+  CHECK(napi_create_int32(env, e[0], &v));
+  CHECK(napi_set_named_property(env, out, "stderr", v));
+  return out;
+}
+
+/* waitPid(pid) -> null while it runs, else {code, signal} (one of them null), reaping it. Only for
+ * children of spawnPiped: libuv reaps its own children by pid, never these. */
+static napi_value js_wait_pid(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out, v;
+  int32_t pid;
+  if (get_args(env, info, 1, argv) || get_i32(env, argv[0], &pid)) return NULL;
+  if (pid <= 0) return throw_errno(env, EINVAL, "waitpid");
+  int st, r;
+  do r = waitpid(pid, &st, WNOHANG);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return throw_errno(env, errno, "waitpid");
+  if (r == 0) return null_value(env);
+  CHECK(napi_create_object(env, &out));
+  if (WIFEXITED(st)) CHECK(napi_create_int32(env, WEXITSTATUS(st), &v));
+  else v = null_value(env);
+  CHECK(napi_set_named_property(env, out, "code", v));
+  if (WIFSIGNALED(st)) CHECK(napi_create_int32(env, WTERMSIG(st), &v));
+  else v = null_value(env);
+  CHECK(napi_set_named_property(env, out, "signal", v));
+  return out;
+}
+
 /* Environment teardown (process exit, worker exit): stop and close every remaining watch. */
 static void cleanup_env(void *arg) {
   addon_state *st = arg;
@@ -472,6 +652,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"nlOpen", js_nl_open},        {"nlSend", js_nl_send},        {"nlRecv", js_nl_recv},
       {"nlWatch", js_nl_watch},      {"nlUnwatch", js_nl_unwatch},  {"packetOpen", js_packet_open},
       {"packetSend", js_packet_send}, {"packetRecv", js_packet_recv}, {"peerCred", js_peer_cred},
+      {"spawnPiped", js_spawn_piped}, {"waitPid", js_wait_pid},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

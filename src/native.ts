@@ -37,6 +37,10 @@ export interface NativeAddon {
   packetRecv(fd: number, timeoutMs: number): PacketFrame | null;
   /** SO_PEERCRED of a connected unix socket: who is on the other end, as the kernel recorded it */
   peerCred(fd: number): { pid: number; uid: number; gid: number };
+  /** posix_spawn of `file` in a new session, stdio on pipes (our ends returned, close-on-exec); throws ENOSYS without pidfd_open (Linux < 5.3) before starting anything */
+  spawnPiped(file: string, argv: string[], envp: string[]): { pid: number; pidfd: number; stdin: number; stdout: number; stderr: number };
+  /** null while a spawnPiped child runs; else its exit, reaped */
+  waitPid(pid: number): { code: number | null; signal: number | null } | null;
 }
 
 /** Error thrown by the addon: a system call failed. */

@@ -23,16 +23,33 @@ export function isTempName(name: string): boolean {
   return TEMP_RE.test(name);
 }
 
+/** The new content and its name are both on disk when this returns (two fsyncs: file, dir). */
 export function writeFileDurable(file: string, data: string | Buffer, mode = 0o600): void {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  replaceFile(file, data, { syncContent: true, mode });
+  fsyncDir(path.dirname(file));
+}
+
+/**
+ * Each fsync costs milliseconds (a journal commit) and is most of a warm CNI call, so callers that
+ * do not need all of writeFileDurable's promise say what they need (the crash reasoning is theirs):
+ *
+ * - syncContent true: the content is fsynced, the rename is not waited for. A SIGKILL leaves old
+ *   or new (the page cache survives the process); a power loss leaves old or new too, both
+ *   complete, since the old content was itself made durable: for a file whose old content is a
+ *   valid state (a record's later update).
+ * - syncContent false: nothing is fsynced. A SIGKILL still leaves old or new; a power loss may
+ *   leave old, new, none or an empty or torn file: for what is rebuilt or ignored when it is
+ *   missing or invalid (an index whose reader validates it).
+ */
+export function replaceFile(file: string, data: string | Buffer, opts: { syncContent: boolean; mode?: number }): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     // O_NOFOLLOW: a symlink planted under the temp name is an error, never a file written through.
-    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, mode);
+    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, opts.mode ?? 0o600);
     try {
       fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-      fs.fsyncSync(fd);
+      if (opts.syncContent) fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
@@ -42,11 +59,19 @@ export function writeFileDurable(file: string, data: string | Buffer, mode = 0o6
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  fsyncDir(dir);
 }
 
 /** Remove a file and any temp file a killed writer left beside it, then fsync the directory. */
 export function removeFileDurable(file: string): void {
+  if (removeFile(file)) fsyncDir(path.dirname(file));
+}
+
+/**
+ * removeFileDurable without the dir fsync: a SIGKILL cannot bring the file back, a power loss can.
+ * Only for files whose return is harmless (an index entry the reader re-checks, a queued release
+ * that is idempotent to run again). Returns whether a file was removed.
+ */
+export function removeFile(file: string): boolean {
   const dir = path.dirname(file);
   const prefix = `${path.basename(file)}.tmp-`;
   try {
@@ -58,9 +83,9 @@ export function removeFileDurable(file: string): void {
     fs.unlinkSync(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    return;
+    return false;
   }
-  fsyncDir(path.dirname(file));
+  return true;
 }
 
 export function fsyncDir(dir: string): void {

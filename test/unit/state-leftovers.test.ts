@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { listEntries, setAside, STALE_TEMP_MS, writeFileDurable } from '../../src/state/atomic-file';
+import { listEntries, removeFile, removeFileDurable, replaceFile, setAside, STALE_TEMP_MS, writeFileDurable } from '../../src/state/atomic-file';
 import { readJsonState } from '../../src/state/bounded-file';
 import { VfRecords } from '../../src/state/vf-records';
 
@@ -117,5 +117,61 @@ describe('VfRecords.load on damaged records', () => {
     const all = recs().all();
     expect(all.records.map((r) => r.pciAddr)).toEqual(['0000:3b:10.3']);
     expect(all.damaged.map((d) => [d.pciAddr, d.reason])).toEqual([[record.pciAddr, 'the file is empty']]);
+  });
+});
+
+describe('replaceFile and removeFile (the writers without every fsync)', () => {
+  it('replace whole contents, synced or not, and leave no temp file', () => {
+    const f = path.join(dir, 'sub', 'r.json');
+    replaceFile(f, '{"a":1}', { syncContent: true });
+    replaceFile(f, '{"a":22}', { syncContent: false });
+    expect(fs.readFileSync(f, 'utf8')).toBe('{"a":22}');
+    expect(fs.readdirSync(path.dirname(f))).toEqual(['r.json']);
+  });
+
+  it('never write through a symlink planted under the temp name; the target keeps its content', () => {
+    const f = path.join(dir, 'r.json');
+    const victim = path.join(dir, 'victim');
+    fs.writeFileSync(victim, 'keep');
+    writeFileDurable(f, 'old');
+    fs.symlinkSync(victim, `${f}.tmp-${process.pid}`);
+    expect(() => replaceFile(f, 'new', { syncContent: false })).toThrow(/ELOOP/);
+    expect(fs.readFileSync(victim, 'utf8')).toBe('keep');
+    expect(fs.readFileSync(f, 'utf8')).toBe('old');
+  });
+
+  it('removeFile says whether it removed, and clears a killed writer\'s temp files beside the file', () => {
+    const f = path.join(dir, 'q.json');
+    writeFileDurable(f, '{}');
+    fs.writeFileSync(`${f}.tmp-99999`, '{"half');
+    expect(removeFile(f)).toBe(true);
+    expect(fs.readdirSync(dir)).toEqual([]);
+    expect(removeFile(f)).toBe(false);
+    expect(() => removeFileDurable(f)).not.toThrow();
+  });
+
+  it('an attachment index a power loss left empty, torn or pointing elsewhere reads as no VF, never as a wrong path', () => {
+    const records = new VfRecords(dir);
+    records.write({ ...record, phase: 'adding' } as never);
+    expect(records.attachmentPci('c1', 'net1')).toBe('0000:3b:10.2');
+    const idx = path.join(dir, 'attachments', 'c1_net1');
+    for (const text of ['', '0000:3b:1', '0000:3b:10.2\u0000\u0000', '../../etc/passwd', 'x'.repeat(10_000)]) {
+      fs.writeFileSync(idx, text);
+      expect(records.attachmentPci('c1', 'net1')).toBeUndefined();
+    }
+    // The record it pointed to is untouched: GC and the next ADD on the VF restore from it.
+    expect(records.read('0000:3b:10.2')?.containerId).toBe('c1');
+  });
+
+  it('update replaces the record whole; remove drops record and index', () => {
+    const records = new VfRecords(dir);
+    records.write({ ...record, phase: 'adding' } as never);
+    records.update({ ...record, phase: 'ready' } as never);
+    expect(records.read('0000:3b:10.2')?.phase).toBe('ready');
+    records.remove(record);
+    expect(records.read('0000:3b:10.2')).toBeUndefined();
+    expect(records.attachmentPci('c1', 'net1')).toBeUndefined();
+    expect(fs.readdirSync(path.join(dir, 'vfs'))).toEqual([]);
+    expect(fs.readdirSync(path.join(dir, 'attachments'))).toEqual([]);
   });
 });
