@@ -67,8 +67,10 @@ describe('a peer that vanishes mid-call', () => {
     const p = pod('gone');
     const before = linkSnapshot(vfName(k));
     const conf = netconf(k, staticIp(k));
-    // Send the whole request and hang up at once, before any reply.
-    const x = await rawExchange(server.socketPath, [request(callEnv('ADD', { containerId: 'c-gone', netns: p.path, ifName: 'net1' }), JSON.stringify(conf))], { hangUp: true });
+    // As the shim does: read the greeting, send the whole request, then hang up at once (kubelet
+    // killed it), before any reply. (A client that hangs up before the greeting never was a shim:
+    // the greeting write then fails and the server drops the connection, request unread.)
+    const x = await rawExchange(server.socketPath, [request(callEnv('ADD', { containerId: 'c-gone', netns: p.path, ifName: 'net1' }), JSON.stringify(conf))], { hangUp: true, afterGreeting: true });
     expect(x.ended).toBe('hung-up'); // we left first
     await eventually(() => expect(server.stderr()).toMatch(/"container":"c-gone","result":"ok".*"call served"/), 30_000); // a bound, not a goal: the machine may be loaded
     expect(linkNames(p.name).sort()).toEqual(['lo', 'net1']);
@@ -89,7 +91,7 @@ describe('a peer that vanishes mid-call', () => {
     fs.writeFileSync(path.join(cniPath, 'failipam'), '#!/bin/sh\nsleep 0.5\necho \'{"cniVersion":"1.0.0","code":11,"msg":"pool exhausted"}\'\nexit 1\n', { mode: 0o755 });
     const conf = netconf(k, { type: 'failipam' });
     const env = { ...callEnv('ADD', { containerId: 'c-gone2', netns: p.path, ifName: 'net1' }), CNI_PATH: cniPath };
-    expect((await rawExchange(server.socketPath, [request(env, JSON.stringify(conf))], { hangUp: true })).ended).toBe('hung-up');
+    expect((await rawExchange(server.socketPath, [request(env, JSON.stringify(conf))], { hangUp: true, afterGreeting: true })).ended).toBe('hung-up');
     await eventually(() => expect(server.stderr()).toMatch(/"container":"c-gone2","result":"error-11".*"call served"/), 30_000); // a bound, not a goal: the machine may be loaded
     expect(linkSnapshot(vfName(k))).toEqual(before);
     expect(linkNames(p.name)).toEqual(['lo']);
