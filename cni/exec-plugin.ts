@@ -27,6 +27,19 @@ export interface PluginProcess {
 
 let pidfdMissing = false;
 
+/**
+ * What a plugin may write to stdout, and to stderr, each: a CNI result is a few KiB (and ours must
+ * fit the shim's 1 MiB). A plugin that writes more is killed at once and its call fails, before the
+ * output can grow the server's memory (the timeout alone would let it write for a minute).
+ */
+export const PLUGIN_OUTPUT_MAX_BYTES = 1024 * 1024;
+
+class OutputOverBound extends Error {
+  constructor(stream: string) {
+    super(`its ${stream} grew past ${PLUGIN_OUTPUT_MAX_BYTES} bytes; killed`);
+  }
+}
+
 export function execPlugin(file: string, env: NodeJS.ProcessEnv, stdin: Buffer): PluginProcess {
   if (!pidfdMissing) {
     try {
@@ -43,12 +56,18 @@ function failed(e: unknown): PluginProcess {
   return { done: Promise.reject(e instanceof Error ? e : new Error(String(e))), kill() {} };
 }
 
-function collect(sock: net.Socket): Promise<Buffer> {
+/** Everything `stream` carries until it closes, within PLUGIN_OUTPUT_MAX_BYTES (else `over` runs). */
+function collect(stream: NodeJS.ReadableStream & { destroy(): void }, name: string, over: (e: OutputOverBound) => void): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  sock.on('data', (b: Buffer) => chunks.push(b));
+  let size = 0;
+  stream.on('data', (b: Buffer) => {
+    size += b.length;
+    if (size > PLUGIN_OUTPUT_MAX_BYTES) return over(new OutputOverBound(name));
+    chunks.push(b);
+  });
   return new Promise((resolve) => {
-    sock.once('close', () => resolve(Buffer.concat(chunks)));
-    sock.on('error', () => sock.destroy());
+    stream.once('close', () => resolve(Buffer.concat(chunks)));
+    stream.on('error', () => stream.destroy());
   });
 }
 
@@ -82,39 +101,52 @@ function viaPosixSpawn(file: string, env: NodeJS.ProcessEnv, stdin: Buffer): Plu
     // The pidfd turns readable when the program exits (the watch is the addon's generic fd watch).
     n.nlWatch(child.pidfd, reap);
   });
-  const done = Promise.all([exited, collect(output), collect(errors)]).then(([code, stdout, stderr]) => ({ code, stdout, stderr }));
-  return {
-    done,
-    kill() {
-      // Until it is reaped its pid (= its process group) cannot be reused.
-      if (!reaped) killGroup(child.pid);
-      input.destroy();
-      output.destroy();
-      errors.destroy();
-    },
+  let tooMuch: OutputOverBound | null = null;
+  const kill = () => {
+    // Until it is reaped its pid (= its process group) cannot be reused.
+    if (!reaped) killGroup(child.pid);
+    input.destroy();
+    output.destroy();
+    errors.destroy();
   };
+  const over = (e: OutputOverBound) => {
+    tooMuch ??= e;
+    kill();
+  };
+  const done = Promise.all([exited, collect(output, 'stdout', over), collect(errors, 'stderr', over)]).then(([code, stdout, stderr]) => {
+    if (tooMuch) throw tooMuch;
+    return { code, stdout, stderr };
+  });
+  return { done, kill };
 }
 
 function viaChildProcess(file: string, env: NodeJS.ProcessEnv, stdin: Buffer): PluginProcess {
   const child = spawn(file, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on('data', (b: Buffer) => out.push(b));
-  child.stderr.on('data', (b: Buffer) => err.push(b));
+  let tooMuch: OutputOverBound | null = null;
+  const kill = () => {
+    if (child.pid) killGroup(child.pid);
+  };
+  const over = (e: OutputOverBound) => {
+    tooMuch ??= e;
+    kill();
+    child.stdout.destroy();
+    child.stderr.destroy();
+  };
+  const out = collect(child.stdout, 'stdout', over);
+  const err = collect(child.stderr, 'stderr', over);
   child.stdin.on('error', () => {
     /* exited without reading its stdin: its status tells */
   });
-  const done = new Promise<PluginExit>((resolve, reject) => {
+  const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }));
+    child.on('exit', (code) => resolve(code));
+  });
+  const done = Promise.all([exited, out, err]).then(([code, stdout, stderr]) => {
+    if (tooMuch) throw tooMuch;
+    return { code, stdout, stderr };
   });
   child.stdin.end(stdin);
-  return {
-    done,
-    kill() {
-      if (child.pid) killGroup(child.pid);
-    },
-  };
+  return { done, kill };
 }
 
 function killGroup(pid: number): void {

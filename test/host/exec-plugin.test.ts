@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { execPlugin } from '../../cni/exec-plugin';
+import { execPlugin, PLUGIN_OUTPUT_MAX_BYTES } from '../../cni/exec-plugin';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'exec-plugin-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -23,7 +23,7 @@ const fdCount = () => fs.readdirSync('/proc/self/fd').length;
 
 describe('execPlugin', () => {
   it('feeds stdin, collects stdout and stderr, reports the exit status', async () => {
-    const big = Buffer.alloc(2 * 1024 * 1024, 'x');
+    const big = Buffer.alloc(PLUGIN_OUTPUT_MAX_BYTES, 'x'); // far past a pipe's buffer, and the whole bound
     const r = await execPlugin(script('cat; echo oops >&2; exit 3'), ENV, big).done;
     expect(r.code).toBe(3);
     expect(r.stdout.equals(big)).toBe(true);
@@ -73,6 +73,21 @@ describe('execPlugin', () => {
     p.kill();
     const r = await p.done;
     expect(r.code).toBeNull(); // ended by a signal
+    let gone = false;
+    for (let i = 0; i < 200 && !gone; i++) {
+      const stat = fs.existsSync(`/proc/${grandchild}/stat`) ? fs.readFileSync(`/proc/${grandchild}/stat`, 'utf8') : '';
+      gone = stat === '' || / Z /.test(stat) || !stat.includes('(sleep)');
+      if (!gone) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(gone).toBe(true);
+  });
+
+  it.each(['stdout', 'stderr'])('a program that writes without end to its %s is killed past the bound, its whole group with it', async (stream) => {
+    const pidFile = path.join(tmp, `endless-${stream}.pid`);
+    // A grandchild that outlives nothing: it must die with the group.
+    const p = execPlugin(script(`sleep 60 & echo $! > ${pidFile}; yes ${stream === 'stderr' ? '>&2' : ''}`), ENV, Buffer.alloc(0));
+    await expect(p.done).rejects.toThrow(`its ${stream} grew past ${PLUGIN_OUTPUT_MAX_BYTES} bytes; killed`);
+    const grandchild = Number(fs.readFileSync(pidFile, 'utf8'));
     let gone = false;
     for (let i = 0; i < 200 && !gone; i++) {
       const stat = fs.existsSync(`/proc/${grandchild}/stat`) ? fs.readFileSync(`/proc/${grandchild}/stat`, 'utf8') : '';
