@@ -21,6 +21,16 @@ function script(body: string): string {
 const ENV = { PATH: '/usr/bin:/bin', CNI_COMMAND: 'ADD' };
 const fdCount = () => fs.readdirSync('/proc/self/fd').length;
 
+/** Whether the `sleep` at `pid` is gone (or a zombie) within 2 s. */
+async function sleepGone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 200; i++) {
+    const stat = fs.existsSync(`/proc/${pid}/stat`) ? fs.readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
+    if (stat === '' || / Z /.test(stat) || !stat.includes('(sleep)')) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return false;
+}
+
 describe('execPlugin', () => {
   it('feeds stdin, collects stdout and stderr, reports the exit status', async () => {
     const big = Buffer.alloc(PLUGIN_OUTPUT_MAX_BYTES, 'x'); // far past a pipe's buffer, and the whole bound
@@ -73,13 +83,7 @@ describe('execPlugin', () => {
     p.kill();
     const r = await p.done;
     expect(r.code).toBeNull(); // ended by a signal
-    let gone = false;
-    for (let i = 0; i < 200 && !gone; i++) {
-      const stat = fs.existsSync(`/proc/${grandchild}/stat`) ? fs.readFileSync(`/proc/${grandchild}/stat`, 'utf8') : '';
-      gone = stat === '' || / Z /.test(stat) || !stat.includes('(sleep)');
-      if (!gone) await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(gone).toBe(true);
+    expect(await sleepGone(grandchild)).toBe(true);
   });
 
   it.each(['stdout', 'stderr'])('a program that writes without end to its %s is killed past the bound, its whole group with it', async (stream) => {
@@ -88,13 +92,7 @@ describe('execPlugin', () => {
     const p = execPlugin(script(`sleep 60 & echo $! > ${pidFile}; yes ${stream === 'stderr' ? '>&2' : ''}`), ENV, Buffer.alloc(0));
     await expect(p.done).rejects.toThrow(`its ${stream} grew past ${PLUGIN_OUTPUT_MAX_BYTES} bytes; killed`);
     const grandchild = Number(fs.readFileSync(pidFile, 'utf8'));
-    let gone = false;
-    for (let i = 0; i < 200 && !gone; i++) {
-      const stat = fs.existsSync(`/proc/${grandchild}/stat`) ? fs.readFileSync(`/proc/${grandchild}/stat`, 'utf8') : '';
-      gone = stat === '' || / Z /.test(stat) || !stat.includes('(sleep)');
-      if (!gone) await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(gone).toBe(true);
+    expect(await sleepGone(grandchild)).toBe(true);
   });
 
   it('a program that exits without reading a large stdin is no error', async () => {
