@@ -502,7 +502,8 @@ static char **get_strv(napi_env env, napi_value arr) {
  * three pipes whose other ends come back here, close-on-exec. glibc's posix_spawn is clone(CLONE_VM
  * | CLONE_VFORK): it costs the same whatever the caller's size, where libuv's fork copies the page
  * tables of the whole (large) Node process on every exec. The pidfd (pidfd_open, Linux 5.3)
- * becomes readable when the program exits: watch it with nlWatch, then reap with waitPid. */
+ * becomes readable when the program exits: watch it with nlWatch, then reap with waitPid. The
+ * stdin end comes back non-blocking. */
 static napi_value js_spawn_piped(napi_env env, napi_callback_info info) {
   napi_value argv[3], out, v;
   if (get_args(env, info, 3, argv)) return NULL;
@@ -572,6 +573,9 @@ static napi_value js_spawn_piped(napi_env env, napi_callback_info info) {
     goto done;
   }
   fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+  /* Our end of its stdin only (pipe2 made two open file descriptions): the caller writes the
+   * request at once without ever blocking, whatever the pipe's capacity, and closes it. */
+  fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
 done:
   if (fa_ok) posix_spawn_file_actions_destroy(&fa);
   if (attr_ok) posix_spawnattr_destroy(&attr);

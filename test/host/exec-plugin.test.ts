@@ -95,6 +95,16 @@ describe('execPlugin', () => {
     expect(await sleepGone(grandchild)).toBe(true);
   });
 
+  it('stdin reaches its end while the caller is still blocked after the call (as ADD is, in the netns move)', () => {
+    const mark = path.join(tmp, 'read-to-eof');
+    const p = execPlugin(script(`cat >/dev/null; touch ${mark}`), ENV, Buffer.from('{"cniVersion":"1.0.0"}'));
+    // No event-loop turn from here: the EOF must not wait for one.
+    const until = Date.now() + 10_000;
+    while (!fs.existsSync(mark) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    expect(fs.existsSync(mark)).toBe(true);
+    return p.done;
+  });
+
   it('a program that exits without reading a large stdin is no error', async () => {
     const r = await execPlugin(script('exit 0'), ENV, Buffer.alloc(4 * 1024 * 1024)).done;
     expect(r.code).toBe(0);
