@@ -52,7 +52,7 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
   }
   try {
     steps.mark('rtnl-open');
-    const original = takeOverOrSnapshot(host, ctx, inv, vf, log);
+    const original = await takeOverOrSnapshot(host, ctx, inv, vf, log);
     steps.mark('snapshot');
     const rec: VfRecord = {
       version: 1,
@@ -68,7 +68,7 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
     };
     if (inv.pod) rec.pod = { namespace: inv.pod.namespace, name: inv.pod.name, uid: inv.pod.uid };
     if (plan.useIpam && conf.ipam) rec.ipam = conf.ipam;
-    ctx.records.write(rec); // the marker and the original state: durable before any change
+    await ctx.records.write(rec); // the marker and the original state: durable before any change
     steps.mark('record-write');
 
     // Start delegated IPAM now: its exec overlaps the netns move, the slowest kernel step.
@@ -77,7 +77,7 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
     try {
       const result = await attach(host, inv, vf, plan, rec, ipam, steps);
       rec.phase = 'ready';
-      ctx.records.update(rec);
+      await ctx.records.update(rec);
       steps.mark('record-update');
       return result;
     } catch (err) {
@@ -178,7 +178,7 @@ async function addressesFor(plan: AttachmentPlan, ipam: Promise<Settled<CniResul
  * ADD (undo it, keep its original) or another container's: refused while that container's netns
  * lives, taken over (restored first) once it is gone and its DEL never came.
  */
-function takeOverOrSnapshot(host: Rtnl, ctx: Ctx, inv: Invocation, vf: VfDevice, log: Logger): VfRecord['original'] {
+async function takeOverOrSnapshot(host: Rtnl, ctx: Ctx, inv: Invocation, vf: VfDevice, log: Logger): Promise<VfRecord['original']> {
   const loaded = ctx.records.load(vf.pciAddr);
   let prior = loaded.rec;
   if (loaded.damaged) {
@@ -205,7 +205,7 @@ function takeOverOrSnapshot(host: Rtnl, ctx: Ctx, inv: Invocation, vf: VfDevice,
     log.warn({ pci: vf.pciAddr, holder: prior.containerId, same }, 'restoring VF from an earlier attachment before ADD');
     restoreOrExplain(prior, { host, sysfsRoot: ctx.sysfsRoot });
     if (loaded.damaged) ctx.records.setAsideDamaged(loaded.damaged);
-    else if (!same) ctx.records.remove(prior);
+    else if (!same) await ctx.records.remove(prior);
     return prior.original;
   }
   const fresh = readVf(ctx.sysfsRoot, vf.pciAddr);
@@ -255,7 +255,7 @@ async function rollback(
     await ipam; // never release before the allocation has finished
     await releaseIpam(ctx.stateDir, inv, rec.ipam.type, inv.stdin, log);
   }
-  ctx.records.remove(rec);
+  await ctx.records.remove(rec);
 }
 
 type Settled<T> = { value?: T; error?: unknown };

@@ -20,7 +20,7 @@ import { netnsExists } from '../src/vf/netdev';
 import { restoreOrExplain, VfNetdevNotFound } from '../src/vf/restore';
 import { LOCK_TIMEOUT_MS, makeCtx, type Ctx } from './context';
 import { migrateLegacyClaimReleases, queueClaimRelease, recordedAddresses } from './claim-release';
-import { queueIpamRelease, releaseIpam, releaseQueued, retryPendingReleases } from './ipam-release';
+import { releaseIpam, retryPendingReleases, startQueuedRelease, type StartedRelease } from './ipam-release';
 import type { Invocation } from './skel';
 import { noStepTimes, type StepTimes } from './step-times';
 
@@ -49,27 +49,39 @@ export async function cmdDel(inv: Invocation, conf: NetConf, log: Logger, steps:
   }
   const lock = await VfLock.acquire(ctx.stateDir, pci, LOCK_TIMEOUT_MS);
   steps.mark('lock');
-  let after: AfterUnlock;
+  const started: { release?: StartedRelease } = {};
+  let after: AfterUnlock | undefined;
   try {
-    after = await delLocked(ctx, inv, conf, pci, log, steps);
+    after = await delLocked(ctx, inv, conf, pci, log, steps, started);
   } finally {
     lock.release();
+    // A DEL that failed after its release started still waits for it (the standalone CNI exits
+    // after answering); the release keeps its own queue entry when it fails.
+    if (!after) await started.release?.done.catch(() => undefined);
   }
-  // IPAM execs run after the lock is dropped: a slow IPAM backend never holds the VF.
+  // IPAM execs are awaited after the lock is dropped: a slow IPAM backend never holds the VF.
   if (after.releaseOwn) await releaseOwnIpam();
-  if (after.release) await after.release;
+  await started.release?.done;
   steps.mark('ipam-release');
+  // The record's removal is not waited for: a power loss before its dir fsync brings the record
+  // back, and DEL, GC or the next ADD restore again from it, a no-op (docs/cni.md).
+  void after.removed;
 }
 
 interface AfterUnlock {
   /** Release the IPAM of this DEL's netconf (no VF restored from a record). */
   releaseOwn?: boolean;
-  /** A release queued durably under the lock and started there; it never rejects (a failure stays queued). */
-  release?: Promise<void>;
+  /** Settles once the record's removal is durable; never rejects (a failure is logged); not waited for. */
+  removed?: Promise<void>;
 }
 
-/** Everything DEL does while it holds the VF lock. */
-async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, log: Logger, steps: StepTimes): Promise<AfterUnlock> {
+/**
+ * Everything DEL does while it holds the VF lock. The IPAM release is queued and started as soon as
+ * the VF is silenced (down in the pod), so its exec and the queue's fsyncs overlap the netns move
+ * home, the kernel's slowest step; the record is removed only once the queued release is durable.
+ * `started` carries the release out even when this throws.
+ */
+async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, log: Logger, steps: StepTimes, started: { release?: StartedRelease }): Promise<AfterUnlock> {
   const loaded = ctx.records.load(pci);
   steps.mark('record-load');
   // A damaged record's holder is what its text still says; unknown fields count as the caller's.
@@ -81,10 +93,16 @@ async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, 
     if (ctx.records.attachmentPci(inv.containerId, inv.ifName) === pci) ctx.records.removeAttachment(inv.containerId, inv.ifName);
     return { releaseOwn: true };
   }
+  const startRelease = () => {
+    if (started.release) return;
+    steps.mark('restore-until-silenced');
+    started.release = startIpamRelease(ctx, inv, conf, rec, log) ?? undefined;
+    steps.mark('ipam-start');
+  };
   const host = Rtnl.open();
   steps.mark('rtnl-open');
   try {
-    const warnings = restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot });
+    const warnings = restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot, vfSilenced: startRelease });
     steps.mark('restore');
     for (const w of warnings) log.warn({ pci }, w);
   } catch (e) {
@@ -96,40 +114,51 @@ async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, 
   } finally {
     host.close();
   }
-  // The IPAM release is queued durably first, so a SIGKILL cannot lose it, then started at once:
-  // its exec overlaps the record's removal (an fsync), and it is awaited only after the lock is
-  // dropped, so a slow IPAM backend never holds the VF. A SIGKILL after it ran but before the record
-  // is gone leaves what a SIGKILL just after the queueing always left: the record and the queued
-  // release, and the DEL that follows restores (a no-op) and runs the release again (IPAM DEL is
-  // idempotent by the CNI spec).
-  const after: AfterUnlock = {};
-  const ipam = conf.ipam ?? rec.ipam;
-  if (ipam) {
-    const stdin = conf.ipam ? inv.stdin : Buffer.from(JSON.stringify({ ...conf, ipam }));
-    try {
-      after.release = releaseQueued(queueIpamRelease(ctx.stateDir, inv, ipam.type, stdin), inv, log);
-      steps.mark('ipam-queue');
-    } catch (e) {
-      // Full or read-only state dir: release now, under the lock, rather than not at all.
-      log.error({ pci, err: (e as Error).message }, 'DEL: could not queue the IPAM release; releasing it now');
-      await releaseIpam(ctx.stateDir, inv, ipam.type, stdin, log);
-    }
-  }
+  startRelease();
+  // A SIGKILL (or a power loss, once this settles) before the record is gone leaves the record and
+  // the queued release; the DEL that follows restores (a no-op) and runs the release again (IPAM
+  // DEL is idempotent by the CNI spec).
+  await started.release?.durable;
+  steps.mark('ipam-durable');
+  let removed: Promise<void>;
   try {
     if (loaded.damaged) {
       log.warn({ pci, setAside: ctx.records.setAsideDamaged(loaded.damaged) }, 'DEL: damaged VF record set aside after restoring what it held');
       ctx.records.removeAttachment(inv.containerId, inv.ifName);
+      removed = Promise.resolve();
     } else {
-      ctx.records.remove(rec);
+      removed = ctx.records.remove(rec); // gone when this returns; durable when it settles
     }
   } catch (e) {
-    // The VF is restored; a record left behind only makes a later DEL restore it again (a no-op)
-    // and the next ADD take the same original state from it.
-    log.error({ pci, err: (e as Error).message }, 'DEL: VF restored, but its record could not be removed from the state dir');
+    removed = Promise.reject(e as Error);
   }
   steps.mark('record-remove');
   log.info({ pci }, 'DEL done; VF restored');
-  return after;
+  return {
+    removed: removed.catch((e: unknown) => {
+      // The VF is restored; a record left behind only makes a later DEL restore it again (a no-op)
+      // and the next ADD take the same original state from it.
+      log.error({ pci, err: (e as Error).message }, 'DEL: VF restored, but its record could not be removed from the state dir');
+    }),
+  };
+}
+
+/**
+ * Queue and start the release of the attachment's IPAM (this DEL's netconf's, else the one ADD
+ * recorded). A full or read-only state dir cannot queue it: it is run directly then, and the
+ * record stays unless that succeeds (its `durable` is the release itself).
+ */
+function startIpamRelease(ctx: Ctx, inv: Invocation, conf: NetConf, rec: VfRecord, log: Logger): StartedRelease | null {
+  const ipam = conf.ipam ?? rec.ipam;
+  if (!ipam) return null;
+  const stdin = conf.ipam ? inv.stdin : Buffer.from(JSON.stringify({ ...conf, ipam }));
+  try {
+    return startQueuedRelease(ctx.stateDir, inv, ipam.type, stdin, log);
+  } catch (e) {
+    log.error({ pci: rec.pciAddr, err: (e as Error).message }, 'DEL: could not queue the IPAM release; releasing it now');
+    const done = releaseIpam(ctx.stateDir, inv, ipam.type, stdin, log);
+    return { durable: done, done };
+  }
 }
 
 /**

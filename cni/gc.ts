@@ -53,13 +53,13 @@ export async function cmdGc(inv: Invocation, conf: NetConf, log: Logger): Promis
       if (rec.ipam) {
         // Queued under the lock (a SIGKILL cannot lose it), run after the lock is dropped.
         const env = { CNI_CONTAINERID: rec.containerId, CNI_IFNAME: rec.ifName, CNI_NETNS: rec.netns, CNI_PATH: inv.cniPath.join(':') };
-        queued = queueIpamRelease(ctx.stateDir, inv, rec.ipam.type, Buffer.from(JSON.stringify({ ...conf, ipam: rec.ipam })), env);
+        queued = await queueIpamRelease(ctx.stateDir, inv, rec.ipam.type, Buffer.from(JSON.stringify({ ...conf, ipam: rec.ipam })), env);
       }
       if (isDamaged && loaded.damaged) {
         ctx.records.setAsideDamaged(loaded.damaged);
         ctx.records.removeAttachment(rec.containerId, rec.ifName);
       } else {
-        ctx.records.remove(rec);
+        await ctx.records.remove(rec);
       }
       log.info({ pci: rec.pciAddr, container: rec.containerId }, 'GC: stale attachment released');
     } catch (e) {

@@ -10,7 +10,7 @@ import type { Logger } from '../src/log';
 import { IPAM_PENDING_DIR, IPAM_PENDING_MAX_BYTES, IPAM_PENDING_SET_ASIDE_DIR, ipamPendingSchema, pendingEnv, type IpamPending } from '../src/schemas/ipam-pending';
 import { readJsonFile, refuseToReplaceNewer } from '../src/state/bounded-file';
 import { isTooNew, THIS_RELEASE } from '../src/state/formats';
-import { listEntries, removeFile, setAside, writeFileDurable } from '../src/state/atomic-file';
+import { listEntries, removeFile, replaceFile, setAside, syncVisible, writeFileDurable } from '../src/state/atomic-file';
 import { execIpam } from './ipam';
 import type { Invocation } from './skel';
 
@@ -46,24 +46,50 @@ export async function releaseIpam(
   try {
     await execIpam({ command: 'DEL', type: ipamType, cniPath: inv.cniPath, env: pluginEnv(inv, env), stdin });
   } catch (e) {
-    const id = path.basename(queueIpamRelease(stateDir, inv, ipamType, stdin, env));
+    const id = path.basename(await queueIpamRelease(stateDir, inv, ipamType, stdin, env));
     log.warn({ err: (e as Error).message, attachment: id }, 'IPAM release failed; queued for retry');
   }
 }
 
-/**
- * Queue a release durably without running it, so a caller can drop the VF record and its lock
- * first and run the release after (releaseQueued): a SIGKILL in between leaves it queued, not lost.
- * Only the attachment's CNI_* variables are kept (the schema refuses anything else).
- */
-export function queueIpamRelease(stateDir: string, inv: Invocation, ipamType: string, stdin: Buffer, env: Record<string, string> = envFor(inv)): string {
+/** A queued release's file and text. Only the attachment's CNI_* variables are kept (the schema refuses anything else). */
+function pendingFile(stateDir: string, inv: Invocation, ipamType: string, stdin: Buffer, env: Record<string, string>): { path: string; text: string } {
   const id = `${env.CNI_CONTAINERID ?? 'unknown'}_${env.CNI_IFNAME ?? ''}`;
   const file = path.join(pendingDir(stateDir), `${id}.json`);
   const entry: IpamPending = { v: 1, writtenBy: THIS_RELEASE, type: ipamType, stdin: stdin.toString('utf8'), env: {} };
   for (const k of ATTACHMENT_ENV) if (env[k] !== undefined) entry.env[k] = env[k];
   refuseToReplaceNewer(file, 'ipam-pending', IPAM_PENDING_MAX_BYTES);
-  writeFileDurable(file, JSON.stringify(entry));
-  return file;
+  return { path: file, text: JSON.stringify(entry) };
+}
+
+/**
+ * Queue a release durably without running it (GC runs it after dropping the VF record): a SIGKILL
+ * or power loss in between leaves it queued, not lost.
+ */
+export async function queueIpamRelease(stateDir: string, inv: Invocation, ipamType: string, stdin: Buffer, env: Record<string, string> = envFor(inv)): Promise<string> {
+  const file = pendingFile(stateDir, inv, ipamType, stdin, env);
+  await writeFileDurable(file.path, file.text, { dir: true });
+  return file.path;
+}
+
+export interface StartedRelease {
+  /** Settles once the queued entry is durable: only then may the caller drop what would redo the release (the VF record). */
+  durable: Promise<void>;
+  /** Settles once the release ran; never rejects (a failure stays queued for the next DEL or GC). */
+  done: Promise<void>;
+}
+
+/**
+ * Queue a release and start it at once, without waiting for anything, so that its exec and the
+ * queue's fsyncs overlap the caller's slow kernel work (DEL: the netns move home). The entry is in
+ * place before the plugin starts, so a SIGKILL from here on leaves it queued, not lost; `durable`
+ * says when a power loss cannot take it back either. Throws (nothing started) when it cannot be
+ * queued: a full or read-only state dir.
+ */
+export function startQueuedRelease(stateDir: string, inv: Invocation, ipamType: string, stdin: Buffer, log: Logger): StartedRelease {
+  const file = pendingFile(stateDir, inv, ipamType, stdin, envFor(inv));
+  replaceFile(file.path, file.text);
+  const durable = syncVisible(file.path);
+  return { durable, done: releaseQueued(file.path, inv, log) };
 }
 
 /**

@@ -9,9 +9,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 
 /**
- * Temp-file names: `<target>.tmp-<pid>` (writeFileDurable) and `.<random>.tmp` (the release-queue
+ * Temp-file names: `<target>.tmp-<pid>` (writeFileDurable, replaceFile) and `.<random>.tmp` (the release-queue
  * writer, which needs unpredictable names in a directory the node daemon can write).
  */
 const TEMP_RE = /\.tmp-\d+$|^\..*\.tmp$/;
@@ -23,39 +24,83 @@ export function isTempName(name: string): boolean {
   return TEMP_RE.test(name);
 }
 
-/** The new content and its name are both on disk when this returns (two fsyncs: file, dir). */
-export function writeFileDurable(file: string, data: string | Buffer, mode = 0o600): void {
-  replaceFile(file, data, { syncContent: true, mode });
-  fsyncDir(path.dirname(file));
+const fsyncFd = promisify(fs.fsync);
+
+/**
+ * fsync on the libuv pool: the event loop goes on meanwhile, so a journal commit (milliseconds on
+ * this class of machine, a large share of a warm CNI call) holds up only the call that needs it,
+ * never the CNI server's other calls, and can overlap this call's own kernel work.
+ */
+async function fsyncPath(p: string): Promise<void> {
+  const fd = fs.openSync(p, 'r');
+  try {
+    await fsyncFd(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
- * Each fsync costs milliseconds (a journal commit) and is most of a warm CNI call, so callers that
- * do not need all of writeFileDurable's promise say what they need (the crash reasoning is theirs):
- *
- * - syncContent true: the content is fsynced, the rename is not waited for. A SIGKILL leaves old
- *   or new (the page cache survives the process); a power loss leaves old or new too, both
- *   complete, since the old content was itself made durable: for a file whose old content is a
- *   valid state (a record's later update).
- * - syncContent false: nothing is fsynced. A SIGKILL still leaves old or new; a power loss may
- *   leave old, new, none or an empty or torn file: for what is rebuilt or ignored when it is
- *   missing or invalid (an index whose reader validates it).
+ * The new content is durable before it replaces the old (fsync, then rename); with `dir`, the
+ * rename is durable too when this settles. Without `dir` (a later update of a file whose old
+ * content was made durable): a power loss leaves the old or the new content, both complete.
+ * Writers of one file must not overlap (the temp name is per process): callers hold its lock.
  */
-export function replaceFile(file: string, data: string | Buffer, opts: { syncContent: boolean; mode?: number }): void {
+export async function writeFileDurable(file: string, data: string | Buffer, opts: { dir: boolean; mode?: number }): Promise<void> {
+  const { tmp, fd } = writeTemp(file, data, opts.mode);
+  try {
+    await fsyncFd(fd);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  } finally {
+    fs.closeSync(fd);
+  }
+  renameInto(tmp, file);
+  if (opts.dir) await fsyncPath(path.dirname(file));
+}
+
+/**
+ * Replace a file atomically, nothing fsynced. A SIGKILL leaves the old or the new content (the page
+ * cache survives the process); a power loss may leave old, new, none or an empty file: for what is
+ * rebuilt or ignored when missing or invalid (an index whose reader validates it), or made durable
+ * later with syncVisible.
+ */
+export function replaceFile(file: string, data: string | Buffer, mode = 0o600): void {
+  const { tmp, fd } = writeTemp(file, data, mode);
+  fs.closeSync(fd);
+  renameInto(tmp, file);
+}
+
+/**
+ * Make a file replaceFile just put in place durable, content and name, both fsyncs at once. Until
+ * this settles a power loss can leave it empty, so its readers must tell an empty file apart and
+ * the caller must not yet drop what would redo its work.
+ */
+export async function syncVisible(file: string): Promise<void> {
+  await Promise.all([fsyncPath(file), fsyncPath(path.dirname(file))]);
+}
+
+/** `<file>.tmp-<pid>` with `data` in it, still open. ENOSPC, EROFS, EIO: no temp file is left behind. */
+function writeTemp(file: string, data: string | Buffer, mode = 0o600): { tmp: string; fd: number } {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp-${process.pid}`;
+  // O_NOFOLLOW: a symlink planted under the temp name is an error, never a file written through.
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, mode);
   try {
-    // O_NOFOLLOW: a symlink planted under the temp name is an error, never a file written through.
-    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, opts.mode ?? 0o600);
-    try {
-      fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-      if (opts.syncContent) fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  return { tmp, fd };
+}
+
+function renameInto(tmp: string, file: string): void {
+  try {
     fs.renameSync(tmp, file);
   } catch (e) {
-    // ENOSPC, EROFS, EIO: leave no half-written temp file behind for the readers to trip on.
     fs.rmSync(tmp, { force: true });
     throw e;
   }
@@ -64,6 +109,11 @@ export function replaceFile(file: string, data: string | Buffer, opts: { syncCon
 /** Remove a file and any temp file a killed writer left beside it, then fsync the directory. */
 export function removeFileDurable(file: string): void {
   if (removeFile(file)) fsyncDir(path.dirname(file));
+}
+
+/** removeFileDurable with the dir fsync on the libuv pool: removed when it returns, durable when it settles. */
+export async function removeFileDurably(file: string): Promise<void> {
+  if (removeFile(file)) await fsyncPath(path.dirname(file));
 }
 
 /**

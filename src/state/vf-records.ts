@@ -9,7 +9,7 @@ import { describeIssues } from '../schemas/format';
 import { PCI_ADDR_RE } from '../sysfs/pci';
 import { VF_RECORD_MAX_BYTES, vfRecordSchema, type VfRecord } from '../schemas/vf-record';
 import { formatVersion, THIS_RELEASE } from './formats';
-import { listEntries, removeFile, removeFileDurable, replaceFile, setAside, writeFileDurable } from './atomic-file';
+import { listEntries, removeFile, removeFileDurably, replaceFile, setAside, writeFileDurable } from './atomic-file';
 import { readBounded, readJsonState } from './bounded-file';
 import { salvageVfRecord, type DamagedRecord } from './vf-record-salvage';
 
@@ -65,16 +65,16 @@ export class VfRecords {
   }
 
   /**
-   * The record is durable before returning (fsync of file and dir): callers change the device only
-   * after this. The attachment index is written atomically but not fsynced (two journal commits
+   * The record is durable when this settles (fsync of file and dir, on the libuv pool so the CNI
+   * server's other calls go on meanwhile): callers change the device only after that. The attachment index is written atomically but not fsynced (two journal commits
    * saved per ADD): it is only a lookup for a DEL without deviceID, read through a PCI-address
    * check, so an index lost or emptied by a power loss reads as "no VF recorded", and the record it
    * pointed to stays in vfs/ for GC and the next ADD on the VF to restore from. A SIGKILL cannot
    * lose it (the page cache outlives the process).
    */
-  write(rec: VfRecord): void {
-    writeFileDurable(this.vfFile(rec.pciAddr), encodeVfRecord(rec));
-    replaceFile(this.attachmentFile(rec.containerId, rec.ifName), rec.pciAddr, { syncContent: false });
+  async write(rec: VfRecord): Promise<void> {
+    await writeFileDurable(this.vfFile(rec.pciAddr), encodeVfRecord(rec), { dir: true });
+    replaceFile(this.attachmentFile(rec.containerId, rec.ifName), rec.pciAddr);
   }
 
   /**
@@ -82,19 +82,21 @@ export class VfRecords {
    * not waited for: a power loss leaves this update or the record write() made durable, both
    * complete records of the same attachment with the same original state.
    */
-  update(rec: VfRecord): void {
-    replaceFile(this.vfFile(rec.pciAddr), encodeVfRecord(rec), { syncContent: true });
+  async update(rec: VfRecord): Promise<void> {
+    await writeFileDurable(this.vfFile(rec.pciAddr), encodeVfRecord(rec), { dir: false });
   }
 
   /**
    * Removed last, after the VF is restored: until then DEL can always be retried. The record's
-   * removal is durable; the index entry's is not (an entry a power loss brings back points to a
-   * record that is gone or another attachment's, which DEL checks before it touches anything).
+   * removal is durable when this settles (it is gone for every reader as soon as it is called: the
+   * unlink comes before the first await); the index entry's is not (an entry a power loss brings back
+   * points to a record that is gone or another attachment's, which DEL checks before it touches
+   * anything).
    */
-  remove(rec: Pick<VfRecord, 'pciAddr' | 'containerId' | 'ifName'>): void {
+  async remove(rec: Pick<VfRecord, 'pciAddr' | 'containerId' | 'ifName'>): Promise<void> {
     const att = this.attachmentFile(rec.containerId, rec.ifName);
     if (this.attachmentPci(rec.containerId, rec.ifName) === rec.pciAddr) removeFile(att);
-    removeFileDurable(this.vfFile(rec.pciAddr));
+    await removeFileDurably(this.vfFile(rec.pciAddr));
   }
 
   /** Not fsynced, as in remove(). */

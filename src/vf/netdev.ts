@@ -130,7 +130,7 @@ export function locateNetdev(host: Rtnl, openPod: () => Rtnl | null, id: NetdevI
 }
 
 /** Move a netdev from the pod netns back to the host under its original name, in one request. */
-export function moveHome(pod: Rtnl, host: Rtnl, link: LinkInfo, original: NetdevState, hostNsFd: number): LinkInfo {
+export function moveHome(pod: Rtnl, host: Rtnl, link: LinkInfo, original: NetdevState, hostNsFd: number, silenced?: () => void): LinkInfo {
   const clash = host.getLink(original.name);
   if (clash) {
     throw new UnderlayError(
@@ -140,6 +140,7 @@ export function moveHome(pod: Rtnl, host: Rtnl, link: LinkInfo, original: Netdev
   }
   if (link.up) pod.setLink(link.index, { up: false });
   dropAltnames(pod, link, link.altnames);
+  silenced?.(); // down: its addresses answer nobody any more
   pod.moveLink(link.index, hostNsFd, original.name);
   const home = host.getLink(original.name);
   if (!home) throw new UnderlayError(CniCode.DeviceNotFound, `${original.name} did not arrive in the host netns`);

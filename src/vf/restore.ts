@@ -15,6 +15,13 @@ import { applyVfSettings } from './pf-side';
 export interface RestoreContext {
   host: Rtnl;
   sysfsRoot: string;
+  /**
+   * Called once the VF can no longer carry the pod's traffic (down in the pod netns, already home,
+   * gone, or a userspace VF) and before the netns move home, the slowest step: DEL starts the IPAM
+   * release here so that it overlaps the move. At most once; never when the VF is not found. Must
+   * not throw.
+   */
+  vfSilenced?: () => void;
 }
 
 /** Returns warnings for things that could not be restored because they no longer exist. */
@@ -24,7 +31,10 @@ export function restoreVf(rec: VfRecord, ctx: RestoreContext): string[] {
   // PF side before the netdev: clearing an administratively set MAC lets the VF take its own MAC
   // back (igb refuses a VF's own MAC change while the PF has set one) ...
   restorePfSide(rec, ctx, warnings);
-  if (!original.netdev) return warnings; // userspace VF: nothing was moved
+  if (!original.netdev) {
+    ctx.vfSilenced?.(); // userspace VF: nothing was moved
+    return warnings;
+  }
   restoreNetdev(rec, ctx, warnings);
   // ... and again after it: opening the VF or changing its MAC makes igbvf write its netdev MAC
   // into the PF's VF table, which must end exactly as recorded (00:00:00:00:00:00 on igb).
@@ -67,6 +77,7 @@ function restoreNetdev(rec: VfRecord, ctx: RestoreContext, warnings: string[]): 
   } catch (e) {
     // The VF itself is gone (sriov_numvfs lowered, device removed): there is nothing to restore.
     warnings.push(`VF ${rec.pciAddr} not in sysfs any more (${(e as Error).message}); nothing to restore`);
+    ctx.vfSilenced?.();
     return;
   }
   const ifindex = rec.applied?.netdev?.ifindex;
@@ -86,13 +97,14 @@ function restoreNetdev(rec: VfRecord, ctx: RestoreContext, warnings: string[]): 
   if (found.where === 'pod') {
     const hostFd = fs.openSync('/proc/self/ns/net', 'r');
     try {
-      const home = moveHome(found.rt, ctx.host, found.link, netdev, hostFd);
+      const home = moveHome(found.rt, ctx.host, found.link, netdev, hostFd, ctx.vfSilenced);
       restoreOnHost(ctx.host, home, netdev);
     } finally {
       fs.closeSync(hostFd);
       found.rt.close();
     }
   } else {
+    ctx.vfSilenced?.();
     restoreOnHost(ctx.host, found.link, netdev);
   }
 }

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { listEntries, removeFile, removeFileDurable, replaceFile, setAside, STALE_TEMP_MS, writeFileDurable } from '../../src/state/atomic-file';
+import { listEntries, removeFile, removeFileDurable, replaceFile, setAside, STALE_TEMP_MS, syncVisible, writeFileDurable } from '../../src/state/atomic-file';
 import { readJsonState } from '../../src/state/bounded-file';
 import { VfRecords } from '../../src/state/vf-records';
 
@@ -51,11 +51,11 @@ describe('listEntries', () => {
 });
 
 describe('readJsonState and setAside', () => {
-  it('tells missing, empty, truncated and good files apart', () => {
+  it('tells missing, empty, truncated and good files apart', async () => {
     const f = (n: string) => path.join(dir, n);
     fs.copyFileSync(path.join(FIX, 'ipam-pending.empty.json'), f('e.json'));
     fs.copyFileSync(path.join(FIX, 'ipam-pending.truncated.json'), f('t.json'));
-    writeFileDurable(f('g.json'), '{"a":1}');
+    await writeFileDurable(f('g.json'), '{"a":1}', { dir: true });
     expect(readJsonState(f('none.json'), 1024)).toEqual({ state: 'missing' });
     expect(readJsonState(f('e.json'), 1024)).toMatchObject({ state: 'damaged', reason: 'the file is empty' });
     expect(readJsonState(f('t.json'), 1024)).toMatchObject({ state: 'damaged', reason: expect.stringMatching(/^not valid JSON/) });
@@ -121,28 +121,31 @@ describe('VfRecords.load on damaged records', () => {
 });
 
 describe('replaceFile and removeFile (the writers without every fsync)', () => {
-  it('replace whole contents, synced or not, and leave no temp file', () => {
+  it('replace whole contents, synced or not, and leave no temp file', async () => {
     const f = path.join(dir, 'sub', 'r.json');
-    replaceFile(f, '{"a":1}', { syncContent: true });
-    replaceFile(f, '{"a":22}', { syncContent: false });
+    await writeFileDurable(f, '{"a":1}', { dir: false });
+    expect(fs.readFileSync(f, 'utf8')).toBe('{"a":1}');
+    replaceFile(f, '{"a":22}');
     expect(fs.readFileSync(f, 'utf8')).toBe('{"a":22}');
+    await syncVisible(f);
     expect(fs.readdirSync(path.dirname(f))).toEqual(['r.json']);
   });
 
-  it('never write through a symlink planted under the temp name; the target keeps its content', () => {
+  it('never write through a symlink planted under the temp name; the target keeps its content', async () => {
     const f = path.join(dir, 'r.json');
     const victim = path.join(dir, 'victim');
     fs.writeFileSync(victim, 'keep');
-    writeFileDurable(f, 'old');
+    await writeFileDurable(f, 'old', { dir: true });
     fs.symlinkSync(victim, `${f}.tmp-${process.pid}`);
-    expect(() => replaceFile(f, 'new', { syncContent: false })).toThrow(/ELOOP/);
+    expect(() => replaceFile(f, 'new')).toThrow(/ELOOP/);
+    await expect(writeFileDurable(f, 'new', { dir: true })).rejects.toThrow(/ELOOP/);
     expect(fs.readFileSync(victim, 'utf8')).toBe('keep');
     expect(fs.readFileSync(f, 'utf8')).toBe('old');
   });
 
-  it('removeFile says whether it removed, and clears a killed writer\'s temp files beside the file', () => {
+  it('removeFile says whether it removed, and clears a killed writer\'s temp files beside the file', async () => {
     const f = path.join(dir, 'q.json');
-    writeFileDurable(f, '{}');
+    await writeFileDurable(f, '{}', { dir: true });
     fs.writeFileSync(`${f}.tmp-99999`, '{"half');
     expect(removeFile(f)).toBe(true);
     expect(fs.readdirSync(dir)).toEqual([]);
@@ -150,9 +153,9 @@ describe('replaceFile and removeFile (the writers without every fsync)', () => {
     expect(() => removeFileDurable(f)).not.toThrow();
   });
 
-  it('an attachment index a power loss left empty, torn or pointing elsewhere reads as no VF, never as a wrong path', () => {
+  it('an attachment index a power loss left empty, torn or pointing elsewhere reads as no VF, never as a wrong path', async () => {
     const records = new VfRecords(dir);
-    records.write({ ...record, phase: 'adding' } as never);
+    await records.write({ ...record, phase: 'adding' } as never);
     expect(records.attachmentPci('c1', 'net1')).toBe('0000:3b:10.2');
     const idx = path.join(dir, 'attachments', 'c1_net1');
     for (const text of ['', '0000:3b:1', '0000:3b:10.2\u0000\u0000', '../../etc/passwd', 'x'.repeat(10_000)]) {
@@ -163,13 +166,14 @@ describe('replaceFile and removeFile (the writers without every fsync)', () => {
     expect(records.read('0000:3b:10.2')?.containerId).toBe('c1');
   });
 
-  it('update replaces the record whole; remove drops record and index', () => {
+  it('update replaces the record whole; remove drops record and index', async () => {
     const records = new VfRecords(dir);
-    records.write({ ...record, phase: 'adding' } as never);
-    records.update({ ...record, phase: 'ready' } as never);
+    await records.write({ ...record, phase: 'adding' } as never);
+    await records.update({ ...record, phase: 'ready' } as never);
     expect(records.read('0000:3b:10.2')?.phase).toBe('ready');
-    records.remove(record);
-    expect(records.read('0000:3b:10.2')).toBeUndefined();
+    const removed = records.remove(record);
+    expect(records.read('0000:3b:10.2')).toBeUndefined(); // gone at once, durable when it settles
+    await removed;
     expect(records.attachmentPci('c1', 'net1')).toBeUndefined();
     expect(fs.readdirSync(path.join(dir, 'vfs'))).toEqual([]);
     expect(fs.readdirSync(path.join(dir, 'attachments'))).toEqual([]);

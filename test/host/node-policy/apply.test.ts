@@ -119,7 +119,7 @@ describe('node policy: VF counts', () => {
     node.setPolicy({ policies: [{ name: 'a', pfNames: [node.pfName], numVfs: 4 }] });
     const d = node.daemon();
     await d.applyOnce();
-    new VfRecords(node.stateDir).write({
+    await new VfRecords(node.stateDir).write({
       version: 1, pciAddr: vfPci(0x91, 3), networkName: 'n', containerId: 'c0ffee', ifName: 'net1', netns: '/proc/1/ns/net',
       pod: { namespace: 'db', name: 'mysql-0', uid: 'u' }, phase: 'ready', createdAt: new Date().toISOString(),
       original: { pfNetdev: node.pfName, vfIndex: 3, userspace: false, vf: null, netdev: null }, cniVersion: '1.0.0',

@@ -249,7 +249,7 @@ describe('node policy: disruption: evict', () => {
     const kl = new Kubelets({ 'node-a': a });
     const other = kl.pod('node-b', 'db', 'mysql-0', []); // same name, another node: not the VF's holder
     kl.pod('node-a', 'db', 'web-0', []);
-    new VfRecords(a.stateDir).write({
+    await new VfRecords(a.stateDir).write({
       version: 1, pciAddr: vfPci(0x91, 3), networkName: 'n', containerId: 'c0ffee', ifName: 'net1', netns: '/proc/1/ns/net',
       pod: { namespace: 'db', name: 'mysql-0', uid: 'uid-of-an-older-mysql-0' }, phase: 'ready', createdAt: new Date().toISOString(),
       original: { pfNetdev: a.pfName, vfIndex: 3, userspace: false, vf: null, netdev: null }, cniVersion: '1.0.0',

@@ -76,23 +76,23 @@ describe('formats that ever shipped are read, migrated and written back as this 
     expectThisReleaseFixture('vf-record', encodeVfRecord(loaded.rec!));
   });
 
-  it('attachment-index 1 of 0.1.0 (the bare PCI address): read, and written the same way', () => {
+  it('attachment-index 1 of 0.1.0 (the bare PCI address): read, and written the same way', async () => {
     const pci = read('attachment-index/1-0.1.0');
     fs.mkdirSync(path.join(dir, 'attachments'));
     fs.writeFileSync(path.join(dir, 'attachments', 'ctr-a0_net1'), pci);
     const records = new VfRecords(dir);
     expect(records.attachmentPci('ctr-a0', 'net1')).toBe(pci);
     const rec = vfRecordSchema.parse(JSON.parse(read('vf-record/1-0.1.0.json')));
-    records.write({ ...rec, pciAddr: pci, containerId: 'ctr-a0', ifName: 'net1' });
+    await records.write({ ...rec, pciAddr: pci, containerId: 'ctr-a0', ifName: 'net1' });
     expectThisReleaseFixture('attachment-index', fs.readFileSync(path.join(dir, 'attachments', 'ctr-a0_net1'), 'utf8'));
   });
 
-  it('ipam-pending 1 of 0.1.0 (no version field, CNI_PATH stored): read as version 1, CNI_PATH dropped, written with v', () => {
+  it('ipam-pending 1 of 0.1.0 (no version field, CNI_PATH stored): read as version 1, CNI_PATH dropped, written with v', async () => {
     const p = readJsonFile(path.join(FIX, 'ipam-pending/1-0.1.0.json'), ipamPendingSchema, IPAM_PENDING_MAX_BYTES, 'queued IPAM release', 'ipam-pending')!;
     expect(p.v).toBeUndefined();
     expect(p.env.CNI_PATH).toBeDefined();
     expect(pendingEnv(p)).not.toHaveProperty('CNI_PATH');
-    const file = queueIpamRelease(dir, inv, p.type, Buffer.from(p.stdin), pendingEnv(p));
+    const file = await queueIpamRelease(dir, inv, p.type, Buffer.from(p.stdin), pendingEnv(p));
     expectThisReleaseFixture('ipam-pending', fs.readFileSync(file, 'utf8'));
   });
 
@@ -182,7 +182,7 @@ describe('a newer format is refused, naming the file, the format and the release
     expect(invalid).toEqual([
       `queued IPAM release ${pending} is format "ipam-pending" version 2, written by release 0.3.0; release ${THIS_RELEASE} reads only version 1: left untouched`,
     ]);
-    expect(() => queueIpamRelease(dir, inv, 'static', Buffer.from('{"ipam":{"type":"static"}}'), { CNI_CONTAINERID: 'ctr-d', CNI_IFNAME: 'net1' })).toThrow(FormatTooNewError);
+    await expect(queueIpamRelease(dir, inv, 'static', Buffer.from('{"ipam":{"type":"static"}}'), { CNI_CONTAINERID: 'ctr-d', CNI_IFNAME: 'net1' })).rejects.toThrow(FormatTooNewError);
     expect(fs.readFileSync(pending)).toEqual(bytes);
     expect(fs.readdirSync(dir).sort()).toEqual(['ipam-pending']);
   });
