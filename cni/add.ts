@@ -71,9 +71,10 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
     await ctx.records.write(rec); // the marker and the original state: durable before any change
     steps.mark('record-write');
 
-    // Start delegated IPAM now: its exec overlaps the netns move, the slowest kernel step.
-    const ipam = plan.useIpam && conf.ipam ? settle(ipamAdd({ type: conf.ipam.type, cniPath: inv.cniPath, env: inv.rawEnv, stdin: inv.stdin })) : null;
-    steps.mark('ipam-spawn');
+    // Delegated IPAM starts while the kernel moves the VF (the slowest step), so that both its exec
+    // here and its run overlap the move; at the latest when its addresses are needed.
+    const ipamStart: IpamStart = { started: null };
+    const ipam = () => (ipamStart.started ??= plan.useIpam && conf.ipam ? settle(ipamAdd({ type: conf.ipam.type, cniPath: inv.cniPath, env: inv.rawEnv, stdin: inv.stdin })) : null);
     try {
       const result = await attach(host, inv, vf, plan, rec, ipam, steps);
       rec.phase = 'ready';
@@ -81,7 +82,7 @@ export async function cmdAdd(inv: Invocation, conf: NetConf, podSettings: PodSet
       steps.mark('record-update');
       return result;
     } catch (err) {
-      await rollback(host, ctx, inv, rec, ipam, log, err);
+      await rollback(host, ctx, inv, rec, ipamStart.started, log, err);
       if (err instanceof DuplicateAddressError && conf.agentSocket && inv.pod) {
         // The agent records the Event (the CNI holds no credentials); best effort, ADD fails anyway.
         await agentReport(conf.agentSocket, { namespace: inv.pod.namespace, name: inv.pod.name, uid: inv.pod.uid, containerId: inv.containerId, ifName: inv.ifName, reason: 'DuplicateAddress', message: err.message });
@@ -102,7 +103,7 @@ async function attach(
   vf: VfDevice,
   plan: AttachmentPlan,
   rec: VfRecord,
-  ipam: Promise<Settled<CniResult>> | null,
+  ipam: () => Promise<Settled<CniResult>> | null,
   steps: StepTimes,
 ): Promise<CniResult> {
   const pfNetdev = vf.pfNetdev as string;
@@ -123,7 +124,11 @@ async function attach(
     if (!link) throw new UnderlayError(CniCode.DeviceNotFound, `VF netdev ${rec.original.netdev?.name} vanished from the host`);
     const podFd = fs.openSync(inv.netns, 'r');
     try {
-      moveIntoPod(host, link, podFd, inv.ifName);
+      await moveIntoPod(host, link, podFd, inv.ifName, () => {
+        steps.mark('move-sent');
+        ipam();
+        steps.mark('ipam-spawn');
+      });
     } finally {
       fs.closeSync(podFd);
     }
@@ -134,7 +139,7 @@ async function attach(
       const configured = configureNetdev(pod, inv.ifName, { mac: plan.mac, mtu: plan.mtu });
       rec.applied.netdev = { name: inv.ifName, mac: configured.mac.toLowerCase(), mtu: configured.mtu, ifindex: configured.index };
       steps.mark('pod-netdev');
-      ipCfg = await addressesFor(plan, ipam);
+      ipCfg = await addressesFor(plan, ipam());
       steps.mark('ipam-wait');
       const podLink = await configureIps(pod, configured, inv.netns, ipCfg, { duplicateDetection: plan.duplicateDetection });
       steps.mark('pod-ips');
@@ -143,7 +148,7 @@ async function attach(
       pod.close();
     }
   }
-  if (vf.userspace) ipCfg = await addressesFor(plan, ipam);
+  if (vf.userspace) ipCfg = await addressesFor(plan, ipam());
   rec.applied.ips = ipCfg.ips;
   rec.applied.routes = ipCfg.routes.map((r) => (r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst }));
   for (const ip of ipCfg.ips) {
@@ -151,7 +156,8 @@ async function attach(
     result.ips.push(gw ? { address: ip, gateway: gw, interface: 0 } : { address: ip, interface: 0 });
   }
   result.routes = ipCfg.routes.map((r) => (r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst }));
-  if (ipam) result.dns = ((await ipam).value ?? emptyResult()).dns;
+  const started = ipam();
+  if (started) result.dns = ((await started).value ?? emptyResult()).dns;
   return result;
 }
 
@@ -203,7 +209,7 @@ async function takeOverOrSnapshot(host: Rtnl, ctx: Ctx, inv: Invocation, vf: VfD
       );
     }
     log.warn({ pci: vf.pciAddr, holder: prior.containerId, same }, 'restoring VF from an earlier attachment before ADD');
-    restoreOrExplain(prior, { host, sysfsRoot: ctx.sysfsRoot });
+    await restoreOrExplain(prior, { host, sysfsRoot: ctx.sysfsRoot });
     if (loaded.damaged) ctx.records.setAsideDamaged(loaded.damaged);
     else if (!same) await ctx.records.remove(prior);
     return prior.original;
@@ -242,7 +248,7 @@ async function rollback(
 ): Promise<void> {
   log.warn({ pci: rec.pciAddr, err: (cause as Error).message }, 'ADD failed; rolling back');
   try {
-    restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot });
+    await restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot });
   } catch (e) {
     // Keep the record: DEL (which the runtime calls after a failed ADD) will finish the job.
     throw new UnderlayError(
@@ -259,6 +265,10 @@ async function rollback(
 }
 
 type Settled<T> = { value?: T; error?: unknown };
+/** The delegated IPAM ADD once started (null: not started, or none to start). */
+interface IpamStart {
+  started: Promise<Settled<CniResult>> | null;
+}
 function settle<T>(p: Promise<T>): Promise<Settled<T>> {
   return p.then(
     (value) => ({ value }),

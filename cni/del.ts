@@ -102,7 +102,7 @@ async function delLocked(ctx: Ctx, inv: Invocation, conf: NetConf, pci: string, 
   const host = Rtnl.open();
   steps.mark('rtnl-open');
   try {
-    const warnings = restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot, vfSilenced: startRelease });
+    const warnings = await restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot, vfSilenced: startRelease });
     steps.mark('restore');
     for (const w of warnings) log.warn({ pci }, w);
   } catch (e) {

@@ -49,7 +49,7 @@ export async function cmdGc(inv: Invocation, conf: NetConf, log: Logger): Promis
       const loaded = ctx.records.load(stale.pciAddr);
       const rec = isDamaged ? (loaded.damaged?.salvaged ? stale : undefined) : loaded.rec;
       if (!rec || rec.containerId !== stale.containerId || rec.ifName !== stale.ifName) continue;
-      for (const w of restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot })) log.warn({ pci: rec.pciAddr }, w);
+      for (const w of await restoreOrExplain(rec, { host, sysfsRoot: ctx.sysfsRoot })) log.warn({ pci: rec.pciAddr }, w);
       if (rec.ipam) {
         // Queued under the lock (a SIGKILL cannot lose it), run after the lock is dropped.
         const env = { CNI_CONTAINERID: rec.containerId, CNI_IFNAME: rec.ifName, CNI_NETNS: rec.netns, CNI_PATH: inv.cniPath.join(':') };

@@ -1,7 +1,7 @@
 /*
  * sriov_native: the few system calls Node cannot make on its own.
  *
- *   setns, flock, SO_PEERCRED, netlink sockets (blocking send/recv plus a libuv watch for notifications),
+ *   setns, flock, SO_PEERCRED, netlink sockets (blocking send/recv, a send on the libuv pool, a libuv watch for notifications),
  *   AF_PACKET datagram sockets, and posix_spawn with pipes and a pidfd (spawnPiped, waitPid). Message encoding and decoding stay in TypeScript (src/netlink).
  *
  * Every failure throws a JS Error carrying `errno` (positive) and `code` ("EEXIST", ...).
@@ -46,7 +46,7 @@
     }                                                                                              \
   } while (0)
 
-static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+static napi_value errno_error(napi_env env, int err, const char *syscall) {
   /* Named as errnoName() in src/netlink/errors.ts does: libuv's names (node's err.code), EOPNOTSUPP
    * for 95, E<n> when unknown. Not glibc's strerrorname_np: it needs glibc 2.32, newer than node's
    * floor (2.28), and the addon must load wherever node does. */
@@ -68,7 +68,11 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
   napi_set_named_property(env, error, "code", code);
   napi_set_named_property(env, error, "errno", errno_v);
   napi_set_named_property(env, error, "syscall", sys);
-  napi_throw(env, error);
+  return error;
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+  napi_throw(env, errno_error(env, err, syscall));
   return NULL;
 }
 
@@ -233,6 +237,76 @@ static napi_value js_nl_send(napi_env env, napi_callback_info info) {
   if (n < 0) return throw_errno(env, errno, "sendto(AF_NETLINK)");
   napi_create_int32(env, (int32_t)n, &out);
   return out;
+}
+
+/* nlSendAsync(fd, buf) -> Promise<bytes sent>: nlSend on a libuv pool thread. rtnetlink does the
+ * whole request inside sendmsg, so a slow one (a netns move waits out an RCU grace period, 15-25 ms)
+ * blocks only that thread and the event loop goes on; the reply is then read with nlRecv. The
+ * message is copied here: the caller may reuse its buffer at once. The fd must stay open and no
+ * other request may use the socket until the promise settles (src/netlink/rtnl.ts ensures both). */
+struct nl_send_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  size_t len;
+  ssize_t sent;
+  int err;
+  unsigned char data[];
+};
+
+static void nl_send_execute(napi_env env, void *arg) {
+  (void)env;
+  struct nl_send_job *j = arg;
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  do j->sent = sendto(j->fd, j->data, j->len, 0, (struct sockaddr *)&sa, sizeof sa);
+  while (j->sent < 0 && errno == EINTR);
+  j->err = j->sent < 0 ? errno : 0;
+}
+
+static void nl_send_complete(napi_env env, napi_status status, void *arg) {
+  struct nl_send_job *j = arg;
+  napi_value v;
+  if (status != napi_ok) {
+    napi_create_string_utf8(env, "sriov_native: nlSendAsync was cancelled", NAPI_AUTO_LENGTH, &v);
+    napi_value e;
+    napi_create_error(env, NULL, v, &e);
+    napi_reject_deferred(env, j->deferred, e);
+  } else if (j->err) {
+    napi_reject_deferred(env, j->deferred, errno_error(env, j->err, "sendto(AF_NETLINK)"));
+  } else {
+    napi_create_int32(env, (int32_t)j->sent, &v);
+    napi_resolve_deferred(env, j->deferred, v);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static napi_value js_nl_send_async(napi_env env, napi_callback_info info) {
+  napi_value argv[2], promise, name;
+  int32_t fd;
+  void *data;
+  size_t len;
+  if (get_args(env, info, 2, argv) || get_i32(env, argv[0], &fd) || get_buf(env, argv[1], &data, &len)) return NULL;
+  struct nl_send_job *j = malloc(sizeof *j + len);
+  if (!j) return throw_errno(env, ENOMEM, "nlSendAsync");
+  j->fd = fd;
+  j->len = len;
+  j->sent = -1;
+  j->err = 0;
+  memcpy(j->data, data, len);
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok || napi_create_string_utf8(env, "nlSendAsync", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, nl_send_execute, nl_send_complete, j, &j->work) != napi_ok) {
+    free(j);
+    napi_throw_error(env, NULL, "sriov_native: nlSendAsync could not be queued");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, j->work) != napi_ok) {
+    napi_delete_async_work(env, j->work);
+    free(j);
+    napi_throw_error(env, NULL, "sriov_native: nlSendAsync could not be queued");
+    return NULL;
+  }
+  return promise;
 }
 
 /* nlRecv(fd, timeoutMs) -> Buffer (one datagram) | null on timeout. rtnetlink answers inside the
@@ -653,7 +727,8 @@ static napi_value init(napi_env env, napi_value exports) {
     napi_callback fn;
   } fns[] = {
       {"setns", js_setns},           {"flock", js_flock},           {"close", js_close},
-      {"nlOpen", js_nl_open},        {"nlSend", js_nl_send},        {"nlRecv", js_nl_recv},
+      {"nlOpen", js_nl_open},        {"nlSend", js_nl_send},        {"nlSendAsync", js_nl_send_async},
+      {"nlRecv", js_nl_recv},
       {"nlWatch", js_nl_watch},      {"nlUnwatch", js_nl_unwatch},  {"packetOpen", js_packet_open},
       {"packetSend", js_packet_send}, {"packetRecv", js_packet_recv}, {"peerCred", js_peer_cred},
       {"spawnPiped", js_spawn_piped}, {"waitPid", js_wait_pid},

@@ -27,6 +27,8 @@ export interface NativeAddon {
   close(fd: number): void;
   nlOpen(protocol: number, groups: number): number;
   nlSend(fd: number, buf: Buffer, len?: number): number;
+  /** nlSend on a libuv pool thread (buf is copied at once): for requests the kernel takes long over, the netns move */
+  nlSendAsync(fd: number, buf: Buffer): Promise<number>;
   /** one datagram, or null when nothing arrived within timeoutMs (-1 waits forever) */
   nlRecv(fd: number, timeoutMs: number): Buffer | null;
   /** calls cb (status 0, or a negative libuv error) on the event loop whenever fd is readable */

@@ -64,6 +64,8 @@ export class Rtnl {
   private seq = 0;
   private readonly w = new MsgWriter(1024);
   private closed = false;
+  /** a move's request is on a pool thread (requestAsync): no other request, and the fd stays open */
+  private sending = false;
 
   /** the netns this socket was opened in, when opened with openIn */
   private home?: string | number;
@@ -89,7 +91,7 @@ export class Rtnl {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    native().close(this.fd);
+    if (!this.sending) native().close(this.fd); // else requestAsync closes it when the send is back
   }
 
   // ---- links ----
@@ -131,13 +133,26 @@ export class Rtnl {
    * Then this finds it there by its old name and MAC (its ifindex may have changed) and moves it
    * back before rethrowing. Home is this socket's netns: the one given to openIn, else the
    * caller's current netns. Costs one extra getLink before the move.
+   *
+   * The move itself is sent from a libuv pool thread (the kernel does it inside sendmsg and waits
+   * out an RCU grace period there, 15-25 ms): the event loop goes on, and `during` runs on it while
+   * the kernel moves the device, for work that does not use this socket (which refuses requests
+   * until the move is done). `during` must not throw.
    */
-  moveLink(index: number, netnsFd: number, name?: string): void {
+  async moveLink(index: number, netnsFd: number, name?: string, during?: () => void): Promise<void> {
     // The device's identity before it leaves: its ifindex may change in the target (on collision).
     const before = this.getLink(index);
     if (!before) throw new NetlinkError(`move link ifindex ${index}`, ENODEV);
+    const patch: LinkPatch = name === undefined ? { netnsFd } : { netnsFd, name };
     try {
-      this.setLink(index, name === undefined ? { netnsFd } : { netnsFd, name });
+      const moving = this.requestAsync(encodeSetLink(index, patch, this.w), () => `set link ${this.linkName(index)} ${describePatch(patch)}`);
+      try {
+        during?.();
+      } catch (e) {
+        await moving.catch(() => undefined); // never leave the socket with a request in flight
+        throw e;
+      }
+      await moving;
     } catch (err) {
       if (!(err instanceof NetlinkError) || this.getLink(index) !== null) throw err;
       const there = Rtnl.openIn(netnsFd);
@@ -265,16 +280,45 @@ export class Rtnl {
    * numbers are stale and skipped. Returns true when a dump was flagged as interrupted.
    */
   private request(msg: Buffer, op: () => string, onMsg?: OnMsg): boolean {
-    if (this.closed) throw new UnderlayError(CniCode.Internal, `${op()}: rtnetlink socket is closed`);
-    const seq = (this.seq = (this.seq + 1) >>> 0);
-    msg.writeUInt32LE(seq, 8);
-    const isDump = (msg.readUInt16LE(6) & C.NLM_F_DUMP) === C.NLM_F_DUMP;
-    const n = native();
+    const seq = this.stamp(msg, op);
     try {
-      n.nlSend(this.fd, msg);
+      native().nlSend(this.fd, msg);
     } catch (err) {
       throw sysError(op(), err);
     }
+    return this.readReply(seq, (msg.readUInt16LE(6) & C.NLM_F_DUMP) === C.NLM_F_DUMP, op, onMsg);
+  }
+
+  /** request() with the send on a libuv pool thread (native nlSendAsync); for one slow non-dump request. */
+  private async requestAsync(msg: Buffer, op: () => string): Promise<void> {
+    const seq = this.stamp(msg, op);
+    this.sending = true;
+    try {
+      await native().nlSendAsync(this.fd, msg);
+    } catch (err) {
+      throw sysError(op(), err);
+    } finally {
+      this.sending = false;
+      if (this.closed) native().close(this.fd); // close() came meanwhile and left the fd to us
+    }
+    this.readReply(seq, false, op);
+  }
+
+  /** A usable socket and the request's sequence number, written into it. */
+  private stamp(msg: Buffer, op: () => string): number {
+    if (this.closed) throw new UnderlayError(CniCode.Internal, `${op()}: rtnetlink socket is closed`);
+    if (this.sending) throw new UnderlayError(CniCode.Internal, `${op()}: rtnetlink socket is busy with a move`);
+    const seq = (this.seq = (this.seq + 1) >>> 0);
+    msg.writeUInt32LE(seq, 8);
+    return seq;
+  }
+
+  /**
+   * Read until the ACK of `seq` (or NLMSG_DONE for a dump). Replies to other sequence numbers are
+   * stale and skipped. Returns true when a dump was flagged as interrupted.
+   */
+  private readReply(seq: number, isDump: boolean, op: () => string, onMsg?: OnMsg): boolean {
+    const n = native();
     let interrupted = false;
     for (;;) {
       let buf: Buffer | null;

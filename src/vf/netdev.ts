@@ -25,13 +25,14 @@ function dropAltnames(rt: Rtnl, link: LinkInfo, names: readonly string[]): void 
 }
 
 /** Move the host netdev into the pod netns and name it there, in one request. */
-export function moveIntoPod(host: Rtnl, link: LinkInfo, podNsFd: number, ifName: string): void {
+/** `during`: work for the event loop while the kernel moves the device (Rtnl.moveLink); must not throw. */
+export async function moveIntoPod(host: Rtnl, link: LinkInfo, podNsFd: number, ifName: string, during?: () => void): Promise<void> {
   if (link.up) host.setLink(link.index, { up: false });
   // Altnames travel with the device and could collide inside the pod; they are restored on DEL.
   dropAltnames(host, link, link.altnames);
   try {
     // One request; if the rename half fails after the move, moveLink puts the device back.
-    host.moveLink(link.index, podNsFd, ifName);
+    await host.moveLink(link.index, podNsFd, ifName, during);
   } catch (e) {
     throw new UnderlayError(
       CniCode.NetlinkFailure,
@@ -130,7 +131,7 @@ export function locateNetdev(host: Rtnl, openPod: () => Rtnl | null, id: NetdevI
 }
 
 /** Move a netdev from the pod netns back to the host under its original name, in one request. */
-export function moveHome(pod: Rtnl, host: Rtnl, link: LinkInfo, original: NetdevState, hostNsFd: number, silenced?: () => void): LinkInfo {
+export async function moveHome(pod: Rtnl, host: Rtnl, link: LinkInfo, original: NetdevState, hostNsFd: number, silenced?: () => void): Promise<LinkInfo> {
   const clash = host.getLink(original.name);
   if (clash) {
     throw new UnderlayError(
@@ -140,8 +141,8 @@ export function moveHome(pod: Rtnl, host: Rtnl, link: LinkInfo, original: Netdev
   }
   if (link.up) pod.setLink(link.index, { up: false });
   dropAltnames(pod, link, link.altnames);
-  silenced?.(); // down: its addresses answer nobody any more
-  pod.moveLink(link.index, hostNsFd, original.name);
+  // Down, its addresses answer nobody any more: `silenced` runs while the kernel moves it.
+  await pod.moveLink(link.index, hostNsFd, original.name, silenced);
   const home = host.getLink(original.name);
   if (!home) throw new UnderlayError(CniCode.DeviceNotFound, `${original.name} did not arrive in the host netns`);
   return home;

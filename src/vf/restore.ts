@@ -17,15 +17,15 @@ export interface RestoreContext {
   sysfsRoot: string;
   /**
    * Called once the VF can no longer carry the pod's traffic (down in the pod netns, already home,
-   * gone, or a userspace VF) and before the netns move home, the slowest step: DEL starts the IPAM
-   * release here so that it overlaps the move. At most once; never when the VF is not found. Must
-   * not throw.
+   * gone, or a userspace VF); when it is in the pod, while the kernel moves it home (the slowest
+   * step): DEL starts the IPAM release here so that it overlaps the move. At most once; never when
+   * the VF is not found. Must not throw.
    */
   vfSilenced?: () => void;
 }
 
 /** Returns warnings for things that could not be restored because they no longer exist. */
-export function restoreVf(rec: VfRecord, ctx: RestoreContext): string[] {
+export async function restoreVf(rec: VfRecord, ctx: RestoreContext): Promise<string[]> {
   const warnings: string[] = [];
   const { original } = rec;
   // PF side before the netdev: clearing an administratively set MAC lets the VF take its own MAC
@@ -35,7 +35,7 @@ export function restoreVf(rec: VfRecord, ctx: RestoreContext): string[] {
     ctx.vfSilenced?.(); // userspace VF: nothing was moved
     return warnings;
   }
-  restoreNetdev(rec, ctx, warnings);
+  await restoreNetdev(rec, ctx, warnings);
   // ... and again after it: opening the VF or changing its MAC makes igbvf write its netdev MAC
   // into the PF's VF table, which must end exactly as recorded (00:00:00:00:00:00 on igb).
   restorePfSide(rec, ctx, []);
@@ -68,7 +68,7 @@ export class VfNetdevNotFound extends UnderlayError {
   }
 }
 
-function restoreNetdev(rec: VfRecord, ctx: RestoreContext, warnings: string[]): void {
+async function restoreNetdev(rec: VfRecord, ctx: RestoreContext, warnings: string[]): Promise<void> {
   const netdev = rec.original.netdev;
   if (!netdev) return;
   let sysfsNames: string[] = [];
@@ -97,7 +97,7 @@ function restoreNetdev(rec: VfRecord, ctx: RestoreContext, warnings: string[]): 
   if (found.where === 'pod') {
     const hostFd = fs.openSync('/proc/self/ns/net', 'r');
     try {
-      const home = moveHome(found.rt, ctx.host, found.link, netdev, hostFd, ctx.vfSilenced);
+      const home = await moveHome(found.rt, ctx.host, found.link, netdev, hostFd, ctx.vfSilenced);
       restoreOnHost(ctx.host, home, netdev);
     } finally {
       fs.closeSync(hostFd);
@@ -110,9 +110,9 @@ function restoreNetdev(rec: VfRecord, ctx: RestoreContext, warnings: string[]): 
 }
 
 /** restoreVf, with any failure turned into one error that says a retry of DEL is safe. */
-export function restoreOrExplain(rec: VfRecord, ctx: RestoreContext): string[] {
+export async function restoreOrExplain(rec: VfRecord, ctx: RestoreContext): Promise<string[]> {
   try {
-    return restoreVf(rec, ctx);
+    return await restoreVf(rec, ctx);
   } catch (e) {
     if (e instanceof VfNetdevNotFound) throw e; // already says what is kept and what comes next
     throw new UnderlayError(

@@ -102,7 +102,7 @@ describe('links', () => {
     }
   });
 
-  it('moveLink is all or nothing: on that EEXIST the device is moved back home before the throw', () => {
+  it('moveLink is all or nothing: on that EEXIST the device is moved back home before the throw', async () => {
     const s = suffix();
     const host = `nlh${s}`;
     scratch.addVeth(host, `nlp${s}`);
@@ -112,19 +112,19 @@ describe('links', () => {
     const podFd = openNetns(pod.path);
     try {
       const idx = rt.getLink(host)!.index;
-      const e = caught(() => rt.moveLink(idx, podFd, `nlt${s}`)) as NetlinkError;
+      const e = (await rt.moveLink(idx, podFd, `nlt${s}`).then(() => null, (err: unknown) => err)) as NetlinkError;
       expect(e.errnoName).toBe('EEXIST');
       expect(rt.getLink(idx)?.name).toBe(host);
       expect(ip('-n', pod.name, '-o', 'link', 'show')).not.toContain(host);
       // and it works when the name is free, also from a socket opened in another netns
-      rt.moveLink(idx, podFd, `nle${s}`);
+      await rt.moveLink(idx, podFd, `nle${s}`);
       const prt = Rtnl.openIn(pod.path);
       const homeFd = openNetns('/proc/self/ns/net');
       try {
         const inPod = prt.getLink(`nle${s}`);
         expect(inPod).not.toBeNull();
         // home again under a third name (free on the host, though taken in the pod by the other veth)
-        prt.moveLink(inPod!.index, homeFd, `nlu${s}`);
+        await prt.moveLink(inPod!.index, homeFd, `nlu${s}`);
         expect(rt.getLink(`nlu${s}`)?.mac).toBe(inPod!.mac);
         scratch.hostLinks.push(`nlu${s}`);
       } finally {
@@ -137,7 +137,7 @@ describe('links', () => {
     }
   });
 
-  it('moveLink from a socket opened in a netns rolls back into that netns', () => {
+  it('moveLink from a socket opened in a netns rolls back into that netns', async () => {
     const s = suffix();
     const a = scratch.addNetns('ma');
     const b = scratch.addNetns('mb');
@@ -148,13 +148,51 @@ describe('links', () => {
     try {
       const idx = rt.getLink(`nlh${s}`)!.index;
       const mac = rt.getLink(idx)!.mac;
-      expect(() => rt.moveLink(idx, bFd, `nlt${s}`)).toThrow(/EEXIST/);
+      await expect(rt.moveLink(idx, bFd, `nlt${s}`)).rejects.toThrow(/EEXIST/);
       // back under its name; its ifindex took a detour through b, where idx was taken
       expect(rt.getLink(`nlh${s}`)?.mac).toBe(mac);
       expect(ip('-n', b.name, '-o', 'link', 'show')).toContain(`nlt${s}`);
       expect(ip('-n', b.name, '-o', 'link', 'show')).not.toContain(`nlh${s}`);
     } finally {
       fs.closeSync(bFd);
+      rt.close();
+    }
+  });
+
+  it('moveLink runs `during` while the kernel moves the device; the socket takes no other request until then', async () => {
+    const s = suffix();
+    const host = `nlh${s}`;
+    scratch.addVeth(host, `nlp${s}`);
+    const pod = scratch.addNetns('pod');
+    const rt = Rtnl.open();
+    const podFd = openNetns(pod.path);
+    try {
+      const idx = rt.getLink(host)!.index;
+      let busy: unknown = null;
+      let ran = 0;
+      await rt.moveLink(idx, podFd, `nle${s}`, () => {
+        ran++;
+        busy = caught(() => rt.getLink(idx));
+      });
+      expect(ran).toBe(1);
+      expect((busy as Error).message).toMatch(/busy with a move/);
+      expect(rt.getLink(idx)).toBeNull(); // usable again, and the device is gone from here
+      expect(ip('-n', pod.name, '-o', 'link', 'show')).toContain(`nle${s}`);
+      // A socket closed during the move keeps its fd until the send is back, then closes it.
+      const prt = Rtnl.openIn(pod.path);
+      const homeFd = openNetns('/proc/self/ns/net');
+      const fds = () => fs.readdirSync('/proc/self/fd').length;
+      const before = fds();
+      try {
+        await prt.moveLink(prt.getLink(`nle${s}`)!.index, homeFd, host, () => prt.close());
+      } catch (e) {
+        expect(String(e)).toMatch(/closed|EBADF/); // the reply cannot be read from a closed socket
+      }
+      expect(fds()).toBe(before - 1);
+      fs.closeSync(homeFd);
+      expect(rt.getLink(host)).not.toBeNull();
+    } finally {
+      fs.closeSync(podFd);
       rt.close();
     }
   });
