@@ -26,6 +26,25 @@ function caught(fn: () => unknown): unknown {
   throw new Error('expected a throw');
 }
 
+/**
+ * A veth nlh<s> (peer nlp<s>) on the host, a scratch pod netns, a host rtnetlink socket and an fd
+ * of the pod netns, the last two closed after `fn`.
+ */
+async function vethAndPod(fn: (v: { s: string; host: string; pod: { name: string; path: string }; rt: Rtnl; podFd: number }) => unknown): Promise<void> {
+  const s = suffix();
+  const host = `nlh${s}`;
+  scratch.addVeth(host, `nlp${s}`);
+  const pod = scratch.addNetns('pod');
+  const rt = Rtnl.open();
+  const podFd = openNetns(pod.path);
+  try {
+    await fn({ s, host, pod, rt, podFd });
+  } finally {
+    fs.closeSync(podFd);
+    rt.close();
+  }
+}
+
 describe('links', () => {
   it('moves and renames in one request into a netns, and back', () => {
     const s = suffix();
@@ -159,14 +178,8 @@ describe('links', () => {
     }
   });
 
-  it('moveLink runs `during` while the kernel moves the device; the socket takes no other request until then', async () => {
-    const s = suffix();
-    const host = `nlh${s}`;
-    scratch.addVeth(host, `nlp${s}`);
-    const pod = scratch.addNetns('pod');
-    const rt = Rtnl.open();
-    const podFd = openNetns(pod.path);
-    try {
+  it('moveLink runs `during` while the kernel moves the device; the socket takes no other request until then', () =>
+    vethAndPod(async ({ s, host, pod, rt, podFd }) => {
       const idx = rt.getLink(host)!.index;
       let busy: unknown = null;
       let ran = 0;
@@ -191,21 +204,11 @@ describe('links', () => {
       expect(fds()).toBe(before - 1);
       fs.closeSync(homeFd);
       expect(rt.getLink(host)).not.toBeNull();
-    } finally {
-      fs.closeSync(podFd);
-      rt.close();
-    }
-  });
+    }));
 
-  it('when the old name is taken in the target, the new name is used for the move itself', () => {
-    const s = suffix();
-    const host = `nlh${s}`;
-    scratch.addVeth(host, `nlp${s}`);
-    const pod = scratch.addNetns('pod');
-    ip('-n', pod.name, 'link', 'add', host, 'type', 'veth', 'peer', 'name', `nlu${s}`);
-    const rt = Rtnl.open();
-    const podFd = openNetns(pod.path);
-    try {
+  it('when the old name is taken in the target, the new name is used for the move itself', () =>
+    vethAndPod(async ({ s, host, pod, rt, podFd }) => {
+      ip('-n', pod.name, 'link', 'add', host, 'type', 'veth', 'peer', 'name', `nlu${s}`);
       const idx = rt.getLink(host)!.index;
       rt.setLink(idx, { netnsFd: podFd, name: `nle${s}` });
       const prt = Rtnl.openIn(pod.path);
@@ -215,20 +218,10 @@ describe('links', () => {
       } finally {
         prt.close();
       }
-    } finally {
-      fs.closeSync(podFd);
-      rt.close();
-    }
-  });
+    }));
 
-  it('altnames travel with the device into the netns', () => {
-    const s = suffix();
-    const host = `nlh${s}`;
-    scratch.addVeth(host, `nlp${s}`);
-    const pod = scratch.addNetns('pod');
-    const rt = Rtnl.open();
-    const podFd = openNetns(pod.path);
-    try {
+  it('altnames travel with the device into the netns', () =>
+    vethAndPod(async ({ s, host, pod, rt, podFd }) => {
       const idx = rt.getLink(host)!.index;
       rt.addAltname(idx, `nlx${s}`);
       rt.setLink(idx, { netnsFd: podFd, name: `nle${s}` });
@@ -239,11 +232,7 @@ describe('links', () => {
       } finally {
         prt.close();
       }
-    } finally {
-      fs.closeSync(podFd);
-      rt.close();
-    }
-  });
+    }));
 
   it('sets mac, mtu and up in one request and reads them back', () => {
     const s = suffix();
