@@ -89,6 +89,7 @@ export function startQueuedRelease(stateDir: string, inv: Invocation, ipamType: 
   const file = pendingFile(stateDir, inv, ipamType, stdin, envFor(inv));
   replaceFile(file.path, file.text);
   const durable = syncVisible(file.path);
+  durable.catch(() => undefined); // a caller that fails before it awaits this must not crash the server
   return { durable, done: releaseQueued(file.path, inv, log) };
 }
 
